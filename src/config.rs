@@ -1,0 +1,414 @@
+//! Settings: every flag, its environment fallback, and the one place they are validated.
+//!
+//! The command line is parsed into [`Cli`] by clap, then [`Cli::port_settings`] turns the loose
+//! strings into a checked [`PortSettings`] once, at start-up. Nothing downstream re-reads the
+//! environment: the Port client is built from these settings only (Port's old Python server built
+//! its client before flags were applied and every call failed; see port-mcp-server#75).
+
+use std::{fmt, net::SocketAddr, str::FromStr, time::Duration};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use reqwest::Url;
+use secrecy::{ExposeSecret, SecretString};
+
+/// Command line of `port-integrations-mcp`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "port-integrations-mcp",
+    version,
+    about = "MCP server for Port's Integrations API: list, inspect, update, resync and delete Port integrations.",
+    long_about = None
+)]
+pub struct Cli {
+    /// How to serve.
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// Settings that reach Port.
+    #[command(flatten)]
+    pub port: PortArgs,
+
+    /// Log filter (tracing `EnvFilter` syntax, e.g. `info` or `port_integrations_mcp=debug`).
+    /// Logs always go to stderr.
+    #[arg(
+        long,
+        env = "PORT_MCP_LOG",
+        default_value = "info,rmcp=warn",
+        global = true
+    )]
+    pub log_level: String,
+}
+
+/// The transports and helper servers this binary can run.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve MCP over stdin/stdout (logs on stderr only).
+    Stdio,
+    /// Serve MCP over streamable HTTP at `/mcp`; `GET /healthz` answers 200 without touching Port.
+    Http(HttpArgs),
+    /// Serve the built-in in-memory Port organization as a plain HTTP API (demos, interop, benchmarks).
+    SandboxApi(SandboxApiArgs),
+}
+
+/// Options of the `http` command.
+#[derive(Debug, Clone, Args)]
+pub struct HttpArgs {
+    /// Address to listen on. Keep it on loopback unless a reverse proxy with its own access
+    /// control sits in front: the server acts with its Port credentials for anyone who reaches it.
+    #[arg(long, env = "PORT_MCP_LISTEN", default_value = "127.0.0.1:9090")]
+    pub listen: SocketAddr,
+
+    /// Extra `Host` header values to accept (besides localhost, 127.0.0.1 and ::1), for reverse
+    /// proxies with a public name. Repeat the flag or separate with commas.
+    #[arg(
+        long = "allowed-host",
+        env = "PORT_MCP_ALLOWED_HOSTS",
+        value_delimiter = ','
+    )]
+    pub allowed_hosts: Vec<String>,
+
+    /// Extra browser `Origin` values to accept (besides http(s)://localhost:*, 127.0.0.1:* and
+    /// [::1]:*), e.g. `https://portal.example.com:443`. Any other Origin gets 403.
+    #[arg(
+        long = "allowed-origin",
+        env = "PORT_MCP_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub allowed_origins: Vec<String>,
+
+    /// Serve without sessions and answer with plain JSON, so replicas need no session affinity.
+    #[arg(long, env = "PORT_MCP_STATELESS")]
+    pub stateless: bool,
+}
+
+/// Options of the `sandbox-api` command.
+#[derive(Debug, Clone, Args)]
+pub struct SandboxApiArgs {
+    /// Address to listen on.
+    #[arg(long, env = "PORT_SANDBOX_LISTEN", default_value = "127.0.0.1:9091")]
+    pub listen: SocketAddr,
+}
+
+/// Port's two regions and their API origins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "lower")]
+pub enum Region {
+    /// Europe: `https://api.port.io`.
+    Eu,
+    /// United States: `https://api.us.port.io`.
+    Us,
+}
+
+impl Region {
+    /// The API origin of the region.
+    pub fn base_url(self) -> &'static str {
+        match self {
+            Region::Eu => "https://api.port.io",
+            Region::Us => "https://api.us.port.io",
+        }
+    }
+}
+
+/// Raw settings for reaching Port, as given on the command line or in the environment.
+#[derive(Debug, Clone, Args)]
+pub struct PortArgs {
+    /// Port region whose API to call (`eu` or `us`, case-insensitive).
+    #[arg(
+        long,
+        env = "PORT_REGION",
+        default_value = "eu",
+        ignore_case = true,
+        global = true
+    )]
+    pub region: Region,
+
+    /// Full override of the Port API origin (e.g. a proxy); a trailing `/` or `/v1` is tolerated.
+    #[arg(long, env = "PORT_BASE_URL", global = true)]
+    pub base_url: Option<String>,
+
+    /// Serve against a built-in in-memory Port organization seeded with a few integrations,
+    /// so every tool can be tried without a Port account. Nothing leaves the machine.
+    #[arg(long, env = "PORT_SANDBOX", global = true)]
+    pub sandbox: bool,
+
+    /// Total time allowed for one request to Port, in seconds.
+    #[arg(long, env = "PORT_TIMEOUT_SECS", default_value_t = 30, global = true)]
+    pub timeout_secs: u64,
+
+    /// A Port access token; prefer the environment variable, so it never shows in `ps`. Sent as
+    /// `Authorization: Bearer <token>`; kept as is if it already starts with `Bearer `.
+    #[arg(long = "api-key", env = "PORT_API_KEY", hide_env_values = true)]
+    pub api_key: Option<Secret>,
+
+    /// Port client ID (prefer the environment variable), exchanged with the client secret for an access token.
+    #[arg(long = "client-id", env = "PORT_CLIENT_ID", hide_env_values = true)]
+    pub client_id: Option<Secret>,
+
+    /// Port client secret (prefer the environment variable, so it never shows in `ps`).
+    #[arg(
+        long = "client-secret",
+        env = "PORT_CLIENT_SECRET",
+        hide_env_values = true
+    )]
+    pub client_secret: Option<Secret>,
+}
+
+/// A secret string (API key, client secret, access token) that never prints itself.
+#[derive(Clone)]
+pub struct Secret(SecretString);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(SecretString::from(value.into()))
+    }
+
+    /// The secret itself; call only where it is put on the wire.
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+impl FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret::new(s))
+    }
+}
+
+/// How the server proves itself to Port.
+#[derive(Debug, Clone)]
+pub enum Credentials {
+    /// Nothing configured: tools are listed, calls answer with a tool error naming the variables.
+    None,
+    /// A pre-issued access token (cannot be refreshed).
+    Token(Secret),
+    /// Client credentials, exchanged for a short-lived token and refreshed as needed.
+    ClientCredentials {
+        /// `clientId`.
+        client_id: Secret,
+        /// `clientSecret`.
+        client_secret: Secret,
+    },
+}
+
+/// Validated settings for the Port client.
+#[derive(Debug, Clone)]
+pub struct PortSettings {
+    /// API origin without a trailing `/` or `/v1`, e.g. `https://api.port.io`.
+    pub base_url: Url,
+    /// Credentials to present.
+    pub credentials: Credentials,
+    /// Total time for one request.
+    pub timeout: Duration,
+    /// Time to establish a connection.
+    pub connect_timeout: Duration,
+}
+
+/// A setting that cannot be used, found at start-up.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    /// The base URL does not parse or is not http(s).
+    #[error("PORT_BASE_URL / --base-url `{value}` is not a usable http(s) URL: {reason}")]
+    BaseUrl {
+        /// What was given.
+        value: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// Only half of a client-credentials pair was given.
+    #[error("PORT_CLIENT_ID and PORT_CLIENT_SECRET must be set together (only {present} is set)")]
+    HalfCredentials {
+        /// The variable that is set.
+        present: &'static str,
+    },
+    /// A credential is set but empty.
+    #[error("{name} is set but empty")]
+    EmptySecret {
+        /// The variable.
+        name: &'static str,
+    },
+    /// A zero timeout.
+    #[error("--timeout-secs / PORT_TIMEOUT_SECS must be at least 1")]
+    ZeroTimeout,
+}
+
+impl PortArgs {
+    /// Checks the raw settings once and produces what the Port client needs.
+    ///
+    /// Client credentials win over `PORT_API_KEY` when both are set, because they can be refreshed.
+    pub fn port_settings(&self) -> Result<PortSettings, ConfigError> {
+        let base_url = match &self.base_url {
+            Some(raw) => normalize_base_url(raw)?,
+            None => normalize_base_url(self.region.base_url())?,
+        };
+        if self.timeout_secs == 0 {
+            return Err(ConfigError::ZeroTimeout);
+        }
+        let non_empty = |secret: &Option<Secret>, name: &'static str| match secret {
+            Some(s) if s.expose().trim().is_empty() => Err(ConfigError::EmptySecret { name }),
+            other => Ok(other.clone()),
+        };
+        let api_key = non_empty(&self.api_key, "PORT_API_KEY")?;
+        let client_id = non_empty(&self.client_id, "PORT_CLIENT_ID")?;
+        let client_secret = non_empty(&self.client_secret, "PORT_CLIENT_SECRET")?;
+        let credentials = match (client_id, client_secret, api_key) {
+            (Some(client_id), Some(client_secret), _) => Credentials::ClientCredentials {
+                client_id,
+                client_secret,
+            },
+            (Some(_), None, _) => {
+                return Err(ConfigError::HalfCredentials {
+                    present: "PORT_CLIENT_ID",
+                });
+            }
+            (None, Some(_), _) => {
+                return Err(ConfigError::HalfCredentials {
+                    present: "PORT_CLIENT_SECRET",
+                });
+            }
+            (None, None, Some(token)) => Credentials::Token(token),
+            (None, None, None) => Credentials::None,
+        };
+        Ok(PortSettings {
+            base_url,
+            credentials,
+            timeout: Duration::from_secs(self.timeout_secs),
+            connect_timeout: Duration::from_secs(self.timeout_secs.min(5)),
+        })
+    }
+}
+
+/// Parses an API origin, tolerating a trailing `/` or `/v1` (Port's own tools disagree on it).
+pub fn normalize_base_url(raw: &str) -> Result<Url, ConfigError> {
+    let refuse = |reason: &str| ConfigError::BaseUrl {
+        value: raw.to_string(),
+        reason: reason.to_string(),
+    };
+    let mut trimmed = raw.trim().trim_end_matches('/');
+    if let Some(stripped) = trimmed.strip_suffix("/v1") {
+        trimmed = stripped.trim_end_matches('/');
+    }
+    let url = Url::parse(trimmed).map_err(|e| refuse(&e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(refuse("the scheme must be http or https"));
+    }
+    if url.host_str().is_none() {
+        return Err(refuse("it has no host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(refuse("it must not carry a query or fragment"));
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args() -> PortArgs {
+        PortArgs {
+            region: Region::Eu,
+            base_url: None,
+            sandbox: false,
+            timeout_secs: 30,
+            api_key: None,
+            client_id: None,
+            client_secret: None,
+        }
+    }
+
+    #[test]
+    fn regions_map_to_their_origins() {
+        let mut a = args();
+        assert_eq!(
+            a.port_settings().unwrap().base_url.as_str(),
+            "https://api.port.io/"
+        );
+        a.region = Region::Us;
+        assert_eq!(
+            a.port_settings().unwrap().base_url.as_str(),
+            "https://api.us.port.io/"
+        );
+    }
+
+    #[test]
+    fn base_url_tolerates_slash_and_v1() {
+        for raw in [
+            "http://127.0.0.1:8080",
+            "http://127.0.0.1:8080/",
+            "http://127.0.0.1:8080/v1",
+            "http://127.0.0.1:8080/v1/",
+        ] {
+            assert_eq!(
+                normalize_base_url(raw).unwrap().as_str(),
+                "http://127.0.0.1:8080/",
+                "{raw}"
+            );
+        }
+        assert_eq!(
+            normalize_base_url("https://proxy.example.com/port/v1")
+                .unwrap()
+                .as_str(),
+            "https://proxy.example.com/port"
+        );
+        assert!(matches!(
+            normalize_base_url("ftp://x"),
+            Err(ConfigError::BaseUrl { .. })
+        ));
+        assert!(normalize_base_url("not a url").is_err());
+    }
+
+    #[test]
+    fn credentials_precedence_and_pairs() {
+        let mut a = args();
+        assert!(matches!(
+            a.port_settings().unwrap().credentials,
+            Credentials::None
+        ));
+        a.api_key = Some(Secret::new("tok"));
+        assert!(matches!(
+            a.port_settings().unwrap().credentials,
+            Credentials::Token(_)
+        ));
+        a.client_id = Some(Secret::new("id"));
+        assert_eq!(
+            a.port_settings().unwrap_err(),
+            ConfigError::HalfCredentials {
+                present: "PORT_CLIENT_ID"
+            }
+        );
+        a.client_secret = Some(Secret::new("s"));
+        assert!(matches!(
+            a.port_settings().unwrap().credentials,
+            Credentials::ClientCredentials { .. }
+        ));
+        a.client_secret = Some(Secret::new(" "));
+        assert_eq!(
+            a.port_settings().unwrap_err(),
+            ConfigError::EmptySecret {
+                name: "PORT_CLIENT_SECRET"
+            }
+        );
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let s = Secret::new("super-secret-value");
+        assert!(!format!("{s:?}").contains("super-secret"));
+        let mut a = args();
+        a.client_id = Some(Secret::new("id-123"));
+        a.client_secret = Some(Secret::new("super-secret-value"));
+        let shown = format!("{:?} {:?}", a, a.port_settings().unwrap());
+        assert!(
+            !shown.contains("super-secret") && !shown.contains("id-123"),
+            "{shown}"
+        );
+    }
+}

@@ -1,0 +1,78 @@
+//! port-integrations-mcp: an MCP server for the integrations of a Port organization.
+//!
+//! Data flows one way: [`config`] (settings, validated once) → [`port`] (the Port client) →
+//! [`tools`] (the seven MCP tools) → [`transport`] (stdio or streamable HTTP). [`sandbox`] is an
+//! in-memory Port used by `--sandbox`, the `sandbox-api` command and the tests.
+
+pub mod config;
+pub mod port;
+pub mod sandbox;
+pub mod tools;
+pub mod transport;
+
+use std::net::SocketAddr;
+
+use config::{Cli, Command, Credentials, Secret};
+use port::{PortClient, PortError};
+
+pub use port::install_crypto_provider;
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// A setting is unusable.
+    #[error("invalid configuration: {0}")]
+    Config(#[from] config::ConfigError),
+    /// The Port client could not be built.
+    #[error("{0}")]
+    Port(#[from] PortError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {0}: {1}")]
+    Bind(SocketAddr, std::io::Error),
+    /// Serving failed.
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The MCP session failed.
+    #[error("MCP error: {0}")]
+    Mcp(String),
+}
+
+/// Runs the command the user asked for.
+pub async fn run(cli: Cli) -> Result<(), RunError> {
+    if let Command::SandboxApi(args) = &cli.command {
+        let bound = sandbox::Sandbox::default().serve(args.listen).await?;
+        tracing::info!(
+            "sandbox Port API on http://{bound} (client id `{}`, secret `{}`)",
+            sandbox::SANDBOX_CLIENT_ID,
+            sandbox::SANDBOX_CLIENT_SECRET
+        );
+        transport::shutdown_signal().await;
+        return Ok(());
+    }
+    let mut settings = cli.port.port_settings()?;
+    if cli.port.sandbox {
+        let url = sandbox::Sandbox::default().spawn().await?;
+        settings.base_url = config::normalize_base_url(&url)?;
+        settings.credentials = Credentials::ClientCredentials {
+            client_id: Secret::new(sandbox::SANDBOX_CLIENT_ID),
+            client_secret: Secret::new(sandbox::SANDBOX_CLIENT_SECRET),
+        };
+        tracing::info!(
+            "sandbox mode: in-memory Port organization at {url}; nothing leaves this machine"
+        );
+    }
+    let credentials = match &settings.credentials {
+        Credentials::None => "none (tool calls will explain how to set them)",
+        Credentials::Token(_) => "access token (PORT_API_KEY)",
+        Credentials::ClientCredentials { .. } => {
+            "client credentials (PORT_CLIENT_ID/PORT_CLIENT_SECRET)"
+        }
+    };
+    tracing::info!(base_url = %settings.base_url, credentials, "Port client ready");
+    let client = PortClient::new(&settings)?;
+    match &cli.command {
+        Command::Stdio => transport::stdio::serve(client).await,
+        Command::Http(args) => transport::http::serve(client, args).await,
+        Command::SandboxApi(_) => Ok(()),
+    }
+}

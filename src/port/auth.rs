@@ -1,0 +1,159 @@
+//! Credentials: a fixed access token, or client credentials exchanged for a cached one.
+//!
+//! Port tokens live about three hours (`expiresIn` ≈ 10800 s). The cached token is dropped a
+//! little before it expires, and after a 401 the first caller fetches a new one while the
+//! others wait on the same lock and reuse it, so a burst of expired calls costs one exchange.
+
+use std::time::{Duration, Instant};
+
+use reqwest::header::HeaderValue;
+use serde::Deserialize;
+use tokio::sync::Mutex;
+
+use super::error::{ApiFailure, PortError};
+use crate::config::{Credentials, Secret};
+
+/// Refresh this long before Port says the token expires (capped at a tenth of its lifetime).
+const EXPIRY_MARGIN: Duration = Duration::from_secs(300);
+
+/// The `Authorization` header value to send, marked sensitive so no log or debug print shows it.
+#[derive(Clone)]
+pub(crate) struct Bearer(pub(crate) HeaderValue);
+
+impl Bearer {
+    fn from_token(token: &str) -> Result<Self, PortError> {
+        let text = if token.starts_with("Bearer ") {
+            token.to_string()
+        } else {
+            format!("Bearer {token}")
+        };
+        let mut value = HeaderValue::from_str(&text).map_err(|_| PortError::Unreachable {
+            origin: "(local)".into(),
+            detail: "the Port token contains characters that cannot be sent in a header".into(),
+        })?;
+        value.set_sensitive(true);
+        Ok(Bearer(value))
+    }
+}
+
+pub(crate) struct Cached {
+    bearer: Bearer,
+    refresh_at: Instant,
+}
+
+/// The server's way of authenticating to Port.
+pub(crate) enum Auth {
+    None,
+    Static(Bearer),
+    Exchange {
+        client_id: Secret,
+        client_secret: Secret,
+        cache: Mutex<Option<Cached>>,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TokenResponse {
+    access_token: String,
+    expires_in: Option<u64>,
+}
+
+impl Auth {
+    pub(crate) fn new(credentials: &Credentials) -> Result<Self, PortError> {
+        Ok(match credentials {
+            Credentials::None => Auth::None,
+            Credentials::Token(token) => Auth::Static(Bearer::from_token(token.expose())?),
+            Credentials::ClientCredentials {
+                client_id,
+                client_secret,
+            } => Auth::Exchange {
+                client_id: client_id.clone(),
+                client_secret: client_secret.clone(),
+                cache: Mutex::new(None),
+            },
+        })
+    }
+
+    /// Whether a 401 can be cured by fetching a new token.
+    pub(crate) fn can_refresh(&self) -> bool {
+        matches!(self, Auth::Exchange { .. })
+    }
+
+    /// The header to send, exchanging credentials first when no fresh token is cached.
+    pub(crate) async fn bearer(&self, client: &super::PortClient) -> Result<Bearer, PortError> {
+        match self {
+            Auth::None => Err(PortError::NoCredentials),
+            Auth::Static(b) => Ok(b.clone()),
+            Auth::Exchange { cache, .. } => {
+                let mut guard = cache.lock().await;
+                if let Some(c) = guard.as_ref().filter(|c| Instant::now() < c.refresh_at) {
+                    return Ok(c.bearer.clone());
+                }
+                let fresh = self.exchange(client).await?;
+                let bearer = fresh.bearer.clone();
+                *guard = Some(fresh);
+                Ok(bearer)
+            }
+        }
+    }
+
+    /// After Port refused `rejected` with 401: fetch a new token unless another caller already did.
+    pub(crate) async fn refresh(
+        &self,
+        client: &super::PortClient,
+        rejected: &Bearer,
+    ) -> Result<Bearer, PortError> {
+        let Auth::Exchange { cache, .. } = self else {
+            return self.bearer(client).await;
+        };
+        let mut guard = cache.lock().await;
+        if let Some(c) = guard.as_ref()
+            && c.bearer.0 != rejected.0
+            && Instant::now() < c.refresh_at
+        {
+            return Ok(c.bearer.clone());
+        }
+        let fresh = self.exchange(client).await?;
+        let bearer = fresh.bearer.clone();
+        *guard = Some(fresh);
+        Ok(bearer)
+    }
+
+    async fn exchange(&self, client: &super::PortClient) -> Result<Cached, PortError> {
+        let Auth::Exchange {
+            client_id,
+            client_secret,
+            ..
+        } = self
+        else {
+            return Err(PortError::NoCredentials);
+        };
+        let body = serde_json::json!({
+            "clientId": client_id.expose(),
+            "clientSecret": client_secret.expose(),
+        });
+        let response = client.post_token(&body).await?;
+        let status = response.status;
+        let parsed: Option<serde_json::Value> = serde_json::from_slice(&response.body).ok();
+        if !(200..300).contains(&status) {
+            let mut failure = ApiFailure::from_body(status, parsed);
+            failure.trace_id = response.trace_id;
+            // The token endpoint's body is not echoed: it could one day carry the token.
+            failure.body = None;
+            return Err(PortError::TokenExchange(Box::new(failure)));
+        }
+        let token: TokenResponse = parsed
+            .and_then(|v| serde_json::from_value(v).ok())
+            .ok_or_else(|| PortError::InvalidBody {
+                status,
+                detail: "the access-token response has no `accessToken`".into(),
+            })?;
+        let lifetime = Duration::from_secs(token.expires_in.unwrap_or(10_800));
+        let margin = EXPIRY_MARGIN.min(lifetime / 10);
+        Ok(Cached {
+            bearer: Bearer::from_token(&token.access_token)?,
+            refresh_at: Instant::now() + lifetime - margin,
+        })
+    }
+}

@@ -1,0 +1,81 @@
+//! One request to Port's Integrations API, independent of how it is sent.
+//!
+//! Tools (and later other front-ends) describe *what* to ask; the client decides *how*. Keeping
+//! the path as segments means an identifier such as `a/b?c` is percent-encoded as one segment
+//! by the URL library instead of by hand.
+
+use serde_json::Value;
+
+/// HTTP methods the Integrations API uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// Read.
+    Get,
+    /// Partial update (on Port, also triggers a resync).
+    Patch,
+    /// Removal.
+    Delete,
+}
+
+impl Method {
+    /// The method's name on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
+        }
+    }
+}
+
+/// A request to `{base}/v1/...`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PortRequest {
+    /// Method.
+    pub method: Method,
+    /// Path segments after `/v1`, unencoded (e.g. `["integration", "my id"]`).
+    pub segments: Vec<String>,
+    /// Query pairs in order; a key may repeat (arrays are sent as repeated keys).
+    pub query: Vec<(&'static str, String)>,
+    /// JSON body, for PATCH.
+    pub body: Option<Value>,
+}
+
+impl PortRequest {
+    /// A GET of `/v1/<segments>`.
+    pub fn get(segments: &[&str]) -> Self {
+        PortRequest {
+            method: Method::Get,
+            segments: segments.iter().map(|s| s.to_string()).collect(),
+            query: Vec::new(),
+            body: None,
+        }
+    }
+
+    /// A request with another method.
+    pub fn with_method(mut self, method: Method) -> Self {
+        self.method = method;
+        self
+    }
+
+    /// Adds a query pair when the value is present.
+    pub fn query_opt(mut self, key: &'static str, value: Option<impl ToString>) -> Self {
+        if let Some(v) = value {
+            self.query.push((key, v.to_string()));
+        }
+        self
+    }
+
+    /// Adds one query pair per element (Port's Fastify parser reads repeated keys as an array).
+    pub fn query_each(mut self, key: &'static str, values: &[impl ToString]) -> Self {
+        self.query
+            .extend(values.iter().map(|v| (key, v.to_string())));
+        self
+    }
+
+    /// Sets the JSON body.
+    pub fn with_body(mut self, body: Value) -> Self {
+        self.body = Some(body);
+        self
+    }
+}

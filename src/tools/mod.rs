@@ -1,0 +1,270 @@
+//! The seven MCP tools, one per operation of Port's Integrations API.
+//!
+//! Each tool parses and checks its arguments (`args`), turns them into one Port request, sends
+//! it with the shared [`PortClient`], and hands the outcome to `result`. Tool names, titles,
+//! hints and descriptions are the public surface hosts see; a snapshot test pins them.
+
+pub mod args;
+pub mod result;
+pub mod schema;
+
+use rmcp::{
+    RoleServer, ServerHandler,
+    handler::server::{router::tool::ToolRouter, wrapper::Parameters},
+    model::{CallToolResult, Implementation, JsonObject, ServerCapabilities, ServerConfig},
+    service::RequestContext,
+    tool, tool_handler, tool_router,
+};
+
+use self::args::{
+    DeleteArgs, GetArgs, ListArgs, LogsArgs, MetadataArgs, ToolArgs, UpdateArgs, UpdateConfigArgs,
+};
+use self::schema::input_schema;
+use crate::port::PortClient;
+
+/// Names of the tools that change Port.
+pub const WRITE_TOOLS: [&str; 3] = [
+    "update-integration",
+    "update-integration-s-config",
+    "delete-integration",
+];
+
+const INSTRUCTIONS: &str = "Manage the integrations (data sources) of a Port organization. \
+Find an integration with get-all-integrations, read its mapping with get-integration, change it \
+with update-integration-s-config (which also starts a resync), trigger a plain resync with \
+update-integration and no body, then check how it went with get-integration (resyncState) and \
+get-integration-s-event-logs (levels [\"ERROR\"]).";
+
+/// The MCP server: the tool router over one shared Port client. Cheap to clone (one per HTTP
+/// session or request).
+#[derive(Clone)]
+pub struct PortTools {
+    client: PortClient,
+    tool_router: ToolRouter<Self>,
+}
+
+impl PortTools {
+    /// A server forwarding to Port through `client`.
+    pub fn new(client: PortClient) -> Self {
+        PortTools {
+            client,
+            tool_router: Self::tool_router(),
+        }
+    }
+
+    /// Parses the arguments, sends the request unless they are invalid, and maps the outcome.
+    /// A cancelled call drops the in-flight Port request (rmcp does not drop the handler itself).
+    async fn forward<T: ToolArgs>(
+        &self,
+        raw: JsonObject,
+        ctx: &RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        let args = match args::parse::<T>(&raw) {
+            Ok(args) => args,
+            Err(e) => return result::invalid_arguments(&e),
+        };
+        let request = args.request(&raw);
+        tokio::select! {
+            _ = ctx.ct.cancelled() => result::cancelled(),
+            outcome = self.client.send(&request) => match outcome {
+                Ok(response) => result::success(response),
+                Err(e) => {
+                    tracing::warn!(method = request.method.as_str(), error = %e, "Port call failed");
+                    result::port_failure(&e)
+                }
+            },
+        }
+    }
+}
+
+#[tool_router]
+impl PortTools {
+    #[tool(
+        name = "get-all-integrations",
+        title = "List integrations",
+        description = "List every integration (data source) of the Port organization with its \
+            full record: identifier, title, type (installationAppType), version, mapping config, \
+            changelog destination and resyncState (running, completed, failed, aborted). Start \
+            here to find an integration's identifier. Needs the moderator or admin role; members \
+            can use get-all-integrations-meta-data instead.",
+        input_schema = input_schema::<ListArgs>(),
+        annotations(
+            title = "List integrations",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = true
+        )
+    )]
+    async fn get_all_integrations(
+        &self,
+        Parameters(raw): Parameters<JsonObject>,
+        ctx: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        self.forward::<ListArgs>(raw, &ctx).await
+    }
+
+    #[tool(
+        name = "get-all-integrations-meta-data",
+        title = "List integrations (metadata only)",
+        description = "List the integrations of the Port organization in brief: identifier, \
+            installation ID, integration type and last update time, without configs. Works for \
+            members as well as moderators and admins; cheaper than get-all-integrations.",
+        input_schema = input_schema::<MetadataArgs>(),
+        annotations(
+            title = "List integrations (metadata only)",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = true
+        )
+    )]
+    async fn get_all_integrations_meta_data(
+        &self,
+        Parameters(raw): Parameters<JsonObject>,
+        ctx: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        self.forward::<MetadataArgs>(raw, &ctx).await
+    }
+
+    #[tool(
+        name = "get-integration",
+        title = "Get an integration",
+        description = "Get one integration by identifier: its mapping config (resources with \
+            selector and entity mappings as jq expressions), version, changelog destination and \
+            resyncState, which tells whether the last resync is running, completed, failed or \
+            aborted. Needs the moderator or admin role.",
+        input_schema = input_schema::<GetArgs>(),
+        annotations(
+            title = "Get an integration",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = true
+        )
+    )]
+    async fn get_integration(
+        &self,
+        Parameters(raw): Parameters<JsonObject>,
+        ctx: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        self.forward::<GetArgs>(raw, &ctx).await
+    }
+
+    #[tool(
+        name = "update-integration",
+        title = "Update or resync an integration",
+        description = "Change an integration's fields (title, version, installationAppType, \
+            config, changelogDestination) with a partial update. With no body, or an empty body \
+            {}, nothing changes and Port triggers a resync: this is how to re-run an \
+            integration. Any update also triggers a resync, and a config sent here replaces the \
+            whole current config (to change only the mapping, prefer update-integration-s-config). \
+            Follow the resync with get-integration (resyncState) and \
+            get-integration-s-event-logs. Needs a role allowed to update integrations \
+            (moderator or admin).",
+        input_schema = input_schema::<UpdateArgs>(),
+        annotations(
+            title = "Update or resync an integration",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = true
+        )
+    )]
+    async fn update_integration(
+        &self,
+        Parameters(raw): Parameters<JsonObject>,
+        ctx: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        self.forward::<UpdateArgs>(raw, &ctx).await
+    }
+
+    #[tool(
+        name = "delete-integration",
+        title = "Delete an integration",
+        description = "Delete an integration's record from the Port organization. This does \
+            NOT stop an exporter that is still running: stop or uninstall it separately, or it \
+            may keep ingesting data. Cannot be undone; confirm the identifier with \
+            get-integration first. Needs a role allowed to delete integrations (moderator or admin).",
+        input_schema = input_schema::<DeleteArgs>(),
+        annotations(
+            title = "Delete an integration",
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = true,
+            open_world_hint = true
+        )
+    )]
+    async fn delete_integration(
+        &self,
+        Parameters(raw): Parameters<JsonObject>,
+        ctx: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        self.forward::<DeleteArgs>(raw, &ctx).await
+    }
+
+    #[tool(
+        name = "update-integration-s-config",
+        title = "Replace an integration's config (mapping)",
+        description = "Replace an integration's whole config, i.e. its mapping: \
+            {\"config\": {deleteDependentEntities, createMissingRelatedEntities, resources: [{kind, \
+            selector: {query}, port: {entity: {mappings}}}]}}. Values in selector.query and in \
+            the mappings are jq expressions over each raw item (a literal blueprint needs jq \
+            quotes, e.g. \"\\\"service\\\"\"). Read the current config with get-integration \
+            first and send it back complete. Port triggers a resync after the change; follow it \
+            with get-integration (resyncState) and get-integration-s-event-logs. Needs a role \
+            allowed to update integrations (moderator or admin).",
+        input_schema = input_schema::<UpdateConfigArgs>(),
+        annotations(
+            title = "Replace an integration's config (mapping)",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = true
+        )
+    )]
+    async fn update_integration_s_config(
+        &self,
+        Parameters(raw): Parameters<JsonObject>,
+        ctx: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        self.forward::<UpdateConfigArgs>(raw, &ctx).await
+    }
+
+    #[tool(
+        name = "get-integration-s-event-logs",
+        title = "Read an integration's event logs",
+        description = "Read an integration's event logs (what its exporter reported during \
+            resyncs), newest first by default. Filter by levels (e.g. [\"ERROR\", \"FATAL\"] to \
+            see why a resync failed), etl_phases, kinds or one event_id; page with limit \
+            (0-300, default 100) and the timestamp and log_id of the last log seen plus \
+            direction. Needs the moderator or admin role.",
+        input_schema = input_schema::<LogsArgs>(),
+        annotations(
+            title = "Read an integration's event logs",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = true
+        )
+    )]
+    async fn get_integration_s_event_logs(
+        &self,
+        Parameters(raw): Parameters<JsonObject>,
+        ctx: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        self.forward::<LogsArgs>(raw, &ctx).await
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for PortTools {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(
+                Implementation::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"))
+                    .with_title("Port integrations"),
+            )
+            .with_instructions(INSTRUCTIONS)
+    }
+}

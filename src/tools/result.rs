@@ -1,0 +1,161 @@
+//! The one place where outcomes become what the model sees.
+//!
+//! Success passes Port's body through unchanged (as text, and parsed as structuredContent).
+//! Every failure becomes a tool result with `isError: true` whose text says what happened, what
+//! Port said, the trace id Port support asks for, and what to do next; the same facts are also
+//! given as structuredContent for programs. Protocol errors are left to rmcp for unknown tools
+//! and malformed requests.
+
+use rmcp::model::{CallToolResult, ContentBlock};
+use serde_json::{Map, Value, json};
+
+use super::args::ArgError;
+use crate::port::{ApiFailure, PortError, PortResponse};
+
+/// A successful Port answer as a tool result.
+pub fn success(response: PortResponse) -> CallToolResult {
+    let PortResponse {
+        status, text, json, ..
+    } = response;
+    if text.trim().is_empty() {
+        return CallToolResult::success(vec![ContentBlock::text(format!(
+            "Port answered HTTP {status} with an empty body."
+        ))]);
+    }
+    let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
+    // structuredContent must be an object; Port's bodies are, but do not assume it.
+    if json.is_object() {
+        result.structured_content = Some(json);
+    }
+    result
+}
+
+/// Arguments refused before anything was sent.
+pub fn invalid_arguments(error: &ArgError) -> CallToolResult {
+    let text = format!(
+        "Invalid argument `{}`: {}. Nothing was sent to Port.",
+        error.argument, error.message
+    );
+    error_result(
+        text,
+        json!({
+            "error": "invalid_argument",
+            "argument": error.argument,
+            "message": error.message,
+        }),
+    )
+}
+
+/// The call was cancelled by the client before Port answered.
+pub fn cancelled() -> CallToolResult {
+    error_result(
+        "Cancelled by the client; the request to Port was abandoned.".into(),
+        json!({"error": "cancelled"}),
+    )
+}
+
+/// A failed Port call as a tool result.
+pub fn port_failure(error: &PortError) -> CallToolResult {
+    let (text, structured) = describe(error);
+    error_result(text, structured)
+}
+
+fn error_result(text: String, structured: Value) -> CallToolResult {
+    let mut result = CallToolResult::error(vec![ContentBlock::text(text)]);
+    result.structured_content = Some(structured);
+    result
+}
+
+fn describe(error: &PortError) -> (String, Value) {
+    match error {
+        PortError::NoCredentials => (
+            format!("{error}."),
+            json!({"error": "no_credentials", "hint": "set PORT_API_KEY, or PORT_CLIENT_ID and PORT_CLIENT_SECRET"}),
+        ),
+        PortError::Api(f) => api_failure(f, hint_for(f)),
+        PortError::TokenExchange(f) => api_failure(
+            f,
+            "Port refused PORT_CLIENT_ID/PORT_CLIENT_SECRET when exchanging them for an access \
+             token. Check the credentials, and that --region / PORT_REGION (eu or us) is the \
+             region of the Port organization they belong to."
+                .into(),
+        ),
+        PortError::Unreachable { origin, detail } => (
+            format!(
+                "Could not reach Port at {origin}: {detail}. Nothing was processed. Check network \
+                 access and the region (--region / PORT_REGION) or PORT_BASE_URL; retrying later may help."
+            ),
+            json!({"error": "unreachable", "origin": origin, "message": detail}),
+        ),
+        PortError::Timeout { after } => (
+            format!(
+                "Port did not answer within {} s. A read can simply be retried; an update or \
+                 delete may or may not have been applied, so check with get-integration before \
+                 repeating it.",
+                after.as_secs()
+            ),
+            json!({"error": "timeout", "afterSeconds": after.as_secs()}),
+        ),
+        PortError::InvalidBody { status, detail } => (
+            format!("Port answered HTTP {status} with a body that is not JSON ({detail})."),
+            json!({"error": "invalid_response", "status": status, "message": detail}),
+        ),
+    }
+}
+
+fn api_failure(f: &ApiFailure, hint: String) -> (String, Value) {
+    let mut text = format!("Port answered HTTP {}", f.status);
+    if let Some(code) = &f.code {
+        text.push_str(&format!(" ({code})"));
+    }
+    match &f.message {
+        Some(m) => text.push_str(&format!(": {m}")),
+        None => text.push('.'),
+    }
+    if let Some(trace) = &f.trace_id {
+        text.push_str(&format!(" [x-trace-id: {trace}]"));
+    }
+    text.push_str(&format!("\nHint: {hint}"));
+    let mut obj = Map::new();
+    obj.insert("status".into(), json!(f.status));
+    obj.insert("error".into(), json!(f.code));
+    obj.insert("message".into(), json!(f.message));
+    obj.insert("traceId".into(), json!(f.trace_id));
+    if let Some(secs) = f.retry_after {
+        obj.insert("retryAfterSeconds".into(), json!(secs));
+    }
+    obj.insert("hint".into(), json!(hint));
+    if let Some(body) = &f.body {
+        obj.insert("body".into(), body.clone());
+    }
+    (text, Value::Object(obj))
+}
+
+fn hint_for(f: &ApiFailure) -> String {
+    match f.status {
+        401 => "Port rejected the credentials or the access token expired. A PORT_API_KEY token \
+                lasts about 3 hours: issue a new one, or use PORT_CLIENT_ID/PORT_CLIENT_SECRET, \
+                which the server refreshes by itself."
+            .into(),
+        403 => "The credentials lack the role this route needs (reading integrations and their \
+                logs needs the moderator or admin role; only get-all-integrations-meta-data works \
+                for members), or this machine's IP is not on the organization's allow-list."
+            .into(),
+        404 => "No integration has that identifier. Call get-all-integrations (or \
+                get-all-integrations-meta-data) to find the right identifier."
+            .into(),
+        413 => "The request body is over Port's 1 MiB limit; send a smaller config.".into(),
+        422 => "The body does not match the route's schema: compare its field names and types \
+                with the tool's input schema (update-integration-s-config takes exactly {config})."
+            .into(),
+        429 => match f.retry_after {
+            Some(secs) => format!("Rate limited by Port: retry after {secs} s."),
+            None => "Rate limited by Port: wait a few seconds before retrying.".into(),
+        },
+        500..=599 => "Port failed to process the call. Retrying later may help; if it persists, \
+                      give the x-trace-id to Port support."
+            .into(),
+        200..=299 => "Port reported the call as failed (ok: false); see the message.".into(),
+        _ => "See Port's message; the x-trace-id identifies the call for Port support.".into(),
+    }
+}

@@ -1,0 +1,151 @@
+//! Shared harness: a fake Port, a server wired to it, and an MCP client talking to that server.
+
+use std::time::Duration;
+
+use port_integrations_mcp::{
+    config::{Credentials, PortSettings, Secret, normalize_base_url},
+    port::PortClient,
+    sandbox::{RecordedRequest, SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, Sandbox, SandboxAuth},
+    tools::PortTools,
+};
+use rmcp::{
+    RoleClient, ServiceExt,
+    model::{CallToolRequestParams, CallToolResult, ProtocolVersion},
+    service::{ClientLifecycleMode, ClientServiceExt, RunningService},
+};
+use serde_json::Value;
+
+/// A static token the fake Port accepts.
+pub const STATIC_TOKEN: &str = "static-test-token-0123456789";
+
+pub type Client = RunningService<RoleClient, ()>;
+
+/// A fake Port on loopback, and its base URL.
+pub struct FakePort {
+    pub port: Sandbox,
+    pub url: String,
+}
+
+impl FakePort {
+    pub async fn start() -> Self {
+        Self::with_auth(SandboxAuth {
+            static_tokens: vec![STATIC_TOKEN.into()],
+            ..SandboxAuth::default()
+        })
+        .await
+    }
+
+    pub async fn with_auth(auth: SandboxAuth) -> Self {
+        port_integrations_mcp::install_crypto_provider();
+        let port = Sandbox::new(auth);
+        let url = port.spawn().await.unwrap();
+        FakePort { port, url }
+    }
+
+    pub fn settings(&self, credentials: Credentials) -> PortSettings {
+        settings_for(&self.url, credentials)
+    }
+
+    /// Requests to the seven routes (token exchanges left out).
+    pub fn api_requests(&self) -> Vec<RecordedRequest> {
+        self.port.api_requests()
+    }
+
+    /// The only API request received since the last clear; fails if there were others.
+    pub fn single_request(&self) -> RecordedRequest {
+        let reqs = self.api_requests();
+        assert_eq!(
+            reqs.len(),
+            1,
+            "expected exactly one request to Port, got {reqs:#?}"
+        );
+        reqs.into_iter().next().unwrap()
+    }
+}
+
+pub fn settings_for(url: &str, credentials: Credentials) -> PortSettings {
+    PortSettings {
+        base_url: normalize_base_url(url).unwrap(),
+        credentials,
+        timeout: Duration::from_secs(5),
+        connect_timeout: Duration::from_secs(2),
+    }
+}
+
+pub fn static_token() -> Credentials {
+    Credentials::Token(Secret::new(STATIC_TOKEN))
+}
+
+pub fn client_credentials() -> Credentials {
+    Credentials::ClientCredentials {
+        client_id: Secret::new(SANDBOX_CLIENT_ID),
+        client_secret: Secret::new(SANDBOX_CLIENT_SECRET),
+    }
+}
+
+/// The server over an in-memory duplex pipe, with rmcp's client on the other end (legacy
+/// `initialize` handshake).
+pub async fn connect(settings: &PortSettings) -> Client {
+    connect_with(settings, ClientLifecycleMode::Initialize).await
+}
+
+/// Same, in the 2026-07-28 era (`server/discover`, no initialize).
+pub async fn connect_modern(settings: &PortSettings) -> Client {
+    connect_with(
+        settings,
+        ClientLifecycleMode::Discover {
+            preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+        },
+    )
+    .await
+}
+
+async fn connect_with(settings: &PortSettings, mode: ClientLifecycleMode) -> Client {
+    let server = PortTools::new(PortClient::new(settings).unwrap());
+    let (server_io, client_io) = tokio::io::duplex(1 << 20);
+    tokio::spawn(async move {
+        if let Ok(running) = server.serve(server_io).await {
+            let _ = running.waiting().await;
+        }
+    });
+    ().serve_with_lifecycle(client_io, mode).await.unwrap()
+}
+
+/// Connects to a fake Port with the static token.
+pub async fn setup() -> (FakePort, Client) {
+    let port = FakePort::start().await;
+    let client = connect(&port.settings(static_token())).await;
+    (port, client)
+}
+
+pub fn args(value: Value) -> serde_json::Map<String, Value> {
+    value
+        .as_object()
+        .cloned()
+        .expect("arguments must be an object")
+}
+
+/// Calls a tool; a protocol error fails the test.
+pub async fn call(client: &Client, name: &str, arguments: Value) -> CallToolResult {
+    client
+        .call_tool(CallToolRequestParams::new(name.to_string()).with_arguments(args(arguments)))
+        .await
+        .unwrap_or_else(|e| panic!("tools/call {name} failed at protocol level: {e}"))
+}
+
+/// The text of a result's single text block.
+pub fn text(result: &CallToolResult) -> String {
+    assert_eq!(
+        result.content.len(),
+        1,
+        "expected one content block: {result:?}"
+    );
+    result.content[0]
+        .as_text()
+        .map(|t| t.text.clone())
+        .expect("text content")
+}
+
+pub fn is_error(result: &CallToolResult) -> bool {
+    result.is_error == Some(true)
+}

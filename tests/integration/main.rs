@@ -1,0 +1,15 @@
+//! The integration test binary: the server driven through rmcp's own MCP client against the
+//! in-process fake Port (`port_integrations_mcp::sandbox`), which records every request.
+//! One binary, topic modules (as ripgrep does), so the crate links once.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+mod auth;
+mod errors;
+mod http;
+mod stdio;
+mod surface;
+mod tools;
+mod validation;
