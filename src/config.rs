@@ -7,7 +7,7 @@
 
 use std::{fmt, net::SocketAddr, str::FromStr, time::Duration};
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum, builder::BoolishValueParser};
 use reqwest::Url;
 use secrecy::{ExposeSecret, SecretString};
 
@@ -17,7 +17,12 @@ use secrecy::{ExposeSecret, SecretString};
     name = "port-integrations-mcp",
     version,
     about = "MCP server for Port's Integrations API: list, inspect, update, resync and delete Port integrations.",
-    long_about = None
+    long_about = None,
+    after_help = "Credentials (environment only, so they never show in `ps`):\n  \
+        PORT_API_KEY         a Port access token, sent as `Authorization: Bearer <token>`\n  \
+        PORT_CLIENT_ID       with PORT_CLIENT_SECRET: exchanged for a token, cached and refreshed\n  \
+        PORT_CLIENT_SECRET   see PORT_CLIENT_ID\n\
+        With none of them (and no --sandbox), the tools are listed and each call explains what to set."
 )]
 pub struct Cli {
     /// How to serve.
@@ -27,6 +32,10 @@ pub struct Cli {
     /// Settings that reach Port.
     #[command(flatten)]
     pub port: PortArgs,
+
+    /// Which tools are offered.
+    #[command(flatten)]
+    pub tools: ToolSelection,
 
     /// Log filter (tracing `EnvFilter` syntax, e.g. `info` or `port_integrations_mcp=debug`).
     /// Logs always go to stderr.
@@ -77,8 +86,123 @@ pub struct HttpArgs {
     pub allowed_origins: Vec<String>,
 
     /// Serve without sessions and answer with plain JSON, so replicas need no session affinity.
-    #[arg(long, env = "PORT_MCP_STATELESS")]
+    #[arg(long, env = "PORT_MCP_STATELESS", value_parser = BoolishValueParser::new())]
     pub stateless: bool,
+
+    /// File holding the bearer token that MCP clients must send (`Authorization: Bearer
+    /// <token>`) on `/mcp`. Required to listen on a non-loopback address with server-held
+    /// Port credentials. Alternatively set PORT_MCP_AUTH_TOKEN to the token itself.
+    #[arg(
+        long,
+        env = "PORT_MCP_AUTH_TOKEN_FILE",
+        conflicts_with = "token_passthrough"
+    )]
+    pub auth_token_file: Option<std::path::PathBuf>,
+
+    /// The inbound bearer token itself (environment only; prefer --auth-token-file).
+    #[arg(
+        long = "auth-token",
+        env = "PORT_MCP_AUTH_TOKEN",
+        hide = true,
+        hide_env_values = true,
+        conflicts_with = "token_passthrough"
+    )]
+    pub auth_token: Option<Secret>,
+
+    /// Hold no Port credentials: forward each request's own `Authorization: Bearer <Port
+    /// token>` to Port, which validates it (multi-tenant hosting).
+    #[arg(long, env = "PORT_MCP_TOKEN_PASSTHROUGH", value_parser = BoolishValueParser::new())]
+    pub token_passthrough: bool,
+
+    /// Largest MCP request body accepted, in bytes; larger requests get 413 before parsing.
+    #[arg(long, env = "PORT_MCP_MAX_REQUEST_BYTES", default_value_t = 2 * 1024 * 1024)]
+    pub max_request_bytes: usize,
+
+    /// On SIGTERM or Ctrl-C, how long in-flight calls may take to finish, in seconds.
+    #[arg(long, env = "PORT_MCP_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    pub shutdown_grace_secs: u64,
+}
+
+/// Validated settings of the `http` command.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Extra accepted `Host` values.
+    pub allowed_hosts: Vec<String>,
+    /// Extra accepted `Origin` values.
+    pub allowed_origins: Vec<String>,
+    /// No sessions, JSON answers.
+    pub stateless: bool,
+    /// The bearer token MCP clients must present on `/mcp`, if any.
+    pub auth_token: Option<Secret>,
+    /// Forward each caller's own Port token instead of holding credentials.
+    pub token_passthrough: bool,
+    /// Largest MCP request body accepted.
+    pub max_request_bytes: usize,
+    /// How long in-flight calls may take to finish on shutdown.
+    pub shutdown_grace: Duration,
+}
+
+impl HttpSettings {
+    /// Loopback-only settings with every default, for tests and embedding.
+    pub fn local(listen: SocketAddr) -> Self {
+        HttpSettings {
+            listen,
+            allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
+            stateless: false,
+            auth_token: None,
+            token_passthrough: false,
+            max_request_bytes: 2 * 1024 * 1024,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+impl HttpArgs {
+    /// Checks the HTTP options once: reads the inbound token, and refuses to expose server-held
+    /// credentials on a non-loopback address without one.
+    pub fn settings(&self) -> Result<HttpSettings, ConfigError> {
+        let auth_token = match (&self.auth_token_file, &self.auth_token) {
+            (Some(path), _) => {
+                let shown = path.display().to_string();
+                let text =
+                    std::fs::read_to_string(path).map_err(|e| ConfigError::AuthTokenFile {
+                        path: shown.clone(),
+                        reason: e.to_string(),
+                    })?;
+                let token = text.trim();
+                if token.is_empty() {
+                    return Err(ConfigError::AuthTokenFile {
+                        path: shown,
+                        reason: "it is empty".into(),
+                    });
+                }
+                Some(Secret::new(token))
+            }
+            (None, Some(token)) if token.expose().trim().is_empty() => {
+                return Err(ConfigError::EmptySecret {
+                    name: "PORT_MCP_AUTH_TOKEN",
+                });
+            }
+            (None, Some(token)) => Some(Secret::new(token.expose().trim())),
+            (None, None) => None,
+        };
+        if !self.listen.ip().is_loopback() && auth_token.is_none() && !self.token_passthrough {
+            return Err(ConfigError::ExposedWithoutToken { addr: self.listen });
+        }
+        Ok(HttpSettings {
+            listen: self.listen,
+            allowed_hosts: self.allowed_hosts.clone(),
+            allowed_origins: self.allowed_origins.clone(),
+            stateless: self.stateless,
+            auth_token,
+            token_passthrough: self.token_passthrough,
+            max_request_bytes: self.max_request_bytes,
+            shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
+        })
+    }
 }
 
 /// Options of the `sandbox-api` command.
@@ -109,6 +233,25 @@ impl Region {
     }
 }
 
+/// Which tools the server offers.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ToolSelection {
+    /// Offer only the read-only tools: update-integration, update-integration-s-config and
+    /// delete-integration are neither listed nor callable. Over HTTP a request header
+    /// `x-read-only-mode: 1` does the same for that request.
+    #[arg(long, env = "PORT_READ_ONLY", global = true, value_parser = BoolishValueParser::new())]
+    pub read_only: bool,
+
+    /// Offer only these tools (comma-separated names). An unknown name stops the start.
+    #[arg(
+        long = "tools",
+        env = "PORT_TOOLS",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub tools: Vec<String>,
+}
+
 /// Raw settings for reaching Port, as given on the command line or in the environment.
 #[derive(Debug, Clone, Args)]
 pub struct PortArgs {
@@ -128,20 +271,54 @@ pub struct PortArgs {
 
     /// Serve against a built-in in-memory Port organization seeded with a few integrations,
     /// so every tool can be tried without a Port account. Nothing leaves the machine.
-    #[arg(long, env = "PORT_SANDBOX", global = true)]
+    #[arg(long, env = "PORT_SANDBOX", global = true, value_parser = BoolishValueParser::new())]
     pub sandbox: bool,
 
     /// Total time allowed for one request to Port, in seconds.
     #[arg(long, env = "PORT_TIMEOUT_SECS", default_value_t = 30, global = true)]
     pub timeout_secs: u64,
 
+    /// Total time one tool call may take, retries and queueing included, in seconds. Keep it
+    /// below the 60 s MCP hosts wait: a wait that would overrun it is not slept through.
+    #[arg(
+        long,
+        env = "PORT_CALL_BUDGET_SECS",
+        default_value_t = 30,
+        global = true
+    )]
+    pub budget_secs: u64,
+
+    /// Requests to Port in flight at once; further calls queue within their budget, so a burst
+    /// of agent calls does not become a storm of 429s.
+    #[arg(long, env = "PORT_MAX_IN_FLIGHT", default_value_t = 8, global = true)]
+    pub max_in_flight: usize,
+
+    /// Largest answer accepted from Port, in bytes.
+    #[arg(long, env = "PORT_MAX_RESPONSE_BYTES", default_value_t = 32 * 1024 * 1024, global = true)]
+    pub max_response_bytes: usize,
+
+    /// Attempts per call, the first included. Reads and deletes are retried on 408/429/502/503/504
+    /// and connection failures; updates only on 429 or when the connection was never made.
+    #[arg(long, env = "PORT_MAX_ATTEMPTS", default_value_t = 4, global = true)]
+    pub max_attempts: u32,
+
     /// A Port access token; prefer the environment variable, so it never shows in `ps`. Sent as
     /// `Authorization: Bearer <token>`; kept as is if it already starts with `Bearer `.
-    #[arg(long = "api-key", env = "PORT_API_KEY", hide_env_values = true)]
+    #[arg(
+        long = "api-key",
+        env = "PORT_API_KEY",
+        hide = true,
+        hide_env_values = true
+    )]
     pub api_key: Option<Secret>,
 
     /// Port client ID (prefer the environment variable), exchanged with the client secret for an access token.
-    #[arg(long = "client-id", env = "PORT_CLIENT_ID", hide_env_values = true)]
+    #[arg(
+        long = "client-id",
+        env = "PORT_CLIENT_ID",
+        hide = true,
+        hide_env_values = true
+    )]
     pub client_id: Option<Secret>,
 
     /// Port client secret (prefer the environment variable, so it never shows in `ps`).
@@ -189,6 +366,9 @@ pub enum Credentials {
     None,
     /// A pre-issued access token (cannot be refreshed).
     Token(Secret),
+    /// No server credentials: each HTTP request's own `Authorization: Bearer <Port token>` is
+    /// forwarded (`--token-passthrough`).
+    Passthrough,
     /// Client credentials, exchanged for a short-lived token and refreshed as needed.
     ClientCredentials {
         /// `clientId`.
@@ -205,10 +385,18 @@ pub struct PortSettings {
     pub base_url: Url,
     /// Credentials to present.
     pub credentials: Credentials,
-    /// Total time for one request.
+    /// Total time for one request to Port.
     pub timeout: Duration,
     /// Time to establish a connection.
     pub connect_timeout: Duration,
+    /// Total time one tool call may take, retries and queueing included.
+    pub budget: Duration,
+    /// Requests to Port in flight at once; further calls queue within their budget.
+    pub max_in_flight: usize,
+    /// Largest Port answer accepted, in bytes.
+    pub max_response_bytes: usize,
+    /// Attempts per call, the first included (retries apply only where safe).
+    pub max_attempts: u32,
 }
 
 /// A setting that cannot be used, found at start-up.
@@ -235,8 +423,44 @@ pub enum ConfigError {
         name: &'static str,
     },
     /// A zero timeout.
-    #[error("--timeout-secs / PORT_TIMEOUT_SECS must be at least 1")]
+    #[error(
+        "--timeout-secs and --budget-secs (PORT_TIMEOUT_SECS, PORT_CALL_BUDGET_SECS) must be at least 1"
+    )]
     ZeroTimeout,
+    /// A zero limit.
+    #[error("--max-in-flight, --max-attempts and --max-response-bytes must be at least 1")]
+    ZeroLimit,
+    /// `--tools` names a tool that does not exist.
+    #[error("--tools / PORT_TOOLS names unknown tool `{name}`; the tools are: {known}")]
+    UnknownTool {
+        /// The unknown name.
+        name: String,
+        /// The valid names.
+        known: String,
+    },
+    /// A non-loopback listen address without an inbound token.
+    #[error(
+        "refusing to listen on {addr} without an inbound token: anyone who reaches it would act \
+         with this server's Port credentials. Set --auth-token-file or PORT_MCP_AUTH_TOKEN, use \
+         --token-passthrough, or listen on a loopback address"
+    )]
+    ExposedWithoutToken {
+        /// The listen address.
+        addr: SocketAddr,
+    },
+    /// The inbound token file could not be read or is empty.
+    #[error("cannot use the inbound token file {path}: {reason}")]
+    AuthTokenFile {
+        /// The path given.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// Passthrough with server credentials makes no sense.
+    #[error(
+        "--token-passthrough holds no Port credentials: unset PORT_API_KEY, PORT_CLIENT_ID and PORT_CLIENT_SECRET, or drop --token-passthrough"
+    )]
+    PassthroughWithCredentials,
 }
 
 impl PortArgs {
@@ -248,8 +472,11 @@ impl PortArgs {
             Some(raw) => normalize_base_url(raw)?,
             None => normalize_base_url(self.region.base_url())?,
         };
-        if self.timeout_secs == 0 {
+        if self.timeout_secs == 0 || self.budget_secs == 0 {
             return Err(ConfigError::ZeroTimeout);
+        }
+        if self.max_in_flight == 0 || self.max_attempts == 0 || self.max_response_bytes == 0 {
+            return Err(ConfigError::ZeroLimit);
         }
         let non_empty = |secret: &Option<Secret>, name: &'static str| match secret {
             Some(s) if s.expose().trim().is_empty() => Err(ConfigError::EmptySecret { name }),
@@ -281,6 +508,10 @@ impl PortArgs {
             credentials,
             timeout: Duration::from_secs(self.timeout_secs),
             connect_timeout: Duration::from_secs(self.timeout_secs.min(5)),
+            budget: Duration::from_secs(self.budget_secs),
+            max_in_flight: self.max_in_flight,
+            max_response_bytes: self.max_response_bytes,
+            max_attempts: self.max_attempts,
         })
     }
 }
@@ -318,6 +549,10 @@ mod tests {
             base_url: None,
             sandbox: false,
             timeout_secs: 30,
+            budget_secs: 30,
+            max_in_flight: 8,
+            max_response_bytes: 1 << 20,
+            max_attempts: 4,
             api_key: None,
             client_id: None,
             client_secret: None,

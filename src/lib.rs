@@ -50,6 +50,10 @@ pub async fn run(cli: Cli) -> Result<(), RunError> {
         return Ok(());
     }
     let mut settings = cli.port.port_settings()?;
+    let http = match &cli.command {
+        Command::Http(args) => Some(args.settings()?),
+        _ => None,
+    };
     if cli.port.sandbox {
         let url = sandbox::Sandbox::default().spawn().await?;
         settings.base_url = config::normalize_base_url(&url)?;
@@ -61,18 +65,24 @@ pub async fn run(cli: Cli) -> Result<(), RunError> {
             "sandbox mode: in-memory Port organization at {url}; nothing leaves this machine"
         );
     }
+    if http.as_ref().is_some_and(|h| h.token_passthrough) {
+        if !matches!(settings.credentials, Credentials::None) {
+            return Err(config::ConfigError::PassthroughWithCredentials.into());
+        }
+        settings.credentials = Credentials::Passthrough;
+    }
     let credentials = match &settings.credentials {
         Credentials::None => "none (tool calls will explain how to set them)",
+        Credentials::Passthrough => "each caller's own token (--token-passthrough)",
         Credentials::Token(_) => "access token (PORT_API_KEY)",
         Credentials::ClientCredentials { .. } => {
             "client credentials (PORT_CLIENT_ID/PORT_CLIENT_SECRET)"
         }
     };
     tracing::info!(base_url = %settings.base_url, credentials, "Port client ready");
-    let client = PortClient::new(&settings)?;
-    match &cli.command {
-        Command::Stdio => transport::stdio::serve(client).await,
-        Command::Http(args) => transport::http::serve(client, args).await,
-        Command::SandboxApi(_) => Ok(()),
+    let tools = tools::PortTools::with_selection(PortClient::new(&settings)?, &cli.tools)?;
+    match (&cli.command, http) {
+        (Command::Http(_), Some(http)) => transport::http::serve(tools, &http).await,
+        _ => transport::stdio::serve(tools).await,
     }
 }

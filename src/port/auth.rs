@@ -44,6 +44,8 @@ pub(crate) struct Cached {
 /// The server's way of authenticating to Port.
 pub(crate) enum Auth {
     None,
+    /// Each call brings its caller's own Port token (multi-tenant HTTP hosting).
+    Passthrough,
     Static(Bearer),
     Exchange {
         client_id: Secret,
@@ -63,6 +65,7 @@ impl Auth {
     pub(crate) fn new(credentials: &Credentials) -> Result<Self, PortError> {
         Ok(match credentials {
             Credentials::None => Auth::None,
+            Credentials::Passthrough => Auth::Passthrough,
             Credentials::Token(token) => Auth::Static(Bearer::from_token(token.expose())?),
             Credentials::ClientCredentials {
                 client_id,
@@ -81,16 +84,25 @@ impl Auth {
     }
 
     /// The header to send, exchanging credentials first when no fresh token is cached.
-    pub(crate) async fn bearer(&self, client: &super::PortClient) -> Result<Bearer, PortError> {
+    pub(crate) async fn bearer(
+        &self,
+        client: &super::PortClient,
+        caller_token: Option<&Secret>,
+        deadline: Instant,
+    ) -> Result<Bearer, PortError> {
         match self {
             Auth::None => Err(PortError::NoCredentials),
+            Auth::Passthrough => match caller_token {
+                Some(token) => Bearer::from_token(token.expose()),
+                None => Err(PortError::NoCallerToken),
+            },
             Auth::Static(b) => Ok(b.clone()),
             Auth::Exchange { cache, .. } => {
                 let mut guard = cache.lock().await;
                 if let Some(c) = guard.as_ref().filter(|c| Instant::now() < c.refresh_at) {
                     return Ok(c.bearer.clone());
                 }
-                let fresh = self.exchange(client).await?;
+                let fresh = self.exchange(client, deadline).await?;
                 let bearer = fresh.bearer.clone();
                 *guard = Some(fresh);
                 Ok(bearer)
@@ -103,9 +115,10 @@ impl Auth {
         &self,
         client: &super::PortClient,
         rejected: &Bearer,
+        deadline: Instant,
     ) -> Result<Bearer, PortError> {
         let Auth::Exchange { cache, .. } = self else {
-            return self.bearer(client).await;
+            return Ok(rejected.clone());
         };
         let mut guard = cache.lock().await;
         if let Some(c) = guard.as_ref()
@@ -114,13 +127,17 @@ impl Auth {
         {
             return Ok(c.bearer.clone());
         }
-        let fresh = self.exchange(client).await?;
+        let fresh = self.exchange(client, deadline).await?;
         let bearer = fresh.bearer.clone();
         *guard = Some(fresh);
         Ok(bearer)
     }
 
-    async fn exchange(&self, client: &super::PortClient) -> Result<Cached, PortError> {
+    async fn exchange(
+        &self,
+        client: &super::PortClient,
+        deadline: Instant,
+    ) -> Result<Cached, PortError> {
         let Auth::Exchange {
             client_id,
             client_secret,
@@ -133,7 +150,7 @@ impl Auth {
             "clientId": client_id.expose(),
             "clientSecret": client_secret.expose(),
         });
-        let response = client.post_token(&body).await?;
+        let response = client.post_token(&body, deadline).await?;
         let status = response.status;
         let parsed: Option<serde_json::Value> = serde_json::from_slice(&response.body).ok();
         if !(200..300).contains(&status) {

@@ -5,20 +5,25 @@
 //! wait for. Success bodies are passed through untouched: Port publishes no 2xx schemas, so we
 //! do not pretend to know them.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
 use reqwest::{
     Url,
     header::{self, HeaderMap},
 };
 use serde_json::Value;
+use tokio::sync::Semaphore;
 
 use super::{
     auth::{Auth, Bearer},
     error::{ApiFailure, PortError},
     request::{Method, PortRequest},
+    retry::{Attempt, RetryPolicy, jitter},
 };
-use crate::config::PortSettings;
+use crate::config::{PortSettings, Secret};
 
 /// `User-Agent` sent to Port, so Port can tell our traffic apart.
 pub const USER_AGENT: &str = concat!("port-integrations-mcp/", env!("CARGO_PKG_VERSION"));
@@ -44,6 +49,26 @@ pub(crate) struct RawResponse {
     pub(crate) retry_after: Option<u64>,
 }
 
+/// How one tool call may use Port.
+#[derive(Debug, Clone, Default)]
+pub struct CallContext {
+    /// When the call must be over (default: now + the configured budget).
+    pub deadline: Option<Instant>,
+    /// The caller's own Port token, in token-passthrough mode.
+    pub caller_token: Option<Secret>,
+}
+
+/// The outcome of the most recent call to Port, for readiness reports.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LastCall {
+    /// When it ended, seconds since the Unix epoch.
+    pub at_unix: u64,
+    /// Whether it succeeded.
+    pub ok: bool,
+    /// Port's HTTP status, when it answered.
+    pub status: Option<u16>,
+}
+
 /// Client for Port's Integrations API. Cheap to clone.
 #[derive(Clone)]
 pub struct PortClient {
@@ -55,6 +80,11 @@ struct Inner {
     base: Url,
     auth: Auth,
     timeout: Duration,
+    budget: Duration,
+    slots: Semaphore,
+    max_response_bytes: usize,
+    retry: RetryPolicy,
+    last_call: Mutex<Option<LastCall>>,
 }
 
 impl std::fmt::Debug for PortClient {
@@ -78,7 +108,6 @@ impl PortClient {
         let http = reqwest::Client::builder()
             .user_agent(USER_AGENT)
             .connect_timeout(settings.connect_timeout)
-            .timeout(settings.timeout)
             .pool_idle_timeout(Duration::from_secs(90))
             .build()
             .map_err(|e| PortError::Unreachable {
@@ -91,8 +120,56 @@ impl PortClient {
                 base: settings.base_url.clone(),
                 auth: Auth::new(&settings.credentials)?,
                 timeout: settings.timeout,
+                budget: settings.budget,
+                slots: Semaphore::new(settings.max_in_flight.max(1)),
+                max_response_bytes: settings.max_response_bytes,
+                retry: RetryPolicy {
+                    max_attempts: settings.max_attempts.max(1),
+                    ..RetryPolicy::default()
+                },
+                last_call: Mutex::new(None),
             }),
         })
+    }
+
+    /// Whether calls can authenticate without a caller-supplied token.
+    pub fn has_credentials(&self) -> bool {
+        !matches!(self.inner.auth, Auth::None | Auth::Passthrough)
+    }
+
+    /// Whether each call must bring its caller's Port token.
+    pub fn is_passthrough(&self) -> bool {
+        matches!(self.inner.auth, Auth::Passthrough)
+    }
+
+    /// The most recent call's outcome, if any call was made.
+    pub fn last_call(&self) -> Option<LastCall> {
+        self.inner
+            .last_call
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn record(&self, outcome: &Result<PortResponse, PortError>) {
+        let status = match outcome {
+            Ok(r) => Some(r.status),
+            Err(PortError::Api(f)) | Err(PortError::TokenExchange(f)) => Some(f.status),
+            Err(_) => None,
+        };
+        let at_unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        *self
+            .inner
+            .last_call
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(LastCall {
+            at_unix,
+            ok: outcome.is_ok(),
+            status,
+        });
     }
 
     /// The API origin this client calls.
@@ -113,27 +190,115 @@ impl PortClient {
         url
     }
 
-    /// Sends a request with the configured credentials. A 401 with client credentials fetches a
-    /// new token and retries once (Port did not act on a request it could not authenticate).
+    /// Sends a request with the configured credentials and the default budget.
     pub async fn send(&self, request: &PortRequest) -> Result<PortResponse, PortError> {
+        self.send_with(request, &CallContext::default()).await
+    }
+
+    /// Sends a request within the call's budget: waits for one of the bounded slots, retries
+    /// what [`RetryPolicy`] allows while the budget lasts, and refreshes an expired token once.
+    pub async fn send_with(
+        &self,
+        request: &PortRequest,
+        call: &CallContext,
+    ) -> Result<PortResponse, PortError> {
+        let deadline = call
+            .deadline
+            .unwrap_or_else(|| Instant::now() + self.inner.budget);
+        let queued = Instant::now();
+        let _slot = match tokio::time::timeout_at(deadline.into(), self.inner.slots.acquire()).await
+        {
+            Ok(Ok(permit)) => permit,
+            _ => {
+                return Err(PortError::Busy {
+                    waited: queued.elapsed(),
+                });
+            }
+        };
+        let policy = &self.inner.retry;
+        let mut attempt = 1;
+        loop {
+            let (outcome, kind, requested) = self.attempt(request, call, deadline).await;
+            let retry = kind.is_some_and(|k| RetryPolicy::retryable(request.method, k))
+                && attempt < policy.max_attempts;
+            if outcome.is_ok() || !retry {
+                self.record(&outcome);
+                return outcome;
+            }
+            let wait = policy.delay(attempt, requested, jitter());
+            if Instant::now() + wait >= deadline {
+                // Sleeping would overrun the budget: hand the failure (and its wait) to the model.
+                tracing::info!(
+                    wait_ms = wait.as_millis() as u64,
+                    "not retrying: the wait would overrun the call budget"
+                );
+                self.record(&outcome);
+                return outcome;
+            }
+            tracing::info!(
+                method = request.method.as_str(),
+                attempt,
+                wait_ms = wait.as_millis() as u64,
+                "retrying a failed call to Port"
+            );
+            tokio::time::sleep(wait).await;
+            attempt += 1;
+        }
+    }
+
+    /// One attempt, with one token refresh after a 401. Also says how it failed (for the retry
+    /// decision) and how long Port asked us to wait.
+    async fn attempt(
+        &self,
+        request: &PortRequest,
+        call: &CallContext,
+        deadline: Instant,
+    ) -> (
+        Result<PortResponse, PortError>,
+        Option<Attempt>,
+        Option<Duration>,
+    ) {
         let auth = &self.inner.auth;
-        let bearer = auth.bearer(self).await?;
-        let raw = self.send_once(request, &bearer).await?;
+        let bearer = match auth
+            .bearer(self, call.caller_token.as_ref(), deadline)
+            .await
+        {
+            Ok(b) => b,
+            // The request itself was never sent, so a transport failure here is safe to retry.
+            Err(e) => {
+                let kind = matches!(e, PortError::Unreachable { .. } | PortError::Timeout { .. })
+                    .then_some(Attempt::ConnectFailed);
+                return (Err(e), kind, None);
+            }
+        };
+        let raw = match self.send_once(request, &bearer, deadline).await {
+            Ok(raw) => raw,
+            Err((kind, e)) => return (Err(e), Some(kind), None),
+        };
         let raw = if raw.status == 401 && auth.can_refresh() {
             tracing::info!("Port answered 401; refreshing the access token and retrying once");
-            let fresh = auth.refresh(self, &bearer).await?;
-            self.send_once(request, &fresh).await?
+            let fresh = match auth.refresh(self, &bearer, deadline).await {
+                Ok(b) => b,
+                Err(e) => return (Err(e), None, None),
+            };
+            match self.send_once(request, &fresh, deadline).await {
+                Ok(raw) => raw,
+                Err((kind, e)) => return (Err(e), Some(kind), None),
+            }
         } else {
             raw
         };
-        interpret(raw)
+        let kind = Attempt::Status(raw.status);
+        let requested = raw.retry_after.map(Duration::from_secs);
+        (interpret(raw), Some(kind), requested)
     }
 
     async fn send_once(
         &self,
         request: &PortRequest,
         bearer: &Bearer,
-    ) -> Result<RawResponse, PortError> {
+        deadline: Instant,
+    ) -> Result<RawResponse, (Attempt, PortError)> {
         let url = self.url_for(&request.segments, &request.query);
         let method = match request.method {
             Method::Get => reqwest::Method::GET,
@@ -152,11 +317,15 @@ impl PortClient {
                 .body(serde_json::to_vec(body).unwrap_or_default());
         }
         tracing::debug!(method = request.method.as_str(), path = ?request.segments, "calling Port");
-        self.execute(builder).await
+        self.execute(builder, deadline).await
     }
 
     /// `POST /v1/auth/access_token`; used by [`Auth`] only.
-    pub(crate) async fn post_token(&self, body: &Value) -> Result<RawResponse, PortError> {
+    pub(crate) async fn post_token(
+        &self,
+        body: &Value,
+        deadline: Instant,
+    ) -> Result<RawResponse, PortError> {
         let url = self.url_for(&["auth".into(), "access_token".into()], &[]);
         let builder = self
             .inner
@@ -165,33 +334,72 @@ impl PortClient {
             .header(header::CONTENT_TYPE, "application/json")
             .header(header::ACCEPT, "application/json")
             .body(serde_json::to_vec(body).unwrap_or_default());
-        self.execute(builder).await
+        self.execute(builder, deadline).await.map_err(|(_, e)| e)
     }
 
-    async fn execute(&self, builder: reqwest::RequestBuilder) -> Result<RawResponse, PortError> {
+    async fn execute(
+        &self,
+        builder: reqwest::RequestBuilder,
+        deadline: Instant,
+    ) -> Result<RawResponse, (Attempt, PortError)> {
+        let limit = self
+            .inner
+            .timeout
+            .min(deadline.saturating_duration_since(Instant::now()));
+        let timeout = || PortError::Timeout { after: limit };
+        if limit.is_zero() {
+            return Err((Attempt::ConnectFailed, timeout()));
+        }
         let origin = self.inner.base.origin().ascii_serialization();
         let map_err = |e: reqwest::Error| {
-            if e.is_timeout() {
-                PortError::Timeout {
-                    after: self.inner.timeout,
-                }
+            let kind = if e.is_connect() {
+                Attempt::ConnectFailed
+            } else {
+                Attempt::TransportFailed
+            };
+            let error = if e.is_timeout() {
+                timeout()
             } else {
                 PortError::Unreachable {
                     origin: origin.clone(),
                     detail: error_chain(&e.without_url()),
                 }
-            }
+            };
+            (kind, error)
         };
-        let response = builder.send().await.map_err(map_err)?;
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let body = response.bytes().await.map_err(map_err)?.to_vec();
-        Ok(RawResponse {
-            status,
-            body,
-            trace_id: header_str(&headers, "x-trace-id"),
-            retry_after: retry_after(&headers),
-        })
+        let work = async {
+            let mut response = builder.send().await.map_err(map_err)?;
+            let status = response.status().as_u16();
+            let headers = std::mem::take(response.headers_mut());
+            let cap = self.inner.max_response_bytes;
+            let too_large = || {
+                (
+                    Attempt::Status(status),
+                    PortError::ResponseTooLarge { limit: cap },
+                )
+            };
+            let expected = response.content_length().unwrap_or(0) as usize;
+            if expected > cap {
+                return Err(too_large());
+            }
+            let mut body = Vec::with_capacity(expected);
+            while let Some(chunk) = response.chunk().await.map_err(map_err)? {
+                if body.len() + chunk.len() > cap {
+                    return Err(too_large());
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(RawResponse {
+                status,
+                body,
+                trace_id: header_str(&headers, "x-trace-id"),
+                retry_after: retry_after(&headers),
+            })
+        };
+        match tokio::time::timeout(limit, work).await {
+            Ok(result) => result,
+            Err(_) => Err((Attempt::TransportFailed, timeout())),
+        }
     }
 }
 

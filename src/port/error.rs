@@ -41,6 +41,27 @@ pub enum PortError {
         after: Duration,
     },
 
+    /// Too many calls were already waiting for Port; this one could not start within its budget.
+    #[error("too many calls to Port are in flight; this one waited {} s without starting", .waited.as_secs())]
+    Busy {
+        /// How long it waited for a slot.
+        waited: Duration,
+    },
+
+    /// Port's answer was larger than the configured cap.
+    #[error("Port's answer is larger than the {limit}-byte cap (--max-response-bytes)")]
+    ResponseTooLarge {
+        /// The cap in bytes.
+        limit: usize,
+    },
+
+    /// The call was made without credentials in token-passthrough mode.
+    #[error(
+        "this server forwards each caller's own Port token (--token-passthrough), and the \
+         request carried none: send `Authorization: Bearer <Port access token>`"
+    )]
+    NoCallerToken,
+
     /// Port answered 2xx with a body that is not JSON.
     #[error("Port answered HTTP {status} with a body that is not JSON: {detail}")]
     InvalidBody {

@@ -7,7 +7,11 @@ mod auth;
 mod client;
 mod error;
 mod request;
+mod retry;
 
-pub use client::{PortClient, PortResponse, USER_AGENT, install_crypto_provider};
+pub use client::{
+    CallContext, LastCall, PortClient, PortResponse, USER_AGENT, install_crypto_provider,
+};
 pub use error::{ApiFailure, PortError};
 pub use request::{Method, PortRequest};
+pub use retry::{Attempt, RetryPolicy};

@@ -8,19 +8,34 @@ pub mod args;
 pub mod result;
 pub mod schema;
 
+use std::collections::BTreeSet;
+
 use rmcp::{
-    RoleServer, ServerHandler,
-    handler::server::{router::tool::ToolRouter, wrapper::Parameters},
-    model::{CallToolResult, Implementation, JsonObject, ServerCapabilities, ServerConfig},
+    ErrorData, RoleServer, ServerHandler,
+    handler::server::{
+        router::tool::ToolRouter,
+        tool::{InputResponses, ToolCallContext},
+        wrapper::Parameters,
+    },
+    model::{
+        CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, JsonObject,
+        ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig,
+    },
     service::RequestContext,
     tool, tool_handler, tool_router,
 };
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use self::args::{
     DeleteArgs, GetArgs, ListArgs, LogsArgs, MetadataArgs, ToolArgs, UpdateArgs, UpdateConfigArgs,
 };
 use self::schema::input_schema;
-use crate::port::PortClient;
+use crate::{
+    config::{ConfigError, Secret, ToolSelection},
+    port::{CallContext, PortClient, PortRequest},
+};
+
+mod confirm;
 
 /// Names of the tools that change Port.
 pub const WRITE_TOOLS: [&str; 3] = [
@@ -29,6 +44,9 @@ pub const WRITE_TOOLS: [&str; 3] = [
     "delete-integration",
 ];
 
+/// The header Port's hosted MCP uses to ask for read-only behaviour on one HTTP request.
+pub const READ_ONLY_HEADER: &str = "x-read-only-mode";
+
 const INSTRUCTIONS: &str = "Manage the integrations (data sources) of a Port organization. \
 Find an integration with get-all-integrations, read its mapping with get-integration, change it \
 with update-integration-s-config (which also starts a resync), trigger a plain resync with \
@@ -36,24 +54,144 @@ update-integration and no body, then check how it went with get-integration (res
 get-integration-s-event-logs (levels [\"ERROR\"]).";
 
 /// The MCP server: the tool router over one shared Port client. Cheap to clone (one per HTTP
-/// session or request).
+/// session or request); clones share the client, the in-flight tracker and the drain signal.
 #[derive(Clone)]
 pub struct PortTools {
     client: PortClient,
     tool_router: ToolRouter<Self>,
+    calls: TaskTracker,
+    draining: CancellationToken,
+}
+
+/// The HTTP request behind a call, when there is one (not on stdio).
+fn http_parts(ctx: &RequestContext<RoleServer>) -> Option<&axum::http::request::Parts> {
+    ctx.extensions.get::<axum::http::request::Parts>()
+}
+
+/// Whether this HTTP request asked for read-only mode (`x-read-only-mode: 1`).
+fn read_only_requested(ctx: &RequestContext<RoleServer>) -> bool {
+    http_parts(ctx)
+        .and_then(|p| p.headers.get(READ_ONLY_HEADER))
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            matches!(
+                v.trim().to_ascii_lowercase().as_str(),
+                "1" | "true" | "yes" | "on"
+            )
+        })
 }
 
 impl PortTools {
-    /// A server forwarding to Port through `client`.
+    /// A server offering all seven tools through `client`.
     pub fn new(client: PortClient) -> Self {
         PortTools {
             client,
             tool_router: Self::tool_router(),
+            calls: TaskTracker::new(),
+            draining: CancellationToken::new(),
+        }
+    }
+
+    /// A server offering the tools `selection` allows; an unknown tool name is an error.
+    pub fn with_selection(
+        client: PortClient,
+        selection: &ToolSelection,
+    ) -> Result<Self, ConfigError> {
+        let mut tools = Self::new(client);
+        let all: BTreeSet<String> = tools
+            .tool_router
+            .list_all()
+            .into_iter()
+            .map(|t| t.name.to_string())
+            .collect();
+        let wanted: BTreeSet<String> = selection
+            .tools
+            .iter()
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+            .collect();
+        if let Some(unknown) = wanted.iter().find(|t| !all.contains(*t)) {
+            return Err(ConfigError::UnknownTool {
+                name: unknown.clone(),
+                known: all.iter().cloned().collect::<Vec<_>>().join(", "),
+            });
+        }
+        for name in &all {
+            let excluded = !wanted.is_empty() && !wanted.contains(name);
+            if excluded || (selection.read_only && WRITE_TOOLS.contains(&name.as_str())) {
+                tools.tool_router.remove_route(name);
+            }
+        }
+        Ok(tools)
+    }
+
+    /// Names of the tools offered (before any per-request read-only header).
+    pub fn tool_names(&self) -> Vec<String> {
+        self.tool_router
+            .list_all()
+            .into_iter()
+            .map(|t| t.name.to_string())
+            .collect()
+    }
+
+    /// The Port client.
+    pub fn client(&self) -> &PortClient {
+        &self.client
+    }
+
+    /// Tracks the tool calls in flight, so a shutdown can wait for them.
+    pub fn calls(&self) -> &TaskTracker {
+        &self.calls
+    }
+
+    /// Once cancelled, new tool calls are refused (the server is shutting down).
+    pub fn draining(&self) -> &CancellationToken {
+        &self.draining
+    }
+
+    /// How this call may use Port: its budget, and in passthrough mode the caller's token.
+    fn call_context(&self, ctx: &RequestContext<RoleServer>) -> CallContext {
+        let caller_token = if self.client.is_passthrough() {
+            http_parts(ctx)
+                .and_then(|p| p.headers.get(axum::http::header::AUTHORIZATION))
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| {
+                    v.strip_prefix("Bearer ")
+                        .or_else(|| v.strip_prefix("bearer "))
+                })
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(Secret::new)
+        } else {
+            None
+        };
+        CallContext {
+            deadline: None,
+            caller_token,
+        }
+    }
+
+    /// Sends one request within the call's budget; a cancelled call drops the in-flight Port
+    /// request at once (rmcp does not drop the handler future itself).
+    async fn send(
+        &self,
+        request: &PortRequest,
+        ctx: &RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        let call = self.call_context(ctx);
+        tokio::select! {
+            _ = ctx.ct.cancelled() => result::cancelled(),
+            outcome = self.client.send_with(request, &call) => match outcome {
+                Ok(response) => result::success(response),
+                Err(e) => {
+                    tracing::warn!(method = request.method.as_str(), error = %e, "Port call failed");
+                    result::port_failure(&e)
+                }
+            },
         }
     }
 
     /// Parses the arguments, sends the request unless they are invalid, and maps the outcome.
-    /// A cancelled call drops the in-flight Port request (rmcp does not drop the handler itself).
     async fn forward<T: ToolArgs>(
         &self,
         raw: JsonObject,
@@ -63,17 +201,7 @@ impl PortTools {
             Ok(args) => args,
             Err(e) => return result::invalid_arguments(&e),
         };
-        let request = args.request(&raw);
-        tokio::select! {
-            _ = ctx.ct.cancelled() => result::cancelled(),
-            outcome = self.client.send(&request) => match outcome {
-                Ok(response) => result::success(response),
-                Err(e) => {
-                    tracing::warn!(method = request.method.as_str(), error = %e, "Port call failed");
-                    result::port_failure(&e)
-                }
-            },
-        }
+        self.send(&args.request(&raw), ctx).await
     }
 }
 
@@ -198,9 +326,17 @@ impl PortTools {
     async fn delete_integration(
         &self,
         Parameters(raw): Parameters<JsonObject>,
+        InputResponses(responses): InputResponses,
         ctx: RequestContext<RoleServer>,
-    ) -> CallToolResult {
-        self.forward::<DeleteArgs>(raw, &ctx).await
+    ) -> CallToolResponse {
+        let args = match args::parse::<DeleteArgs>(&raw) {
+            Ok(args) => args,
+            Err(e) => return result::invalid_arguments(&e).into(),
+        };
+        match confirm::confirm_delete(self, &args, responses, &ctx).await {
+            confirm::Decision::Proceed => self.send(&args.request(&raw), &ctx).await.into(),
+            confirm::Decision::Respond(response) => response,
+        }
     }
 
     #[tool(
@@ -266,5 +402,42 @@ impl ServerHandler for PortTools {
                     .with_title("Port integrations"),
             )
             .with_instructions(INSTRUCTIONS)
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let read_only = read_only_requested(&ctx);
+        let tools = self
+            .tool_router
+            .list_all()
+            .into_iter()
+            .filter(|t| !(read_only && WRITE_TOOLS.contains(&t.name.as_ref())))
+            .collect();
+        Ok(ListToolsResult::with_all_items(tools))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        if read_only_requested(&ctx) && WRITE_TOOLS.contains(&request.name.as_ref()) {
+            return Err(ErrorData::invalid_params(
+                format!(
+                    "tool `{}` is not available: this request asked for read-only mode ({READ_ONLY_HEADER})",
+                    request.name
+                ),
+                None,
+            ));
+        }
+        if self.draining.is_cancelled() {
+            return Ok(result::shutting_down().into());
+        }
+        let _in_flight = self.calls.token();
+        let tcc = ToolCallContext::new(self, request, ctx);
+        self.tool_router.call(tcc).await
     }
 }

@@ -54,6 +54,27 @@ pub fn cancelled() -> CallToolResult {
     )
 }
 
+/// The server is shutting down and takes no new calls.
+pub fn shutting_down() -> CallToolResult {
+    error_result(
+        "The server is shutting down and takes no new calls; nothing was sent to Port. Retry in \
+         a moment (another replica, or this server once restarted, will answer)."
+            .into(),
+        json!({"error": "shutting_down"}),
+    )
+}
+
+/// A confirmation the person declined or cancelled: nothing was deleted.
+pub fn not_confirmed(identifier: &str, answer: &str) -> CallToolResult {
+    error_result(
+        format!(
+            "Nothing was deleted: the user {answer} the deletion of integration `{identifier}`. \
+             Do not retry unless the user asks again."
+        ),
+        json!({"error": "not_confirmed", "answer": answer, "identifier": identifier, "deleted": false}),
+    )
+}
+
 /// A failed Port call as a tool result.
 pub fn port_failure(error: &PortError) -> CallToolResult {
     let (text, structured) = describe(error);
@@ -89,12 +110,32 @@ fn describe(error: &PortError) -> (String, Value) {
         ),
         PortError::Timeout { after } => (
             format!(
-                "Port did not answer within {} s. A read can simply be retried; an update or \
+                "Port did not answer within {} s (the call's time budget is \
+                 --budget-secs / PORT_CALL_BUDGET_SECS). A read can simply be retried; an update or \
                  delete may or may not have been applied, so check with get-integration before \
                  repeating it.",
                 after.as_secs()
             ),
             json!({"error": "timeout", "afterSeconds": after.as_secs()}),
+        ),
+        PortError::Busy { waited } => (
+            format!(
+                "{error}. Nothing was sent to Port. The server bounds the calls in flight to Port \
+                 (--max-in-flight) so a burst does not turn into rate limiting; retry shortly, or \
+                 make fewer calls at once."
+            ),
+            json!({"error": "busy", "waitedSeconds": waited.as_secs()}),
+        ),
+        PortError::ResponseTooLarge { limit } => (
+            format!(
+                "{error}. Narrow the request (e.g. a smaller `limit` for event logs), or raise \
+                 --max-response-bytes / PORT_MAX_RESPONSE_BYTES."
+            ),
+            json!({"error": "response_too_large", "limitBytes": limit}),
+        ),
+        PortError::NoCallerToken => (
+            format!("{error}."),
+            json!({"error": "no_caller_token", "hint": "send Authorization: Bearer <Port access token>"}),
         ),
         PortError::InvalidBody { status, detail } => (
             format!("Port answered HTTP {status} with a body that is not JSON ({detail})."),
@@ -149,8 +190,13 @@ fn hint_for(f: &ApiFailure) -> String {
                 with the tool's input schema (update-integration-s-config takes exactly {config})."
             .into(),
         429 => match f.retry_after {
-            Some(secs) => format!("Rate limited by Port: retry after {secs} s."),
-            None => "Rate limited by Port: wait a few seconds before retrying.".into(),
+            Some(secs) => format!(
+                "Port rate limited, retry after {secs} s. Port limits calls per organization; \
+                 make fewer calls at once."
+            ),
+            None => "Port rate limited, retry after a few seconds. Port limits calls per \
+                     organization; make fewer calls at once."
+                .into(),
         },
         500..=599 => "Port failed to process the call. Retrying later may help; if it persists, \
                       give the x-trace-id to Port support."

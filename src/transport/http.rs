@@ -1,20 +1,35 @@
-//! MCP over streamable HTTP, with a health endpoint, in one axum app.
+//! MCP over streamable HTTP, with health and readiness endpoints, in one axum app.
 //!
 //! [`app`] builds the router without binding a socket, so tests drive the exact app `serve` runs.
 //! DNS-rebinding protection, which the MCP spec requires of local servers, is rmcp's: the `Host`
 //! header must name loopback (or an `--allowed-host`), and a browser `Origin` must be a localhost
 //! origin (or an `--allowed-origin`); requests without `Origin` (non-browser clients) pass.
+//! With server-held Port credentials, anyone who reaches `/mcp` acts with them, so an inbound
+//! bearer token can be required (and must be, off loopback).
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
-use axum::{Json, Router, routing::get};
+use axum::{
+    Json, Router,
+    extract::{Request, State},
+    http::{StatusCode, header},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::get,
+};
 use rmcp::transport::streamable_http_server::{
     StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
 };
+use serde_json::json;
+use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::{RunError, config::HttpArgs, port::PortClient, tools::PortTools};
+use crate::{
+    RunError,
+    config::{HttpSettings, Secret},
+    tools::PortTools,
+};
 
 /// `Host` values always accepted (any port).
 pub const DEFAULT_ALLOWED_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
@@ -29,57 +44,156 @@ pub const DEFAULT_ALLOWED_ORIGINS: [&str; 6] = [
     "https://[::1]:*",
 ];
 
-/// The HTTP app: `/mcp` (MCP) and `/healthz` (liveness, never calls Port).
-pub fn app(client: PortClient, args: &HttpArgs, shutdown: CancellationToken) -> Router {
+/// The HTTP app: `/mcp` (MCP), `/healthz` (liveness) and `/readyz` (readiness); neither probe
+/// calls Port. `shutdown` closes MCP sessions and streams when cancelled.
+pub fn app(tools: PortTools, settings: &HttpSettings, shutdown: CancellationToken) -> Router {
     let hosts: Vec<String> = DEFAULT_ALLOWED_HOSTS
         .iter()
         .map(|h| h.to_string())
-        .chain(args.allowed_hosts.iter().cloned())
+        .chain(settings.allowed_hosts.iter().cloned())
         .collect();
     let origins: Vec<String> = DEFAULT_ALLOWED_ORIGINS
         .iter()
         .map(|o| o.to_string())
-        .chain(args.allowed_origins.iter().cloned())
+        .chain(settings.allowed_origins.iter().cloned())
         .collect();
     let mut config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(hosts)
         .with_allowed_origins(origins)
+        .with_max_request_body_bytes(settings.max_request_bytes)
         .with_cancellation_token(shutdown);
-    if args.stateless {
+    if settings.stateless {
         config = config
             .with_legacy_session_mode(false)
             .with_json_response(true);
     }
+    let factory = tools.clone();
     let mcp = StreamableHttpService::new(
-        move || Ok(PortTools::new(client.clone())),
+        move || Ok(factory.clone()),
         Arc::new(LocalSessionManager::default()),
         config,
     );
+    let mut mcp_routes = Router::new().nest_service("/mcp", mcp);
+    if let Some(token) = &settings.auth_token {
+        mcp_routes = mcp_routes.layer(middleware::from_fn_with_state(
+            Arc::new(token.clone()),
+            require_token,
+        ));
+    }
     Router::new()
-        .route(
-            "/healthz",
-            get(|| async { Json(serde_json::json!({"status": "ok"})) }),
-        )
-        .nest_service("/mcp", mcp)
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/readyz", get(readyz).with_state(tools))
+        .merge(mcp_routes)
 }
 
-/// Binds `args.listen` and serves until Ctrl-C or SIGTERM.
-pub async fn serve(client: PortClient, args: &HttpArgs) -> Result<(), RunError> {
-    let shutdown = CancellationToken::new();
-    let listener = TcpListener::bind(args.listen)
+/// Refuses `/mcp` requests without the configured bearer token (compared in constant time).
+async fn require_token(State(token): State<Arc<Secret>>, request: Request, next: Next) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if bool::from(presented.as_bytes().ct_eq(token.expose().as_bytes())) {
+        return next.run(request).await;
+    }
+    (
+        StatusCode::UNAUTHORIZED,
+        [(
+            header::WWW_AUTHENTICATE,
+            "Bearer realm=\"port-integrations-mcp\"",
+        )],
+        Json(json!({
+            "error": "unauthorized",
+            "message": "send Authorization: Bearer <token> with this server's inbound token"
+        })),
+    )
+        .into_response()
+}
+
+/// Ready when calls can authenticate (credentials configured, or each caller brings a token)
+/// and the server is not draining. Reports the last Port call without making one.
+async fn readyz(State(tools): State<PortTools>) -> Response {
+    let client = tools.client();
+    let credentials = client.has_credentials() || client.is_passthrough();
+    let draining = tools.draining().is_cancelled();
+    let ready = credentials && !draining;
+    let body = json!({
+        "ready": ready,
+        "credentialsConfigured": client.has_credentials(),
+        "tokenPassthrough": client.is_passthrough(),
+        "draining": draining,
+        "lastPortCall": client.last_call(),
+    });
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+/// Binds the listen address and serves until Ctrl-C or SIGTERM, then drains: new calls are
+/// refused, in-flight calls get up to the grace period to finish, then sessions close.
+pub async fn serve(tools: PortTools, settings: &HttpSettings) -> Result<(), RunError> {
+    let listener = TcpListener::bind(settings.listen)
         .await
-        .map_err(|e| RunError::Bind(args.listen, e))?;
-    let router = app(client, args, shutdown.child_token());
+        .map_err(|e| RunError::Bind(settings.listen, e))?;
+    serve_on(listener, tools, settings, super::shutdown_signal()).await
+}
+
+/// [`serve`] on a bound listener, stopping when `stop` resolves.
+pub async fn serve_on(
+    listener: TcpListener,
+    tools: PortTools,
+    settings: &HttpSettings,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    let sessions = CancellationToken::new();
+    let router = app(tools.clone(), settings, sessions.clone());
+    let addr = listener.local_addr().map_err(RunError::Io)?;
     tracing::info!(
-        "serving MCP on http://{}/mcp{}",
-        args.listen,
-        if args.stateless { " (stateless)" } else { "" }
+        "serving MCP on http://{addr}/mcp{}{}",
+        if settings.stateless {
+            " (stateless)"
+        } else {
+            ""
+        },
+        if settings.auth_token.is_some() {
+            " (inbound token required)"
+        } else {
+            ""
+        },
     );
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            super::shutdown_signal().await;
-            shutdown.cancel();
-        })
-        .await
-        .map_err(RunError::Io)
+    let grace = settings.shutdown_grace;
+    let stopping = CancellationToken::new();
+    let drain = {
+        let stopping = stopping.clone();
+        let sessions = sessions.clone();
+        async move {
+            stop.await;
+            tools.draining().cancel();
+            stopping.cancel();
+            tools.calls().close();
+            if tokio::time::timeout(grace, tools.calls().wait())
+                .await
+                .is_err()
+            {
+                tracing::warn!("calls still in flight after the {grace:?} grace period; closing");
+            }
+            sessions.cancel();
+        }
+    };
+    tokio::spawn(drain);
+    let server = axum::serve(listener, router)
+        .with_graceful_shutdown(async move { stopping.cancelled().await })
+        .into_future();
+    tokio::pin!(server);
+    tokio::select! {
+        outcome = &mut server => outcome.map_err(RunError::Io)?,
+        // Keep-alive connections and open streams must not hold the process past the grace.
+        _ = async { sessions.cancelled().await; tokio::time::sleep(Duration::from_secs(2)).await } => {}
+    }
+    tracing::info!("HTTP server stopped");
+    Ok(())
 }

@@ -5,11 +5,11 @@
 
 use rmcp::{ServiceExt, transport::stdio};
 
-use crate::{RunError, port::PortClient, tools::PortTools};
+use crate::{RunError, tools::PortTools};
 
 /// Serves until the host closes stdin or a shutdown signal arrives.
-pub async fn serve(client: PortClient) -> Result<(), RunError> {
-    let running = PortTools::new(client)
+pub async fn serve(tools: PortTools) -> Result<(), RunError> {
+    let running = tools
         .serve(stdio())
         .await
         .map_err(|e| RunError::Mcp(e.to_string()))?;

@@ -69,6 +69,10 @@ pub fn settings_for(url: &str, credentials: Credentials) -> PortSettings {
         credentials,
         timeout: Duration::from_secs(5),
         connect_timeout: Duration::from_secs(2),
+        budget: Duration::from_secs(5),
+        max_in_flight: 8,
+        max_response_bytes: 1 << 20,
+        max_attempts: 4,
     }
 }
 

@@ -34,7 +34,7 @@ async fn status_codes_map_to_actionable_errors() {
         (404, "not_found", "Call get-all-integrations"),
         (413, "request_too_large", "1 MiB"),
         (422, "invalid_request", "does not match the route's schema"),
-        (429, "rate_limited", "retry after 17 s"),
+        (429, "rate_limited", "rate limited, retry after 17 s"),
         (500, "Internal server error", "Retrying later may help"),
     ];
     for (status, code, hint) in cases {
@@ -115,13 +115,13 @@ async fn error_object_form_is_understood() {
 #[tokio::test]
 async fn non_json_error_page_keeps_an_excerpt() {
     let (text, structured) = failing_call(ScriptedResponse {
-        body: "<html>502 Bad Gateway</html>".into(),
+        body: "<html>500 Internal Server Error</html>".into(),
         headers: vec![("content-type".into(), "text/html".into())],
-        ..ScriptedResponse::json(502, json!(null))
+        ..ScriptedResponse::json(500, json!(null))
     })
     .await;
     assert!(
-        text.starts_with("Port answered HTTP 502: <html>502 Bad Gateway</html>"),
+        text.starts_with("Port answered HTTP 500: <html>500 Internal Server Error</html>"),
         "{text}"
     );
     assert_eq!(structured["error"], Value::Null);
@@ -146,6 +146,7 @@ async fn timeout_is_reported_within_the_limit() {
     let port = FakePort::start().await;
     let mut settings = port.settings(static_token());
     settings.timeout = Duration::from_millis(300);
+    settings.budget = Duration::from_millis(300);
     let client = connect(&settings).await;
     port.port
         .script(ScriptedResponse::json(200, json!({"ok": true})).after(Duration::from_secs(5)));

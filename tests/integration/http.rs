@@ -3,7 +3,9 @@
 
 use std::net::SocketAddr;
 
-use port_integrations_mcp::{config::HttpArgs, port::PortClient, transport::http::app};
+use port_integrations_mcp::{
+    config::HttpSettings, port::PortClient, tools::PortTools, transport::http::app,
+};
 use rmcp::{
     model::ProtocolVersion,
     service::{ClientLifecycleMode, ClientServiceExt},
@@ -14,19 +16,16 @@ use tokio_util::sync::CancellationToken;
 
 use crate::common::*;
 
-fn http_args(stateless: bool) -> HttpArgs {
-    HttpArgs {
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        allowed_hosts: vec![],
-        allowed_origins: vec![],
-        stateless,
-    }
+pub fn http_args(stateless: bool) -> HttpSettings {
+    let mut settings = HttpSettings::local(SocketAddr::from(([127, 0, 0, 1], 0)));
+    settings.stateless = stateless;
+    settings
 }
 
 /// Serves the app on an ephemeral loopback port; returns its address.
-async fn serve(port: &FakePort, args: HttpArgs) -> SocketAddr {
+pub async fn serve(port: &FakePort, args: HttpSettings) -> SocketAddr {
     let client = PortClient::new(&port.settings(static_token())).unwrap();
-    let router = app(client, &args, CancellationToken::new());
+    let router = app(PortTools::new(client), &args, CancellationToken::new());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, router).await });
