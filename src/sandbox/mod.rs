@@ -147,12 +147,48 @@ struct Org {
     script: VecDeque<ScriptedResponse>,
 }
 
+/// Requests being answered now, the most seen at once, and answers abandoned by the caller.
+#[derive(Debug, Default)]
+struct Gauges {
+    in_flight: AtomicU64,
+    max_in_flight: AtomicU64,
+    aborted: AtomicU64,
+}
+
+/// Counts a request while it is being answered; an answer dropped before it was finished (the
+/// caller hung up) counts as aborted.
+struct InFlight {
+    gauges: Arc<Gauges>,
+    finished: bool,
+}
+
+impl InFlight {
+    fn start(gauges: &Arc<Gauges>) -> Self {
+        let now = gauges.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        gauges.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        InFlight {
+            gauges: gauges.clone(),
+            finished: false,
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.gauges.in_flight.fetch_sub(1, Ordering::SeqCst);
+        if !self.finished {
+            self.gauges.aborted.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
 /// The in-memory Port. Clone it to share: clones see the same organization.
 #[derive(Clone)]
 pub struct Sandbox {
     org: Arc<Mutex<Org>>,
     auth: Arc<SandboxAuth>,
     counter: Arc<AtomicU64>,
+    gauges: Arc<Gauges>,
 }
 
 impl Default for Sandbox {
@@ -174,7 +210,18 @@ impl Sandbox {
             })),
             auth: Arc::new(auth),
             counter: Arc::new(AtomicU64::new(0)),
+            gauges: Arc::new(Gauges::default()),
         }
+    }
+
+    /// The most requests that were being answered at the same time.
+    pub fn max_concurrent(&self) -> u64 {
+        self.gauges.max_in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Requests whose caller hung up before the answer was finished.
+    pub fn aborted(&self) -> u64 {
+        self.gauges.aborted.load(Ordering::SeqCst)
     }
 
     fn org(&self) -> MutexGuard<'_, Org> {
@@ -287,6 +334,7 @@ async fn handle(
             .collect(),
         body: String::from_utf8_lossy(&body).into_owned(),
     };
+    let mut in_flight = InFlight::start(&sandbox.gauges);
     let trace_id = format!("sandbox-trace-{}", sandbox.next_id());
     let scripted = {
         let mut org = sandbox.org();
@@ -302,6 +350,7 @@ async fn handle(
         if let Some(d) = s.delay {
             tokio::time::sleep(d).await;
         }
+        in_flight.finished = true;
         let mut builder = Response::builder()
             .status(StatusCode::from_u16(s.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
             .header("x-trace-id", &trace_id);
@@ -313,6 +362,7 @@ async fn handle(
             .unwrap_or_else(|_| Response::new(Body::empty()));
     }
     let (status, value) = answer(&sandbox, &method, &record, &body);
+    in_flight.finished = true;
     Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, "application/json")

@@ -175,12 +175,17 @@ pub async fn serve_on(
             tools.draining().cancel();
             stopping.cancel();
             tools.calls().close();
+            let started = std::time::Instant::now();
             if tokio::time::timeout(grace, tools.calls().wait())
                 .await
                 .is_err()
             {
                 tracing::warn!("calls still in flight after the {grace:?} grace period; closing");
             }
+            // A call is done when its handler returns, but its answer is still on its way
+            // through the session's stream: give it a moment before the streams are closed.
+            let flush = Duration::from_millis(500).min(grace.saturating_sub(started.elapsed()));
+            tokio::time::sleep(flush).await;
             sessions.cancel();
         }
     };

@@ -9,7 +9,7 @@ use port_integrations_mcp::{
     tools::PortTools,
 };
 use rmcp::{
-    RoleClient, ServiceExt,
+    ClientHandler, RoleClient, Service, ServiceExt,
     model::{CallToolRequestParams, CallToolResult, ProtocolVersion},
     service::{ClientLifecycleMode, ClientServiceExt, RunningService},
 };
@@ -105,14 +105,28 @@ pub async fn connect_modern(settings: &PortSettings) -> Client {
 }
 
 async fn connect_with(settings: &PortSettings, mode: ClientLifecycleMode) -> Client {
-    let server = PortTools::new(PortClient::new(settings).unwrap());
+    connect_tools(PortTools::new(PortClient::new(settings).unwrap()), (), mode).await
+}
+
+/// A given server and client handler, joined by an in-memory pipe.
+pub async fn connect_tools<C: ClientHandler>(
+    server: PortTools,
+    handler: C,
+    mode: ClientLifecycleMode,
+) -> RunningService<RoleClient, C> {
     let (server_io, client_io) = tokio::io::duplex(1 << 20);
     tokio::spawn(async move {
         if let Ok(running) = server.serve(server_io).await {
             let _ = running.waiting().await;
         }
     });
-    ().serve_with_lifecycle(client_io, mode).await.unwrap()
+    handler.serve_with_lifecycle(client_io, mode).await.unwrap()
+}
+
+pub fn modern() -> ClientLifecycleMode {
+    ClientLifecycleMode::Discover {
+        preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+    }
 }
 
 /// Connects to a fake Port with the static token.
@@ -130,7 +144,11 @@ pub fn args(value: Value) -> serde_json::Map<String, Value> {
 }
 
 /// Calls a tool; a protocol error fails the test.
-pub async fn call(client: &Client, name: &str, arguments: Value) -> CallToolResult {
+pub async fn call<S: Service<RoleClient>>(
+    client: &RunningService<RoleClient, S>,
+    name: &str,
+    arguments: Value,
+) -> CallToolResult {
     client
         .call_tool(CallToolRequestParams::new(name.to_string()).with_arguments(args(arguments)))
         .await

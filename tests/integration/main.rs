@@ -6,9 +6,13 @@
 
 mod common;
 
+mod access;
 mod auth;
 mod errors;
 mod http;
+mod lifecycle;
+mod modes;
+mod resilience;
 mod stdio;
 mod surface;
 mod tools;
