@@ -1,0 +1,686 @@
+//! The performance benchmark: `cargo bench --bench bench`.
+//!
+//! It starts three things on loopback: a fast fake Port (this same program, `fake-port` mode,
+//! answering the seven routes with fixed bodies), the server under test (the release binary),
+//! and a load generator (this process). It measures tool calls per second and latency for
+//! `get-integration` (a ~2 KB answer) and `get-all-integrations` (a ~2 MB answer) over
+//! streamable HTTP (stateful and stateless, 1 and 64 calls in flight) and over stdio
+//! (sequential and 64 in flight); idle and peak memory; and the time from launch to the first
+//! tools/list. The same generator also calls the fake Port directly, so every figure is given
+//! as a ratio to that physical limit measured in the same run: the machine is shared, so only
+//! ratios within one run are comparable. Everything is bounded in time and stays on loopback.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    io::{BufRead, BufReader as StdBufReader, Write as _},
+    net::SocketAddr,
+    process::{Child, Command, Stdio},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use axum::{Router, body::Bytes, http::Uri, response::IntoResponse};
+use serde_json::{Value, json};
+use tokio::{
+    io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
+    sync::Mutex,
+};
+
+const SERVER: &str = env!("CARGO_BIN_EXE_port-integrations-mcp");
+/// How long each measurement runs (after a short warm-up).
+const RUN: Duration = Duration::from_secs(3);
+const WARMUP: Duration = Duration::from_millis(500);
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("fake-port") {
+        fake_port();
+        return;
+    }
+    // `cargo bench` passes `--bench`; any other argument filters nothing here.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(run());
+}
+
+// ----------------------------------------------------------------------------------------------
+// The fake Port: fixed bodies, no locks, no parsing.
+
+fn integration(i: usize) -> Value {
+    json!({
+        "_id": format!("integration_{i:08x}"),
+        "_orgId": "org_bench",
+        "identifier": format!("integration-{i}"),
+        "installationId": format!("integration-{i}"),
+        "title": format!("Integration number {i}"),
+        "installationAppType": "github-ocean",
+        "integrationType": "github-ocean",
+        "installationType": "OnPrem",
+        "version": "3.4.1",
+        "actionsProcessingEnabled": false,
+        "config": {
+            "deleteDependentEntities": true,
+            "createMissingRelatedEntities": true,
+            "resources": (0..6).map(|k| json!({
+                "kind": format!("kind-{k}"),
+                "selector": {"query": ".archived == false and (.topics | index(\"internal\") | not)"},
+                "port": {"entity": {"mappings": {
+                    "identifier": ".name | ascii_downcase",
+                    "title": ".full_name",
+                    "blueprint": "\"service\"",
+                    "properties": {
+                        "url": ".html_url", "language": ".language", "stars": ".stargazers_count",
+                        "visibility": ".visibility", "defaultBranch": ".default_branch"
+                    },
+                    "relations": {"team": ".owner.login"}
+                }}}
+            })).collect::<Vec<_>>()
+        },
+        "changelogDestination": {"type": "KAFKA"},
+        "resyncState": {"status": "completed", "lastResyncStart": "2026-11-23T08:00:00.000Z",
+            "lastResyncEnd": "2026-11-23T08:03:12.000Z", "nextResync": null, "intervalInMinuets": 60,
+            "updatedAt": "2026-11-23T08:03:12.000Z"},
+        "createdAt": "2026-01-12T09:30:00.000Z",
+        "updatedAt": "2026-11-23T08:03:12.000Z"
+    })
+}
+
+fn fake_port() {
+    let one = Bytes::from(json!({"ok": true, "integration": integration(1)}).to_string());
+    let mut all = Vec::new();
+    let mut size = 0;
+    let mut i = 0;
+    while size < 2_000_000 {
+        let item = integration(i);
+        size += item.to_string().len() + 1;
+        all.push(item);
+        i += 1;
+    }
+    let all = Bytes::from(json!({"ok": true, "integrations": all}).to_string());
+    let meta = Bytes::from(json!({"ok": true, "integrations": []}).to_string());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let app = Router::new().fallback(move |uri: Uri| {
+            let body = match uri.path() {
+                "/v1/integration" => all.clone(),
+                "/v1/integration/metadata" => meta.clone(),
+                _ => one.clone(),
+            };
+            async move {
+                (
+                    [
+                        ("content-type", "application/json"),
+                        ("x-trace-id", "bench"),
+                    ],
+                    body,
+                )
+                    .into_response()
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        println!("{}", listener.local_addr().unwrap());
+        std::io::stdout().flush().unwrap();
+        axum::serve(listener, app).await.unwrap();
+    });
+}
+
+// ----------------------------------------------------------------------------------------------
+// Measurement plumbing.
+
+#[derive(Default, Clone)]
+struct Stats {
+    calls: u64,
+    errors: u64,
+    seconds: f64,
+    latencies_us: Vec<u64>,
+}
+
+impl Stats {
+    fn rate(&self) -> f64 {
+        self.calls as f64 / self.seconds
+    }
+    fn pct(&self, p: f64) -> f64 {
+        if self.latencies_us.is_empty() {
+            return f64::NAN;
+        }
+        let mut v = self.latencies_us.clone();
+        v.sort_unstable();
+        let idx = ((v.len() as f64 - 1.0) * p).round() as usize;
+        v[idx] as f64 / 1000.0
+    }
+}
+
+/// Runs `op` from `concurrency` workers for WARMUP + RUN; counts only calls ending after warm-up.
+async fn drive<F, Fut>(concurrency: usize, op: F) -> Stats
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let op = Arc::new(op);
+    let start = Instant::now();
+    let measure_from = start + WARMUP;
+    let stop_at = measure_from + RUN;
+    let stats = Arc::new(Mutex::new(Stats::default()));
+    let mut workers = Vec::new();
+    for _ in 0..concurrency {
+        let op = op.clone();
+        let stats = stats.clone();
+        workers.push(tokio::spawn(async move {
+            let mut local = Stats::default();
+            loop {
+                let t0 = Instant::now();
+                if t0 >= stop_at {
+                    break;
+                }
+                let ok = op().await;
+                let t1 = Instant::now();
+                if t0 >= measure_from && t1 <= stop_at + Duration::from_secs(1) {
+                    local.calls += 1;
+                    if !ok {
+                        local.errors += 1;
+                    }
+                    local.latencies_us.push((t1 - t0).as_micros() as u64);
+                }
+            }
+            let mut s = stats.lock().await;
+            s.calls += local.calls;
+            s.errors += local.errors;
+            s.latencies_us.extend(local.latencies_us);
+        }));
+    }
+    for w in workers {
+        let _ = tokio::time::timeout(RUN + WARMUP + Duration::from_secs(30), w).await;
+    }
+    let mut s = stats.lock().await.clone();
+    s.seconds = RUN.as_secs_f64();
+    s
+}
+
+fn rss_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// Resets the peak-RSS counter of a process (Linux `clear_refs` 5).
+fn reset_peak(pid: u32) {
+    let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+struct Server {
+    child: Child,
+    addr: Option<String>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn start_http(upstream: &str, stateless: bool) -> Server {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut cmd = Command::new(SERVER);
+    cmd.env_clear()
+        .env("PORT_BASE_URL", format!("http://{upstream}"))
+        .env("PORT_API_KEY", "bench-token")
+        .env("PORT_MCP_LOG", "error")
+        .env("PORT_MAX_IN_FLIGHT", "64")
+        .args(["http", "--listen", &listen])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if stateless {
+        cmd.arg("--stateless");
+    }
+    let child = cmd.spawn().unwrap();
+    let client = reqwest::Client::new();
+    for _ in 0..500 {
+        if client
+            .get(format!("http://{listen}/healthz"))
+            .send()
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Server {
+        child,
+        addr: Some(listen),
+    }
+}
+
+fn call_body(id: u64, tool: &str) -> String {
+    let args = if tool == "get-integration" {
+        json!({"identifier": "integration-1"})
+    } else {
+        json!({})
+    };
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+           "params": {"name": tool, "arguments": args}})
+    .to_string()
+}
+
+/// A tool result that is not an error, in a JSON body or an SSE `data:` line.
+fn ok_result(body: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(&body[..body.len().min(4096)]);
+    text.contains("\"result\"") && !text.contains("\"isError\":true")
+}
+
+async fn http_session(client: &reqwest::Client, url: &str) -> Option<String> {
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "bench", "version": "1"}}});
+    let r = client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(init.to_string())
+        .send()
+        .await
+        .ok()?;
+    let sid = r
+        .headers()
+        .get("mcp-session-id")?
+        .to_str()
+        .ok()?
+        .to_string();
+    let _ = r.bytes().await;
+    client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", &sid)
+        .body(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string())
+        .send()
+        .await
+        .ok()?;
+    Some(sid)
+}
+
+async fn bench_http(addr: &str, stateless: bool, tool: &'static str, concurrency: usize) -> Stats {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()
+        .unwrap();
+    let url = format!("http://{addr}/mcp");
+    let session = if stateless {
+        None
+    } else {
+        http_session(&client, &url).await
+    };
+    let ids = Arc::new(AtomicU64::new(1));
+    drive(concurrency, move || {
+        let client = client.clone();
+        let url = url.clone();
+        let session = session.clone();
+        let id = ids.fetch_add(1, Ordering::Relaxed);
+        async move {
+            let mut req = client
+                .post(&url)
+                .header("content-type", "application/json")
+                .header("accept", "application/json, text/event-stream")
+                .body(call_body(id, tool));
+            if let Some(sid) = &session {
+                req = req.header("mcp-session-id", sid);
+            }
+            match req.send().await {
+                Ok(r) => match r.bytes().await {
+                    Ok(b) => ok_result(&b),
+                    Err(_) => false,
+                },
+                Err(_) => false,
+            }
+        }
+    })
+    .await
+}
+
+async fn bench_direct(upstream: &str, path: &'static str, concurrency: usize) -> Stats {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()
+        .unwrap();
+    let url = format!("http://{upstream}{path}");
+    drive(concurrency, move || {
+        let client = client.clone();
+        let url = url.clone();
+        async move {
+            match client
+                .get(&url)
+                .header("authorization", "Bearer bench-token")
+                .send()
+                .await
+            {
+                Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
+                Err(_) => false,
+            }
+        }
+    })
+    .await
+}
+
+// ----------------------------------------------------------------------------------------------
+// stdio: one process, requests pipelined over stdin, answers matched by id.
+
+struct StdioServer {
+    child: tokio::process::Child,
+    stdin: Arc<Mutex<tokio::process::ChildStdin>>,
+    waiting:
+        Arc<std::sync::Mutex<std::collections::HashMap<u64, tokio::sync::oneshot::Sender<bool>>>>,
+}
+
+fn id_of(line: &str) -> Option<u64> {
+    let at = line[..line.len().min(80)].find("\"id\":")? + 5;
+    let rest = &line[at..];
+    let end = rest.find(|c: char| !c.is_ascii_digit())?;
+    rest[..end].parse().ok()
+}
+
+async fn start_stdio(upstream: &str) -> StdioServer {
+    let mut child = tokio::process::Command::new(SERVER)
+        .env_clear()
+        .env("PORT_BASE_URL", format!("http://{upstream}"))
+        .env("PORT_API_KEY", "bench-token")
+        .env("PORT_MCP_LOG", "error")
+        .env("PORT_MAX_IN_FLIGHT", "64")
+        .arg("stdio")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let waiting: Arc<
+        std::sync::Mutex<std::collections::HashMap<u64, tokio::sync::oneshot::Sender<bool>>>,
+    > = Arc::default();
+    let w = waiting.clone();
+    tokio::spawn(async move {
+        let mut lines = BufReader::with_capacity(1 << 20, stdout).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(id) = id_of(&line) {
+                let ok = ok_result(line.as_bytes());
+                if let Some(tx) = w.lock().unwrap().remove(&id) {
+                    let _ = tx.send(ok);
+                }
+            }
+        }
+    });
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "bench", "version": "1"}}});
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    waiting.lock().unwrap().insert(0, tx);
+    stdin
+        .write_all(format!("{init}\n").as_bytes())
+        .await
+        .unwrap();
+    let _ = rx.await;
+    stdin
+        .write_all(b"{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n")
+        .await
+        .unwrap();
+    StdioServer {
+        child,
+        stdin: Arc::new(Mutex::new(stdin)),
+        waiting,
+    }
+}
+
+async fn bench_stdio(s: &StdioServer, tool: &'static str, concurrency: usize) -> Stats {
+    let ids = Arc::new(AtomicU64::new(1));
+    let stdin = s.stdin.clone();
+    let waiting = s.waiting.clone();
+    drive(concurrency, move || {
+        let id = ids.fetch_add(1, Ordering::Relaxed);
+        let stdin = stdin.clone();
+        let waiting = waiting.clone();
+        async move {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            waiting.lock().unwrap().insert(id, tx);
+            let line = format!("{}\n", call_body(id, tool));
+            {
+                let mut w = stdin.lock().await;
+                if w.write_all(line.as_bytes()).await.is_err() {
+                    return false;
+                }
+            }
+            tokio::time::timeout(Duration::from_secs(30), rx)
+                .await
+                .ok()
+                .and_then(|r| r.ok())
+                .unwrap_or(false)
+        }
+    })
+    .await
+}
+
+/// Launch to the answer of the first tools/list over stdio, in milliseconds.
+fn launch_to_tools_list() -> f64 {
+    let start = Instant::now();
+    let mut child = Command::new(SERVER)
+        .env_clear()
+        .env("PORT_BASE_URL", "http://127.0.0.1:9")
+        .env("PORT_MCP_LOG", "error")
+        .arg("stdio")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "bench", "version": "1"}}});
+    write!(
+        stdin,
+        "{init}\n{{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}}\n{{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/list\"}}\n"
+    )
+    .unwrap();
+    stdin.flush().unwrap();
+    let mut out = StdBufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if out.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        if id_of(&line) == Some(2) {
+            break;
+        }
+    }
+    let ms = start.elapsed().as_secs_f64() * 1000.0;
+    drop(stdin);
+    let _ = child.wait();
+    ms
+}
+
+// ----------------------------------------------------------------------------------------------
+
+struct Row {
+    name: String,
+    stats: Stats,
+    direct: Option<Stats>,
+    peak_mib: Option<f64>,
+}
+
+fn print_table(rows: &[Row]) {
+    println!(
+        "| scenario | calls/s | p50 ms | p99 ms | errors | vs direct (rate) | p50 over direct | peak RSS MiB |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for r in rows {
+        let (ratio, over) = match &r.direct {
+            Some(d) => (
+                format!("{:.0}%", 100.0 * r.stats.rate() / d.rate()),
+                format!("{:+.3} ms", r.stats.pct(0.5) - d.pct(0.5)),
+            ),
+            None => ("–".into(), "–".into()),
+        };
+        println!(
+            "| {} | {:.0} | {:.3} | {:.3} | {} | {} | {} | {} |",
+            r.name,
+            r.stats.rate(),
+            r.stats.pct(0.5),
+            r.stats.pct(0.99),
+            r.stats.errors,
+            ratio,
+            over,
+            r.peak_mib.map(|m| format!("{m:.1}")).unwrap_or("–".into()),
+        );
+    }
+}
+
+async fn run() {
+    let exe = std::env::current_exe().unwrap();
+    let mut fake = Command::new(exe)
+        .arg("fake-port")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    StdBufReader::new(fake.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let upstream: SocketAddr = first.trim().parse().unwrap();
+    let upstream = upstream.to_string();
+    let _fake = Server {
+        child: fake,
+        addr: None,
+    };
+    eprintln!("fake Port on {upstream}; server {SERVER}");
+
+    let mut rows = Vec::new();
+    let direct_1 = bench_direct(&upstream, "/v1/integration/integration-1", 1).await;
+    let direct_64 = bench_direct(&upstream, "/v1/integration/integration-1", 64).await;
+    let direct_big_1 = bench_direct(&upstream, "/v1/integration", 1).await;
+    let direct_big_64 = bench_direct(&upstream, "/v1/integration", 64).await;
+    for (name, s) in [
+        ("direct to fake Port, 2 KB, 1 in flight", &direct_1),
+        ("direct to fake Port, 2 KB, 64 in flight", &direct_64),
+        ("direct to fake Port, 2 MB, 1 in flight", &direct_big_1),
+        ("direct to fake Port, 2 MB, 64 in flight", &direct_big_64),
+    ] {
+        rows.push(Row {
+            name: name.into(),
+            stats: s.clone(),
+            direct: None,
+            peak_mib: None,
+        });
+    }
+
+    let mut idle_http = 0;
+    for stateless in [true, false] {
+        let server = start_http(&upstream, stateless).await;
+        let pid = server.child.id();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        idle_http = idle_http.max(rss_kib(pid).0);
+        let addr = server.addr.clone().unwrap();
+        let mode = if stateless { "stateless" } else { "stateful" };
+        for (tool, size, d1, d64) in [
+            ("get-integration", "2 KB", &direct_1, &direct_64),
+            (
+                "get-all-integrations",
+                "2 MB",
+                &direct_big_1,
+                &direct_big_64,
+            ),
+        ] {
+            for (conc, direct) in [(1usize, d1), (64, d64)] {
+                reset_peak(pid);
+                let stats = bench_http(&addr, stateless, tool, conc).await;
+                rows.push(Row {
+                    name: format!("HTTP {mode}, {tool} ({size}), {conc} in flight"),
+                    stats,
+                    direct: Some(direct.clone()),
+                    peak_mib: Some(mib(rss_kib(pid).1)),
+                });
+            }
+        }
+    }
+
+    let stdio = start_stdio(&upstream).await;
+    let pid = stdio.child.id().unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let idle_stdio = rss_kib(pid).0;
+    for (tool, size, d1, d64) in [
+        ("get-integration", "2 KB", &direct_1, &direct_64),
+        (
+            "get-all-integrations",
+            "2 MB",
+            &direct_big_1,
+            &direct_big_64,
+        ),
+    ] {
+        for (conc, direct) in [(1usize, d1), (64, d64)] {
+            reset_peak(pid);
+            let stats = bench_stdio(&stdio, tool, conc).await;
+            rows.push(Row {
+                name: format!(
+                    "stdio, {tool} ({size}), {}",
+                    if conc == 1 {
+                        "sequential".to_string()
+                    } else {
+                        format!("{conc} in flight")
+                    }
+                ),
+                stats,
+                direct: Some(direct.clone()),
+                peak_mib: Some(mib(rss_kib(pid).1)),
+            });
+        }
+    }
+    drop(stdio);
+
+    let mut launches: Vec<f64> = (0..20).map(|_| launch_to_tools_list()).collect();
+    launches.sort_by(|a, b| a.total_cmp(b));
+
+    println!();
+    print_table(&rows);
+    println!();
+    println!(
+        "launch -> first tools/list over stdio: median {:.1} ms, min {:.1} ms, max {:.1} ms (20 launches)",
+        launches[10], launches[0], launches[19]
+    );
+    println!(
+        "idle RSS: stdio {:.1} MiB, HTTP {:.1} MiB (after start-up, before any call)",
+        mib(idle_stdio),
+        mib(idle_http)
+    );
+}
