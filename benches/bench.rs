@@ -567,6 +567,7 @@ fn print_table(rows: &[Row]) {
 }
 
 async fn run() {
+    port_integrations_mcp::install_crypto_provider();
     let exe = std::env::current_exe().unwrap();
     let mut fake = Command::new(exe)
         .arg("fake-port")

@@ -302,6 +302,12 @@ pub struct PortArgs {
     #[arg(long, env = "PORT_MAX_ATTEMPTS", default_value_t = 4, global = true)]
     pub max_attempts: u32,
 
+    /// Answers from Port up to this size (bytes) are returned both as text and as
+    /// structuredContent; larger ones as text only (the same JSON), which keeps a large answer
+    /// from costing many times its size in memory.
+    #[arg(long, env = "PORT_MAX_STRUCTURED_BYTES", default_value_t = 512 * 1024, global = true)]
+    pub max_structured_bytes: usize,
+
     /// A Port access token; prefer the environment variable, so it never shows in `ps`. Sent as
     /// `Authorization: Bearer <token>`; kept as is if it already starts with `Bearer `.
     #[arg(
@@ -397,6 +403,8 @@ pub struct PortSettings {
     pub max_response_bytes: usize,
     /// Attempts per call, the first included (retries apply only where safe).
     pub max_attempts: u32,
+    /// Answers larger than this are passed on as text only, without structuredContent.
+    pub max_structured_bytes: usize,
 }
 
 /// A setting that cannot be used, found at start-up.
@@ -512,6 +520,7 @@ impl PortArgs {
             max_in_flight: self.max_in_flight,
             max_response_bytes: self.max_response_bytes,
             max_attempts: self.max_attempts,
+            max_structured_bytes: self.max_structured_bytes,
         })
     }
 }
@@ -553,6 +562,7 @@ mod tests {
             max_in_flight: 8,
             max_response_bytes: 1 << 20,
             max_attempts: 4,
+            max_structured_bytes: 512 * 1024,
             api_key: None,
             client_id: None,
             client_secret: None,

@@ -35,8 +35,9 @@ pub struct PortResponse {
     pub status: u16,
     /// The body exactly as Port sent it.
     pub text: String,
-    /// The body parsed (`Value::Null` when Port sent an empty body).
-    pub json: Value,
+    /// The body parsed (`Value::Null` when Port sent an empty body); `None` when the body was
+    /// larger than `max_structured_bytes` and is passed on as text only.
+    pub json: Option<Value>,
     /// The `x-trace-id` header.
     pub trace_id: Option<String>,
 }
@@ -83,6 +84,7 @@ struct Inner {
     budget: Duration,
     slots: Semaphore,
     max_response_bytes: usize,
+    max_structured_bytes: usize,
     retry: RetryPolicy,
     last_call: Mutex<Option<LastCall>>,
 }
@@ -123,6 +125,7 @@ impl PortClient {
                 budget: settings.budget,
                 slots: Semaphore::new(settings.max_in_flight.max(1)),
                 max_response_bytes: settings.max_response_bytes,
+                max_structured_bytes: settings.max_structured_bytes,
                 retry: RetryPolicy {
                     max_attempts: settings.max_attempts.max(1),
                     ..RetryPolicy::default()
@@ -290,7 +293,11 @@ impl PortClient {
         };
         let kind = Attempt::Status(raw.status);
         let requested = raw.retry_after.map(Duration::from_secs);
-        (interpret(raw), Some(kind), requested)
+        (
+            interpret(raw, self.inner.max_structured_bytes),
+            Some(kind),
+            requested,
+        )
     }
 
     async fn send_once(
@@ -403,8 +410,33 @@ impl PortClient {
     }
 }
 
-/// Turns a raw answer into a success or a [`PortError`].
-fn interpret(raw: RawResponse) -> Result<PortResponse, PortError> {
+/// Just the `ok` flag of a large body: serde checks the whole document's syntax but builds
+/// nothing for the fields it skips, so a 2 MB answer costs no JSON tree.
+#[derive(serde::Deserialize)]
+struct OkFlag {
+    ok: Option<bool>,
+}
+
+/// Turns a raw answer into a success or a [`PortError`]. Bodies up to `tree_limit` bytes are
+/// parsed into a JSON value (for structuredContent); larger successful bodies are only checked,
+/// and passed on as text.
+fn interpret(raw: RawResponse, tree_limit: usize) -> Result<PortResponse, PortError> {
+    let success = (200..300).contains(&raw.status);
+    if success && raw.body.len() > tree_limit {
+        match serde_json::from_slice::<OkFlag>(&raw.body) {
+            Ok(OkFlag { ok: Some(false) }) => {}
+            Ok(_) => {
+                return Ok(PortResponse {
+                    status: raw.status,
+                    text: String::from_utf8(raw.body).unwrap_or_default(),
+                    json: None,
+                    trace_id: raw.trace_id,
+                });
+            }
+            // Not an object, or not JSON: the full parse below tells which.
+            Err(_) => {}
+        }
+    }
     let RawResponse {
         status,
         body,
@@ -423,7 +455,7 @@ fn interpret(raw: RawResponse) -> Result<PortResponse, PortError> {
             Ok(PortResponse {
                 status,
                 text,
-                json,
+                json: Some(json),
                 trace_id,
             })
         }
@@ -539,7 +571,7 @@ mod tests {
             trace_id: Some("t1".into()),
             retry_after: None,
         };
-        let Err(PortError::Api(f)) = interpret(raw) else {
+        let Err(PortError::Api(f)) = interpret(raw, usize::MAX) else {
             panic!("expected an API failure")
         };
         assert_eq!(
@@ -547,6 +579,23 @@ mod tests {
             (200, Some("invalid_request"))
         );
         assert_eq!(f.trace_id.as_deref(), Some("t1"));
+    }
+
+    #[test]
+    fn large_bodies_skip_the_tree_but_not_the_checks() {
+        let raw = |body: &str| RawResponse {
+            status: 200,
+            body: body.as_bytes().to_vec(),
+            trace_id: None,
+            retry_after: None,
+        };
+        let ok = interpret(raw(r#"{"ok":true,"integrations":[1,2,3]}"#), 8).unwrap();
+        assert_eq!(ok.json, None);
+        assert_eq!(ok.text, r#"{"ok":true,"integrations":[1,2,3]}"#);
+        let failed = interpret(raw(r#"{"ok":false,"error":"bad","message":"no"}"#), 8);
+        assert!(matches!(failed, Err(PortError::Api(f)) if f.code.as_deref() == Some("bad")));
+        let broken = interpret(raw(r#"{"ok":true,"integrations":[1,2"#), 8);
+        assert!(matches!(broken, Err(PortError::InvalidBody { .. })));
     }
 
     #[test]
@@ -558,8 +607,8 @@ mod tests {
             trace_id: None,
             retry_after: None,
         };
-        let r = interpret(raw).unwrap();
+        let r = interpret(raw, usize::MAX).unwrap();
         assert_eq!(r.text.as_bytes(), &body[..]);
-        assert_eq!(r.json["integrations"], serde_json::json!([]));
+        assert_eq!(r.json.unwrap()["integrations"], serde_json::json!([]));
     }
 }

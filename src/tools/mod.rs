@@ -8,7 +8,7 @@ pub mod args;
 pub mod result;
 pub mod schema;
 
-use std::collections::BTreeSet;
+use std::{collections::BTreeSet, sync::Arc};
 
 use rmcp::{
     ErrorData, RoleServer, ServerHandler,
@@ -58,7 +58,9 @@ get-integration-s-event-logs (levels [\"ERROR\"]).";
 #[derive(Clone)]
 pub struct PortTools {
     client: PortClient,
-    tool_router: ToolRouter<Self>,
+    // Shared: stateless HTTP builds a server per request, and the routes never change after
+    // start-up.
+    tool_router: Arc<ToolRouter<Self>>,
     calls: TaskTracker,
     draining: CancellationToken,
 }
@@ -86,7 +88,7 @@ impl PortTools {
     pub fn new(client: PortClient) -> Self {
         PortTools {
             client,
-            tool_router: Self::tool_router(),
+            tool_router: Arc::new(Self::tool_router()),
             calls: TaskTracker::new(),
             draining: CancellationToken::new(),
         }
@@ -98,8 +100,8 @@ impl PortTools {
         selection: &ToolSelection,
     ) -> Result<Self, ConfigError> {
         let mut tools = Self::new(client);
-        let all: BTreeSet<String> = tools
-            .tool_router
+        let mut router = Self::tool_router();
+        let all: BTreeSet<String> = router
             .list_all()
             .into_iter()
             .map(|t| t.name.to_string())
@@ -119,9 +121,10 @@ impl PortTools {
         for name in &all {
             let excluded = !wanted.is_empty() && !wanted.contains(name);
             if excluded || (selection.read_only && WRITE_TOOLS.contains(&name.as_str())) {
-                tools.tool_router.remove_route(name);
+                router.remove_route(name);
             }
         }
+        tools.tool_router = Arc::new(router);
         Ok(tools)
     }
 

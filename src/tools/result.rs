@@ -23,8 +23,10 @@ pub fn success(response: PortResponse) -> CallToolResult {
         ))]);
     }
     let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
-    // structuredContent must be an object; Port's bodies are, but do not assume it.
-    if json.is_object() {
+    // structuredContent must be an object; Port's bodies are, but do not assume it. Very large
+    // bodies come as text only (`json` is None): the same JSON, without a second, tree-shaped
+    // copy that would cost many times the body's size in memory.
+    if let Some(json @ serde_json::Value::Object(_)) = json {
         result.structured_content = Some(json);
     }
     result

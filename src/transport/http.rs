@@ -16,6 +16,7 @@ use axum::{
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::get,
+    serve::ListenerExt,
 };
 use rmcp::transport::streamable_http_server::{
     StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
@@ -190,6 +191,11 @@ pub async fn serve_on(
         }
     };
     tokio::spawn(drain);
+    // SSE answers go out as several small writes; without TCP_NODELAY, Nagle's algorithm and
+    // the client's delayed ACK hold each one back by ~40 ms.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let server = axum::serve(listener, router)
         .with_graceful_shutdown(async move { stopping.cancelled().await })
         .into_future();

@@ -73,6 +73,7 @@ pub fn settings_for(url: &str, credentials: Credentials) -> PortSettings {
         max_in_flight: 8,
         max_response_bytes: 1 << 20,
         max_attempts: 4,
+        max_structured_bytes: 512 * 1024,
     }
 }
 

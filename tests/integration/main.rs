@@ -8,6 +8,7 @@ mod common;
 
 mod access;
 mod auth;
+mod deploy;
 mod errors;
 mod http;
 mod lifecycle;

@@ -436,3 +436,33 @@ async fn all_seven_tools_work_in_the_2026_protocol_era() {
     let expected: Vec<&str> = calls.iter().map(|c| c.2).collect();
     assert_eq!(seen, expected);
 }
+
+#[tokio::test]
+async fn answers_over_the_structured_limit_come_as_text_only() {
+    let port = FakePort::start().await;
+    let mut settings = port.settings(static_token());
+    settings.max_structured_bytes = 200;
+    let client = connect(&settings).await;
+    let expected = port.port.integration("github-ocean").unwrap();
+    let r = call(
+        &client,
+        "get-integration",
+        json!({"identifier": "github-ocean"}),
+    )
+    .await;
+    assert!(!is_error(&r));
+    assert_eq!(
+        r.structured_content, None,
+        "a large answer carries no JSON tree"
+    );
+    let body: Value = serde_json::from_str(&text(&r)).unwrap();
+    assert_eq!(body, json!({"ok": true, "integration": expected}));
+    // Small answers keep both.
+    let r = call(
+        &client,
+        "delete-integration",
+        json!({"identifier": "github-ocean"}),
+    )
+    .await;
+    assert_eq!(r.structured_content, Some(json!({"ok": true})));
+}

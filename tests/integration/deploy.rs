@@ -1,0 +1,211 @@
+//! The deployment files agree with the binary: the manifests' args parse with the real command
+//! line, every environment variable is one the binary reads, ports and probes line up, the
+//! probes exist, the inbound token is required, and every Secret key referenced exists.
+
+use std::{collections::BTreeSet, path::Path};
+
+use clap::{CommandFactory, Parser};
+use port_integrations_mcp::config::{Cli, Command};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::{common::*, http::http_args};
+
+fn docs(file: &str) -> Vec<Value> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("deploy/kubernetes")
+        .join(file);
+    let text = std::fs::read_to_string(&path).unwrap();
+    yaml_serde::Deserializer::from_str(&text)
+        .map(|d| Value::deserialize(d).unwrap())
+        .collect()
+}
+
+fn one(file: &str, kind: &str) -> Value {
+    let all = docs(file);
+    let found: Vec<&Value> = all.iter().filter(|d| d["kind"] == kind).collect();
+    assert_eq!(found.len(), 1, "{file}: one {kind}");
+    found[0].clone()
+}
+
+/// Every environment variable the binary reads, across all commands.
+fn known_env() -> BTreeSet<String> {
+    fn walk(cmd: &clap::Command, out: &mut BTreeSet<String>) {
+        for arg in cmd.get_arguments() {
+            if let Some(env) = arg.get_env() {
+                out.insert(env.to_string_lossy().into_owned());
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            walk(sub, out);
+        }
+    }
+    let mut out = BTreeSet::new();
+    walk(&Cli::command(), &mut out);
+    out
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn kubernetes_manifests_match_the_binary() {
+    let deployment = one("deployment.yaml", "Deployment");
+    let service = one("service.yaml", "Service");
+    let hpa = one("hpa.yaml", "HorizontalPodAutoscaler");
+    let secret = one("secret.example.yaml", "Secret");
+    let name = deployment["metadata"]["name"].as_str().unwrap();
+    let pod = &deployment["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+
+    // The args are a valid command line for the real binary.
+    let mut argv = vec!["port-integrations-mcp".to_string()];
+    argv.extend(strings(&container["args"]));
+    let cli = Cli::try_parse_from(&argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+    let Command::Http(http) = &cli.command else {
+        panic!("the deployment must run `http`")
+    };
+    assert!(
+        http.stateless,
+        "replicas behind a plain Service must be stateless"
+    );
+    assert!(
+        !http.listen.ip().is_loopback(),
+        "must listen beyond loopback in a pod"
+    );
+
+    // The inbound token is required, and comes from the Secret.
+    let token_file = http.auth_token_file.clone().expect("--auth-token-file");
+    let mount = container["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| token_file.starts_with(m["mountPath"].as_str().unwrap()))
+        .expect("the token file lives in a mounted volume");
+    let volume = pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == mount["name"])
+        .unwrap();
+    assert_eq!(volume["secret"]["secretName"], secret["metadata"]["name"]);
+    let item = &volume["secret"]["items"][0];
+    assert_eq!(
+        Path::new(mount["mountPath"].as_str().unwrap()).join(item["path"].as_str().unwrap()),
+        token_file
+    );
+    let secret_keys: BTreeSet<&str> = secret["stringData"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert!(secret_keys.contains(item["key"].as_str().unwrap()));
+
+    // Every variable is one the binary reads; secrets come from the Secret, not literals.
+    let known = known_env();
+    for env in container["env"].as_array().unwrap() {
+        let var = env["name"].as_str().unwrap();
+        assert!(
+            known.contains(var),
+            "{var} is not read by the binary: {known:?}"
+        );
+        if let Some(key) = env["valueFrom"]["secretKeyRef"]["key"].as_str() {
+            assert_eq!(
+                env["valueFrom"]["secretKeyRef"]["name"],
+                secret["metadata"]["name"]
+            );
+            assert!(secret_keys.contains(key), "{key} missing from the Secret");
+        }
+        if var.contains("SECRET") || var == "PORT_API_KEY" || var == "PORT_MCP_AUTH_TOKEN" {
+            assert!(env.get("value").is_none(), "{var} must come from a Secret");
+        }
+        if var == "PORT_REGION" {
+            let region = env["value"].as_str().unwrap();
+            Cli::try_parse_from(["port-integrations-mcp", "--region", region, "stdio"]).unwrap();
+        }
+    }
+    let names: BTreeSet<&str> = container["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains("PORT_CLIENT_ID") && names.contains("PORT_CLIENT_SECRET"));
+
+    // Ports line up: container port = --listen port; Service and probes point at it.
+    let port = &container["ports"][0];
+    assert_eq!(
+        port["containerPort"].as_u64().unwrap(),
+        u64::from(http.listen.port())
+    );
+    let port_name = port["name"].as_str().unwrap();
+    assert_eq!(service["spec"]["ports"][0]["targetPort"], port_name);
+    assert_eq!(
+        service["spec"]["selector"],
+        deployment["spec"]["template"]["metadata"]["labels"]
+    );
+    assert_eq!(container["livenessProbe"]["httpGet"]["port"], port_name);
+    assert_eq!(container["readinessProbe"]["httpGet"]["port"], port_name);
+    assert_eq!(hpa["spec"]["scaleTargetRef"]["kind"], "Deployment");
+    assert_eq!(hpa["spec"]["scaleTargetRef"]["name"], name);
+
+    // The probe paths exist on the real app and never call Port.
+    let fake = FakePort::start().await;
+    let addr = crate::http::serve(&fake, http_args(true)).await;
+    for probe in ["livenessProbe", "readinessProbe"] {
+        let path = container[probe]["httpGet"]["path"].as_str().unwrap();
+        let status = reqwest::get(format!("http://{addr}{path}"))
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 200, "{probe} {path}");
+    }
+    assert!(fake.port.requests().is_empty());
+
+    // Termination grace covers the server's drain.
+    let grace = pod["terminationGracePeriodSeconds"].as_u64().unwrap();
+    let drain: u64 = container["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "PORT_MCP_SHUTDOWN_GRACE_SECS")
+        .and_then(|e| e["value"].as_str())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        grace > drain,
+        "the pod is killed before the server finishes draining"
+    );
+}
+
+#[test]
+fn dockerfile_runs_a_valid_command() {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/Dockerfile"))
+            .unwrap();
+    let cmd_line = text.lines().find(|l| l.starts_with("CMD ")).unwrap();
+    let args: Vec<String> = serde_json::from_str(cmd_line.trim_start_matches("CMD ")).unwrap();
+    let mut argv = vec!["port-integrations-mcp".to_string()];
+    argv.extend(args);
+    let cli = Cli::try_parse_from(&argv).unwrap();
+    let Command::Http(http) = cli.command else {
+        panic!("CMD must run http")
+    };
+    let expose = text.lines().find(|l| l.starts_with("EXPOSE ")).unwrap();
+    assert_eq!(
+        expose.trim_start_matches("EXPOSE ").trim(),
+        http.listen.port().to_string()
+    );
+    assert!(
+        text.contains("FROM scratch"),
+        "final stage must be the empty image"
+    );
+    assert!(text.contains("--locked"), "builds must use Cargo.lock");
+}
