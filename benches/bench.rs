@@ -33,6 +33,11 @@ use tokio::{
 const SERVER: &str = env!("CARGO_BIN_EXE_port-integrations-mcp");
 /// How long each measurement runs (after a short warm-up).
 const RUN: Duration = Duration::from_secs(3);
+
+/// `BENCH_ONLY=text` runs only the scenarios whose name contains `text` (for profiling).
+fn selected(name: &str) -> bool {
+    std::env::var("BENCH_ONLY").map_or(true, |only| name.contains(&only))
+}
 const WARMUP: Duration = Duration::from_millis(500);
 
 fn main() {
@@ -624,10 +629,14 @@ async fn run() {
             ),
         ] {
             for (conc, direct) in [(1usize, d1), (64, d64)] {
+                let name = format!("HTTP {mode}, {tool} ({size}), {conc} in flight");
+                if !selected(&name) {
+                    continue;
+                }
                 reset_peak(pid);
                 let stats = bench_http(&addr, stateless, tool, conc).await;
                 rows.push(Row {
-                    name: format!("HTTP {mode}, {tool} ({size}), {conc} in flight"),
+                    name,
                     stats,
                     direct: Some(direct.clone()),
                     peak_mib: Some(mib(rss_kib(pid).1)),
@@ -650,17 +659,21 @@ async fn run() {
         ),
     ] {
         for (conc, direct) in [(1usize, d1), (64, d64)] {
+            let name = format!(
+                "stdio, {tool} ({size}), {}",
+                if conc == 1 {
+                    "sequential".to_string()
+                } else {
+                    format!("{conc} in flight")
+                }
+            );
+            if !selected(&name) {
+                continue;
+            }
             reset_peak(pid);
             let stats = bench_stdio(&stdio, tool, conc).await;
             rows.push(Row {
-                name: format!(
-                    "stdio, {tool} ({size}), {}",
-                    if conc == 1 {
-                        "sequential".to_string()
-                    } else {
-                        format!("{conc} in flight")
-                    }
-                ),
+                name,
                 stats,
                 direct: Some(direct.clone()),
                 peak_mib: Some(mib(rss_kib(pid).1)),

@@ -77,7 +77,10 @@ pub struct PortClient {
 }
 
 struct Inner {
-    http: reqwest::Client,
+    /// Built on the first call: loading the system's root certificates costs start-up time and
+    /// memory that a server which is only listed (or idle) never needs.
+    http: std::sync::OnceLock<reqwest::Client>,
+    connect_timeout: Duration,
     base: Url,
     auth: Auth,
     timeout: Duration,
@@ -107,18 +110,10 @@ impl PortClient {
     /// Builds the client from validated settings.
     pub fn new(settings: &PortSettings) -> Result<Self, PortError> {
         install_crypto_provider();
-        let http = reqwest::Client::builder()
-            .user_agent(USER_AGENT)
-            .connect_timeout(settings.connect_timeout)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build()
-            .map_err(|e| PortError::Unreachable {
-                origin: settings.base_url.to_string(),
-                detail: format!("cannot build the HTTP client: {e}"),
-            })?;
         Ok(PortClient {
             inner: Arc::new(Inner {
-                http,
+                http: std::sync::OnceLock::new(),
+                connect_timeout: settings.connect_timeout,
                 base: settings.base_url.clone(),
                 auth: Auth::new(&settings.credentials)?,
                 timeout: settings.timeout,
@@ -133,6 +128,28 @@ impl PortClient {
                 last_call: Mutex::new(None),
             }),
         })
+    }
+
+    /// The shared HTTP client, built on first use.
+    fn http(&self) -> Result<&reqwest::Client, (Attempt, PortError)> {
+        if let Some(client) = self.inner.http.get() {
+            return Ok(client);
+        }
+        let client = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .connect_timeout(self.inner.connect_timeout)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build()
+            .map_err(|e| {
+                (
+                    Attempt::TransportFailed,
+                    PortError::Unreachable {
+                        origin: self.inner.base.to_string(),
+                        detail: format!("cannot build the HTTP client: {e}"),
+                    },
+                )
+            })?;
+        Ok(self.inner.http.get_or_init(|| client))
     }
 
     /// Whether calls can authenticate without a caller-supplied token.
@@ -313,8 +330,7 @@ impl PortClient {
             Method::Delete => reqwest::Method::DELETE,
         };
         let mut builder = self
-            .inner
-            .http
+            .http()?
             .request(method, url)
             .header(header::AUTHORIZATION, bearer.0.clone())
             .header(header::ACCEPT, "application/json");
@@ -335,8 +351,8 @@ impl PortClient {
     ) -> Result<RawResponse, PortError> {
         let url = self.url_for(&["auth".into(), "access_token".into()], &[]);
         let builder = self
-            .inner
-            .http
+            .http()
+            .map_err(|(_, e)| e)?
             .post(url)
             .header(header::CONTENT_TYPE, "application/json")
             .header(header::ACCEPT, "application/json")

@@ -1,93 +1,224 @@
 //! MCP over stdin/stdout, for hosts that launch the server as a child process.
 //!
 //! stdout carries only protocol messages: every log line goes to stderr (see `main.rs`), since a
-//! single stray byte on stdout breaks strict hosts. rmcp silently drops a line it cannot parse,
-//! which leaves the sender waiting forever; JSON-RPC asks for a `-32700 Parse error` (or
-//! `-32600 Invalid Request`) answer instead. So stdin passes through a small filter that
-//! answers such lines itself, and one writer task owns stdout so answers never interleave.
+//! single stray byte on stdout breaks strict hosts.
+//!
+//! The transport is our own rather than rmcp's byte-stream adapter, for two reasons. rmcp
+//! silently drops a line it cannot parse, which leaves the sender waiting forever; JSON-RPC asks
+//! for a `-32700 Parse error` (or `-32600 Invalid Request`) answer instead. And tokio's
+//! stdin/stdout hand every read and write to its blocking pool, a thread switch per operation:
+//! one plain thread reading lines and one writing them (flushing only when nothing else is
+//! queued) costs far fewer switches under load.
 
-use rmcp::ServiceExt;
+use std::{
+    io::{BufRead, BufReader, BufWriter, Read, Write},
+    sync::mpsc as std_mpsc,
+};
+
+use rmcp::{
+    RoleServer, ServiceExt,
+    service::{RxJsonRpcMessage, TxJsonRpcMessage},
+    transport::Transport,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::{
-    io::{AsyncBufReadExt, AsyncWrite, AsyncWriteExt, BufReader},
-    sync::mpsc,
-};
+use tokio::sync::mpsc;
 
 use crate::{RunError, tools::PortTools};
 
-/// Pipe capacity between the filter and rmcp.
-const PIPE_BYTES: usize = 1 << 20;
+/// What the writer thread receives.
+enum Out {
+    Line(Vec<u8>),
+    /// Flush and end.
+    Stop,
+}
+
+/// rmcp's view of stdio: parsed messages in, serialized lines out.
+struct LineTransport {
+    incoming: mpsc::UnboundedReceiver<RxJsonRpcMessage<RoleServer>>,
+    outgoing: std_mpsc::Sender<Out>,
+}
+
+impl Transport<RoleServer> for LineTransport {
+    type Error = std::io::Error;
+
+    fn send(
+        &mut self,
+        item: TxJsonRpcMessage<RoleServer>,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
+        let sent = serde_json::to_vec(&item)
+            .map_err(std::io::Error::other)
+            .and_then(|line| {
+                self.outgoing.send(Out::Line(line)).map_err(|_| {
+                    std::io::Error::new(std::io::ErrorKind::BrokenPipe, "stdout closed")
+                })
+            });
+        std::future::ready(sent)
+    }
+
+    fn receive(&mut self) -> impl Future<Output = Option<RxJsonRpcMessage<RoleServer>>> + Send {
+        self.incoming.recv()
+    }
+
+    fn close(&mut self) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        self.incoming.close();
+        std::future::ready(Ok(()))
+    }
+}
 
 /// Serves until the host closes stdin or a shutdown signal arrives.
 pub async fn serve(tools: PortTools) -> Result<(), RunError> {
-    serve_on(tokio::io::stdin(), tokio::io::stdout(), tools).await
+    serve_with(std::io::stdin(), std::io::stdout(), tools).await
 }
 
-/// Serves MCP over any pair of byte streams (stdin/stdout in production).
-pub async fn serve_on<R, W>(input: R, output: W, tools: PortTools) -> Result<(), RunError>
+/// Serves MCP over any blocking byte streams (stdin/stdout in production).
+pub async fn serve_with<R, W>(input: R, output: W, tools: PortTools) -> Result<(), RunError>
 where
-    R: tokio::io::AsyncRead + Unpin + Send + 'static,
-    W: AsyncWrite + Unpin + Send + 'static,
+    R: Read + Send + 'static,
+    W: Write + Send + 'static,
 {
-    let (to_rmcp, rmcp_in) = tokio::io::duplex(PIPE_BYTES);
-    let (rmcp_out, from_rmcp) = tokio::io::duplex(PIPE_BYTES);
-    let (rejects_tx, rejects_rx) = mpsc::unbounded_channel::<String>();
+    let (in_tx, in_rx) = mpsc::unbounded_channel();
+    let (out_tx, out_rx) = std_mpsc::channel();
+    let rejects = out_tx.clone();
+    // The reader blocks on stdin; it is never joined (the process may end while it waits).
+    std::thread::Builder::new()
+        .name("stdin".into())
+        .spawn(move || read_lines(BufReader::with_capacity(1 << 16, input), in_tx, rejects))
+        .map_err(RunError::Io)?;
+    let writer = std::thread::Builder::new()
+        .name("stdout".into())
+        .spawn(move || write_lines(output, out_rx))
+        .map_err(RunError::Io)?;
 
-    let reader = tokio::spawn(filter_input(input, to_rmcp, rejects_tx));
-    let writer = tokio::spawn(write_output(from_rmcp, rejects_rx, output));
-
-    let (rmcp_read, _) = tokio::io::split(rmcp_in);
-    let (_, rmcp_write) = tokio::io::split(rmcp_out);
+    let transport = LineTransport {
+        incoming: in_rx,
+        outgoing: out_tx.clone(),
+    };
     let running = tools
-        .serve((rmcp_read, rmcp_write))
+        .serve(transport)
         .await
         .map_err(|e| RunError::Mcp(e.to_string()))?;
     let cancel = running.cancellation_token();
-    tokio::select! {
-        outcome = running.waiting() => {
-            outcome.map_err(|e| RunError::Mcp(e.to_string()))?;
-        }
-        _ = super::shutdown_signal() => cancel.cancel(),
-    }
-    reader.abort();
-    // The writer ends once rmcp's side of the pipe is dropped and everything is flushed.
-    let _ = writer.await;
-    Ok(())
+    let outcome = tokio::select! {
+        outcome = running.waiting() => outcome.map(|_| ()).map_err(|e| RunError::Mcp(e.to_string())),
+        _ = super::shutdown_signal() => { cancel.cancel(); Ok(()) }
+    };
+    // Everything rmcp sent is queued before Stop, so it is all written and flushed.
+    let _ = out_tx.send(Out::Stop);
+    let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+    outcome
 }
 
-/// Just enough of a JSON-RPC message to tell a valid one from an invalid one.
+fn read_lines(
+    mut input: impl BufRead,
+    messages: mpsc::UnboundedSender<RxJsonRpcMessage<RoleServer>>,
+    rejects: std_mpsc::Sender<Out>,
+) {
+    let mut buf = Vec::with_capacity(1 << 12);
+    loop {
+        buf.clear();
+        match input.read_until(b'\n', &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        let line = trim(&buf);
+        if line.is_empty() {
+            continue;
+        }
+        match serde_json::from_slice::<RxJsonRpcMessage<RoleServer>>(line) {
+            Ok(message) => {
+                if messages.send(message).is_err() {
+                    break;
+                }
+            }
+            Err(error) => {
+                if let Some(answer) = reject(line, &error) {
+                    tracing::warn!(%error, "answered an unusable stdin line with a JSON-RPC error");
+                    if rejects.send(Out::Line(answer.into_bytes())).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    // Dropping `messages` is the end of input: rmcp ends the session.
+}
+
+fn trim(line: &[u8]) -> &[u8] {
+    let line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
+    let start = line
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(line.len());
+    let end = line
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
+    &line[start..end]
+}
+
+fn write_lines(output: impl Write, lines: std_mpsc::Receiver<Out>) {
+    let mut out = BufWriter::with_capacity(1 << 16, output);
+    while let Ok(first) = lines.recv() {
+        let mut next = Some(first);
+        while let Some(item) = next {
+            match item {
+                Out::Line(line) => {
+                    if out
+                        .write_all(&line)
+                        .and_then(|_| out.write_all(b"\n"))
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                Out::Stop => {
+                    let _ = out.flush();
+                    return;
+                }
+            }
+            next = lines.try_recv().ok();
+        }
+        // Nothing else queued: hand what we have to the host now.
+        if out.flush().is_err() {
+            return;
+        }
+    }
+    let _ = out.flush();
+}
+
+/// Just enough of a JSON-RPC message to answer one that rmcp could not parse.
 #[derive(Deserialize)]
 struct Probe {
-    jsonrpc: Option<String>,
     #[serde(default)]
     id: Option<Value>,
     method: Option<serde::de::IgnoredAny>,
-    result: Option<serde::de::IgnoredAny>,
-    error: Option<serde::de::IgnoredAny>,
 }
 
-/// The answer to send back for an unusable line, if it is unusable.
-fn reject(line: &str) -> Option<String> {
-    let error = |id: Value, code: i64, message: String| {
+/// The answer to a line rmcp could not parse, or None for a notification (which never gets an
+/// answer; rmcp likewise ignores notifications it does not know).
+fn reject(line: &[u8], error: &serde_json::Error) -> Option<String> {
+    let answer = |id: Value, code: i64, message: String| {
         Some(
             json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
                 .to_string(),
         )
     };
-    if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(line) {
-        return error(Value::Null, -32700, format!("Parse error: {e}"));
+    if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(line) {
+        return answer(Value::Null, -32700, format!("Parse error: {e}"));
     }
-    match serde_json::from_str::<Probe>(line) {
-        Ok(p) if p.jsonrpc.as_deref() == Some("2.0")
-            && (p.method.is_some() || p.result.is_some() || p.error.is_some()) => None,
-        Ok(p) => error(
-            p.id.unwrap_or(Value::Null),
+    match serde_json::from_slice::<Probe>(line) {
+        Ok(Probe {
+            id: None,
+            method: Some(_),
+        }) => None,
+        Ok(Probe { id, .. }) => answer(
+            id.unwrap_or(Value::Null),
             -32600,
-            "Invalid Request: expected a JSON-RPC 2.0 object with `jsonrpc: \"2.0\"` and a `method`".into(),
+            format!("Invalid Request: {error}"),
         ),
-        // A batch (array) or another JSON value: not something this server accepts.
-        Err(_) => error(
+        // A batch (array) or another JSON value.
+        Err(_) => answer(
             Value::Null,
             -32600,
             "Invalid Request: expected one JSON-RPC 2.0 object per line".into(),
@@ -95,91 +226,45 @@ fn reject(line: &str) -> Option<String> {
     }
 }
 
-async fn filter_input<R>(
-    input: R,
-    mut to_rmcp: tokio::io::DuplexStream,
-    rejects: mpsc::UnboundedSender<String>,
-) where
-    R: tokio::io::AsyncRead + Unpin,
-{
-    let mut lines = BufReader::new(input).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        if line.trim().is_empty() {
-            continue;
-        }
-        if let Some(answer) = reject(&line) {
-            tracing::warn!("answered an unusable stdin line with a JSON-RPC error");
-            if rejects.send(answer).is_err() {
-                break;
-            }
-            continue;
-        }
-        if to_rmcp.write_all(line.as_bytes()).await.is_err()
-            || to_rmcp.write_all(b"\n").await.is_err()
-        {
-            break;
-        }
-    }
-    // Dropping `to_rmcp` is the EOF that ends the session.
-}
-
-async fn write_output<W: AsyncWrite + Unpin>(
-    from_rmcp: tokio::io::DuplexStream,
-    mut rejects: mpsc::UnboundedReceiver<String>,
-    mut output: W,
-) {
-    let mut lines = BufReader::new(from_rmcp).lines();
-    let mut rejects_open = true;
-    loop {
-        let line = tokio::select! {
-            line = lines.next_line() => match line {
-                Ok(Some(line)) => line,
-                _ => break,
-            },
-            reject = rejects.recv(), if rejects_open => match reject {
-                Some(line) => line,
-                None => { rejects_open = false; continue; }
-            },
-        };
-        if output.write_all(line.as_bytes()).await.is_err()
-            || output.write_all(b"\n").await.is_err()
-            || output.flush().await.is_err()
-        {
-            break;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::reject;
+    use super::*;
+
+    fn check(line: &str) -> Option<String> {
+        match serde_json::from_slice::<RxJsonRpcMessage<RoleServer>>(line.as_bytes()) {
+            Ok(_) => None,
+            Err(e) => reject(line.as_bytes(), &e),
+        }
+    }
 
     #[test]
     fn tells_usable_lines_from_unusable_ones() {
         assert_eq!(
-            reject(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#),
+            check(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#),
             None
         );
         assert_eq!(
-            reject(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#),
+            check(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#),
             None
         );
-        assert_eq!(reject(r#"{"jsonrpc":"2.0","id":1,"result":{}}"#), None);
-        let parse = reject("this is not json").unwrap();
+        let parse = check("this is not json").unwrap();
         assert!(
             parse.contains(r#""code":-32700"#) && parse.contains(r#""id":null"#),
             "{parse}"
         );
-        let invalid = reject(r#"{"id":7,"method":"tools/list"}"#).unwrap();
+        let invalid = check(r#"{"id":7,"method":"tools/list"}"#).unwrap();
         assert!(
             invalid.contains(r#""code":-32600"#) && invalid.contains(r#""id":7"#),
             "{invalid}"
         );
-        assert!(reject("[1,2]").unwrap().contains("-32600"));
+        assert!(check("[1,2]").unwrap().contains("-32600"));
         assert!(
-            reject(r#"{"jsonrpc":"2.0","id":3}"#)
+            check(r#"{"jsonrpc":"2.0","id":3}"#)
                 .unwrap()
                 .contains("-32600")
         );
+        // An unknown notification is ignored, as JSON-RPC requires.
+        assert_eq!(check(r#"{"jsonrpc":"2.0","method":"$/lsp-thing"}"#), None);
+        assert_eq!(trim(b"\xEF\xBB\xBF {\"a\":1} \r"), b"{\"a\":1}");
     }
 }
