@@ -28,7 +28,9 @@ fn free_port() -> u16 {
 
 fn base(env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(BIN);
+    // A failing test must not leave servers behind.
     cmd.env_clear()
+        .kill_on_drop(true)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
@@ -130,6 +132,7 @@ async fn sigterm_lets_the_call_in_flight_finish_then_exits_0() {
 async fn stdio_answers_a_malformed_line_and_keeps_serving() {
     let mut child = Command::new(BIN)
         .env_clear()
+        .kill_on_drop(true)
         .args(["stdio", "--sandbox"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -289,4 +292,47 @@ async fn read_only_and_allow_list_from_the_environment() {
     names.sort();
     assert_eq!(names, ["get-all-integrations", "get-integration"]);
     client.cancel().await.unwrap();
+}
+
+/// Some hosts close the server's stderr. Logging must then fail silently: a tool call that logs
+/// still gets its answer, and SIGTERM still ends the server with 0.
+#[tokio::test]
+async fn a_closed_stderr_breaks_nothing() {
+    let fake = FakePort::start().await;
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut child = base(&[
+        ("PORT_API_KEY", STATIC_TOKEN),
+        ("PORT_BASE_URL", &fake.url),
+        ("PORT_MCP_LOG", "debug"),
+    ])
+    .args(["http", "--listen", &listen])
+    .spawn()
+    .unwrap();
+    drop(child.stderr.take());
+    wait_healthy(port).await;
+    let client = ()
+        .serve(StreamableHttpClientTransport::from_uri(format!(
+            "http://{listen}/mcp"
+        )))
+        .await
+        .unwrap();
+    // A failing call logs a warning on its way back.
+    let r = tokio::time::timeout(
+        Duration::from_secs(10),
+        call(&client, "get-integration", json!({"identifier": "nope"})),
+    )
+    .await
+    .expect("the call was answered");
+    assert!(
+        text(&r).starts_with("Port answered HTTP 404"),
+        "{}",
+        text(&r)
+    );
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().unwrap().to_string()])
+        .status()
+        .unwrap();
+    let (code, _) = exit_code(child).await;
+    assert_eq!(code, 0);
 }

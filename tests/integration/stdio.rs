@@ -21,6 +21,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_port-integrations-mcp");
 fn command(url: &str) -> Command {
     Command::new(BIN).configure(|c| {
         c.env_clear()
+            .kill_on_drop(true)
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("PORT_BASE_URL", url)
             .env("PORT_CLIENT_ID", SANDBOX_CLIENT_ID)
