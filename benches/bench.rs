@@ -34,6 +34,17 @@ const SERVER: &str = env!("CARGO_BIN_EXE_port-integrations-mcp");
 /// How long each measurement runs (after a short warm-up).
 const RUN: Duration = Duration::from_secs(3);
 
+/// `BENCH_SERVER_ENV="K=V,K=V"` adds environment variables to the server under test (e.g.
+/// `GLIBC_TUNABLES=glibc.malloc.arena_max=1` or `TOKIO_WORKER_THREADS=1`, to compare settings).
+fn server_env() -> Vec<(String, String)> {
+    std::env::var("BENCH_SERVER_ENV")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 /// `BENCH_ONLY=text` runs only the scenarios whose name contains `text` (for profiling).
 fn selected(name: &str) -> bool {
     std::env::var("BENCH_ONLY").map_or(true, |only| name.contains(&only))
@@ -263,6 +274,7 @@ async fn start_http(upstream: &str, stateless: bool) -> Server {
         .env("PORT_API_KEY", "bench-token")
         .env("PORT_MCP_LOG", "error")
         .env("PORT_MAX_IN_FLIGHT", "64")
+        .envs(server_env())
         .args(["http", "--listen", &listen])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -423,6 +435,7 @@ async fn start_stdio(upstream: &str) -> StdioServer {
         .env("PORT_API_KEY", "bench-token")
         .env("PORT_MCP_LOG", "error")
         .env("PORT_MAX_IN_FLIGHT", "64")
+        .envs(server_env())
         .arg("stdio")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
