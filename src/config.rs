@@ -121,6 +121,12 @@ pub struct HttpArgs {
     /// On SIGTERM or Ctrl-C, how long in-flight calls may take to finish, in seconds.
     #[arg(long, env = "PORT_MCP_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
+
+    /// Also serve the seven operations as plain REST (`/v1/v1/integration...` and
+    /// `/v1/integration...`, plus `/openapi.json`) on this address, e.g. `127.0.0.1:8080`.
+    /// Off unless given. Same checks, credentials, inbound token and read-only rules as MCP.
+    #[arg(long, env = "PORT_REST_LISTEN")]
+    pub rest_listen: Option<SocketAddr>,
 }
 
 /// Validated settings of the `http` command.
@@ -142,6 +148,8 @@ pub struct HttpSettings {
     pub max_request_bytes: usize,
     /// How long in-flight calls may take to finish on shutdown.
     pub shutdown_grace: Duration,
+    /// Where to serve the REST surface, if anywhere.
+    pub rest_listen: Option<SocketAddr>,
 }
 
 impl HttpSettings {
@@ -156,6 +164,7 @@ impl HttpSettings {
             token_passthrough: false,
             max_request_bytes: 2 * 1024 * 1024,
             shutdown_grace: Duration::from_secs(10),
+            rest_listen: None,
         }
     }
 }
@@ -189,8 +198,10 @@ impl HttpArgs {
             (None, Some(token)) => Some(Secret::new(token.expose().trim())),
             (None, None) => None,
         };
-        if !self.listen.ip().is_loopback() && auth_token.is_none() && !self.token_passthrough {
-            return Err(ConfigError::ExposedWithoutToken { addr: self.listen });
+        for addr in std::iter::once(self.listen).chain(self.rest_listen) {
+            if !addr.ip().is_loopback() && auth_token.is_none() && !self.token_passthrough {
+                return Err(ConfigError::ExposedWithoutToken { addr });
+            }
         }
         Ok(HttpSettings {
             listen: self.listen,
@@ -201,6 +212,7 @@ impl HttpArgs {
             token_passthrough: self.token_passthrough,
             max_request_bytes: self.max_request_bytes,
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
+            rest_listen: self.rest_listen,
         })
     }
 }

@@ -140,6 +140,25 @@ pub async fn serve(tools: PortTools, settings: &HttpSettings) -> Result<(), RunE
     let listener = TcpListener::bind(settings.listen)
         .await
         .map_err(|e| RunError::Bind(settings.listen, e))?;
+    if let Some(addr) = settings.rest_listen {
+        let rest = TcpListener::bind(addr)
+            .await
+            .map_err(|e| RunError::Bind(addr, e))?;
+        let app = super::rest::router(tools.clone(), settings);
+        let draining = tools.draining().clone();
+        tracing::info!("serving REST on http://{addr}/v1/integration (OpenAPI at /openapi.json)");
+        let rest = rest.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        tokio::spawn(async move {
+            let served = axum::serve(rest, app)
+                .with_graceful_shutdown(async move { draining.cancelled().await })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "REST server stopped");
+            }
+        });
+    }
     serve_on(listener, tools, settings, super::shutdown_signal()).await
 }
 

@@ -336,3 +336,53 @@ async fn a_closed_stderr_breaks_nothing() {
     let (code, _) = exit_code(child).await;
     assert_eq!(code, 0);
 }
+
+#[tokio::test]
+async fn rest_listen_serves_the_rest_surface_next_to_mcp() {
+    let mcp = free_port();
+    let rest = free_port();
+    let child = base(&[])
+        .args([
+            "http",
+            "--sandbox",
+            "--listen",
+            &format!("127.0.0.1:{mcp}"),
+            "--rest-listen",
+            &format!("127.0.0.1:{rest}"),
+        ])
+        .spawn()
+        .unwrap();
+    wait_healthy(mcp).await;
+    let body: Value = serde_json::from_str(
+        &reqwest::get(format!("http://127.0.0.1:{rest}/v1/v1/integration"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(body["integrations"].as_array().unwrap().len(), 3);
+    let doc = reqwest::get(format!("http://127.0.0.1:{rest}/openapi.json"))
+        .await
+        .unwrap();
+    assert_eq!(doc.status(), 200);
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().unwrap().to_string()])
+        .status()
+        .unwrap();
+    let (code, stderr) = exit_code(child).await;
+    assert_eq!(code, 0, "{stderr}");
+
+    // Off loopback, the REST address needs the inbound token too.
+    let child = base(&[("PORT_API_KEY", "x")])
+        .args(["http", "--rest-listen", "0.0.0.0:0"])
+        .spawn()
+        .unwrap();
+    let (code, stderr) = exit_code(child).await;
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("refusing to listen on 0.0.0.0:0"),
+        "{stderr}"
+    );
+}

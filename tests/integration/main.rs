@@ -14,6 +14,7 @@ mod http;
 mod lifecycle;
 mod modes;
 mod resilience;
+mod rest;
 mod stdio;
 mod surface;
 mod tools;

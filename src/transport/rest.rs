@@ -1,0 +1,679 @@
+//! The same seven operations as a plain REST surface, for scripts, CI jobs and services that
+//! speak HTTP but not MCP.
+//!
+//! Nothing here is a second implementation: each route turns its path, query and body into the
+//! arguments object the matching MCP tool takes, then goes through the same checks
+//! (`tools::args`), the same client (budget, retries, bounded concurrency, credentials) and the
+//! same read-only rules. Port's answers pass through with their status; our own refusals use
+//! Port's error shape `{ok:false, error, message}`. The routes exist twice: under the
+//! capability's doubled prefix (`/v1/v1/integration...`) and under Port's own (`/v1/integration...`).
+
+use std::sync::Arc;
+
+use axum::{
+    Json, Router,
+    body::Bytes,
+    extract::{Path, RawQuery, Request, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use rmcp::model::JsonObject;
+use serde_json::{Map, Value, json};
+
+use crate::{
+    config::{HttpSettings, Secret},
+    port::{CallContext, PortError},
+    tools::{
+        PortTools, READ_ONLY_HEADER, WRITE_TOOLS,
+        args::{
+            self, DeleteArgs, GetArgs, ListArgs, LogsArgs, MetadataArgs, ToolArgs, UpdateArgs,
+            UpdateConfigArgs,
+        },
+        schema::input_schema,
+    },
+    transport::http::{DEFAULT_ALLOWED_HOSTS, DEFAULT_ALLOWED_ORIGINS},
+};
+
+/// The two path prefixes the routes are served under.
+pub const PREFIXES: [&str; 2] = ["/v1/v1", "/v1"];
+
+/// One operation: its tool, method and path (after the prefix).
+pub struct Operation {
+    /// The MCP tool it mirrors.
+    pub tool: &'static str,
+    /// HTTP method.
+    pub method: &'static str,
+    /// Path after the prefix, with `{identifier}`.
+    pub path: &'static str,
+    /// What it does.
+    pub summary: &'static str,
+}
+
+/// The seven operations, as served.
+pub const OPERATIONS: [Operation; 7] = [
+    Operation {
+        tool: "get-all-integrations",
+        method: "get",
+        path: "/integration",
+        summary: "List integrations",
+    },
+    Operation {
+        tool: "get-all-integrations-meta-data",
+        method: "get",
+        path: "/integration/metadata",
+        summary: "List integrations (metadata only)",
+    },
+    Operation {
+        tool: "get-integration",
+        method: "get",
+        path: "/integration/{identifier}",
+        summary: "Get an integration",
+    },
+    Operation {
+        tool: "update-integration",
+        method: "patch",
+        path: "/integration/{identifier}",
+        summary: "Update an integration; an empty body triggers a resync",
+    },
+    Operation {
+        tool: "delete-integration",
+        method: "delete",
+        path: "/integration/{identifier}",
+        summary: "Delete an integration (does not stop a running exporter)",
+    },
+    Operation {
+        tool: "update-integration-s-config",
+        method: "patch",
+        path: "/integration/{identifier}/config",
+        summary: "Replace an integration's config (triggers a resync)",
+    },
+    Operation {
+        tool: "get-integration-s-event-logs",
+        method: "get",
+        path: "/integration/{identifier}/logs",
+        summary: "Read an integration's event logs",
+    },
+];
+
+/// Accepted `Host` names and browser origins.
+type AllowList = (Arc<Vec<String>>, Arc<Vec<String>>);
+
+#[derive(Clone)]
+struct RestState {
+    tools: PortTools,
+    offered: Arc<Vec<String>>,
+}
+
+/// The REST app: the seven operations under both prefixes, and `/openapi.json`.
+pub fn router(tools: PortTools, settings: &HttpSettings) -> Router {
+    let state = RestState {
+        offered: Arc::new(tools.tool_names()),
+        tools,
+    };
+    let mut app = Router::new();
+    for prefix in PREFIXES {
+        app = app
+            .route(&format!("{prefix}/integration"), get(list))
+            .route(&format!("{prefix}/integration/metadata"), get(metadata))
+            .route(
+                &format!("{prefix}/integration/{{identifier}}"),
+                get(get_one).patch(update).delete(delete),
+            )
+            .route(
+                &format!("{prefix}/integration/{{identifier}}/config"),
+                axum::routing::patch(update_config),
+            )
+            .route(
+                &format!("{prefix}/integration/{{identifier}}/logs"),
+                get(logs),
+            );
+    }
+    let mut app = app.with_state(state);
+    if let Some(token) = &settings.auth_token {
+        app = app.layer(middleware::from_fn_with_state(
+            Arc::new(token.clone()),
+            require_token,
+        ));
+    }
+    let openapi = Arc::new(openapi());
+    let hosts: Arc<Vec<String>> = Arc::new(
+        DEFAULT_ALLOWED_HOSTS
+            .iter()
+            .map(|h| h.to_string())
+            .chain(settings.allowed_hosts.iter().cloned())
+            .collect(),
+    );
+    let origins: Arc<Vec<String>> = Arc::new(
+        DEFAULT_ALLOWED_ORIGINS
+            .iter()
+            .map(|o| o.to_string())
+            .chain(settings.allowed_origins.iter().cloned())
+            .collect(),
+    );
+    app.route(
+        "/openapi.json",
+        get(move || {
+            let doc = openapi.clone();
+            async move { Json(doc.as_ref().clone()) }
+        }),
+    )
+    .layer(middleware::from_fn_with_state(
+        (hosts, origins),
+        check_host_and_origin,
+    ))
+}
+
+/// A refusal in Port's error shape.
+fn refuse(status: StatusCode, error: &str, message: impl Into<String>) -> Response {
+    (
+        status,
+        Json(json!({"ok": false, "error": error, "message": message.into()})),
+    )
+        .into_response()
+}
+
+async fn require_token(State(token): State<Arc<Secret>>, request: Request, next: Next) -> Response {
+    use subtle::ConstantTimeEq;
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if bool::from(presented.as_bytes().ct_eq(token.expose().as_bytes())) {
+        return next.run(request).await;
+    }
+    let mut response = refuse(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "send Authorization: Bearer <token> with this server's inbound token",
+    );
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"port-integrations-mcp\""),
+    );
+    response
+}
+
+/// The same DNS-rebinding rules as `/mcp`: a loopback (or allowed) `Host`, and a localhost (or
+/// allowed) browser `Origin` when one is sent.
+async fn check_host_and_origin(
+    State((hosts, origins)): State<AllowList>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !host_allowed(host, &hosts) {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "Host header is not allowed",
+        );
+    }
+    if let Some(origin) = request.headers().get(header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or("");
+        if !origin_allowed(origin, &origins) {
+            return refuse(StatusCode::FORBIDDEN, "forbidden", "Origin is not allowed");
+        }
+    }
+    next.run(request).await
+}
+
+fn host_allowed(host: &str, allowed: &[String]) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    allowed.iter().any(|a| a.eq_ignore_ascii_case(name))
+}
+
+fn origin_allowed(origin: &str, allowed: &[String]) -> bool {
+    let Ok(url) = reqwest::Url::parse(origin) else {
+        return false;
+    };
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let port = url.port_or_known_default();
+    allowed.iter().any(|a| {
+        let (base, any_port) = match a.strip_suffix(":*") {
+            Some(b) => (b, true),
+            None => (a.as_str(), false),
+        };
+        let Ok(allowed) = reqwest::Url::parse(base) else {
+            return false;
+        };
+        allowed.scheme() == url.scheme()
+            && allowed
+                .host_str()
+                .is_some_and(|h| h.eq_ignore_ascii_case(host))
+            && (any_port || allowed.port_or_known_default() == port)
+    })
+}
+
+/// Query values typed by the tool's own input schema: booleans, integers and repeated keys
+/// (arrays) become what the tool expects; anything else stays a string for the tool to judge.
+fn query_args<T: ToolArgs>(query: Option<&str>) -> JsonObject {
+    let schema = input_schema::<T>();
+    let props = schema.get("properties").and_then(Value::as_object);
+    let mut out = Map::new();
+    let pairs = url::form_urlencoded::parse(query.unwrap_or("").as_bytes());
+    for (key, value) in pairs {
+        let kind = props
+            .and_then(|p| p.get(key.as_ref()))
+            .and_then(|p| p.get("type"))
+            .and_then(Value::as_str)
+            .unwrap_or("string");
+        let typed = match kind {
+            "boolean" => match value.as_ref() {
+                "true" => Value::Bool(true),
+                "false" => Value::Bool(false),
+                other => Value::String(other.to_string()),
+            },
+            "integer" => value
+                .parse::<i64>()
+                .map(Value::from)
+                .unwrap_or_else(|_| Value::String(value.to_string())),
+            _ => Value::String(value.to_string()),
+        };
+        if kind == "array" {
+            if let Value::Array(items) = out
+                .entry(key.to_string())
+                .or_insert_with(|| Value::Array(Vec::new()))
+            {
+                items.push(typed);
+            }
+        } else {
+            out.insert(key.to_string(), typed);
+        }
+    }
+    out
+}
+
+/// A JSON body, where empty means no body.
+fn body_arg(body: &Bytes) -> Result<Option<Value>, Box<Response>> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    serde_json::from_slice(body).map(Some).map_err(|e| {
+        Box::new(refuse(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            format!("the body is not JSON: {e}"),
+        ))
+    })
+}
+
+/// Runs one operation through the tools' checks and the shared client.
+async fn run<T: ToolArgs>(
+    state: &RestState,
+    tool: &str,
+    headers: &HeaderMap,
+    raw: JsonObject,
+) -> Response {
+    let read_only_header = headers
+        .get(READ_ONLY_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| matches!(v.trim(), "1" | "true" | "yes" | "on"));
+    if !state.offered.iter().any(|t| t == tool) || (read_only_header && WRITE_TOOLS.contains(&tool))
+    {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "read_only",
+            format!(
+                "`{tool}` is not available: the server or this request is in read-only mode, or the tool is not enabled"
+            ),
+        );
+    }
+    if state.tools.draining().is_cancelled() {
+        let mut r = refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "the server is shutting down; retry in a moment",
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return r;
+    }
+    let args = match args::parse::<T>(&raw) {
+        Ok(a) => a,
+        Err(e) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "invalid_argument",
+                format!(
+                    "invalid argument `{}`: {}. Nothing was sent to Port.",
+                    e.argument, e.message
+                ),
+            );
+        }
+    };
+    let client = state.tools.client();
+    let caller_token = if client.is_passthrough() {
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(|t| Secret::new(t.trim()))
+    } else {
+        None
+    };
+    let _in_flight = state.tools.calls().token();
+    let request = args.request(&raw);
+    match client
+        .send_with(
+            &request,
+            &CallContext {
+                deadline: None,
+                caller_token,
+            },
+        )
+        .await
+    {
+        Ok(response) => {
+            let mut r = (
+                StatusCode::from_u16(response.status).unwrap_or(StatusCode::OK),
+                response.text,
+            )
+                .into_response();
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            trace_header(&mut r, response.trace_id.as_deref());
+            r
+        }
+        Err(e) => port_error(&e),
+    }
+}
+
+fn trace_header(response: &mut Response, trace: Option<&str>) {
+    if let Some(v) = trace.and_then(|t| HeaderValue::from_str(t).ok()) {
+        response.headers_mut().insert("x-trace-id", v);
+    }
+}
+
+fn retry_after(response: &mut Response, secs: u64) {
+    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+}
+
+/// Port's failures with Port's status and body; our own in Port's shape.
+fn port_error(error: &PortError) -> Response {
+    match error {
+        PortError::Api(f) => {
+            let status = StatusCode::from_u16(f.status).unwrap_or(StatusCode::BAD_GATEWAY);
+            let body = f
+                .body
+                .clone()
+                .unwrap_or_else(|| json!({"ok": false, "error": f.code, "message": f.message}));
+            let mut r = (status, Json(body)).into_response();
+            trace_header(&mut r, f.trace_id.as_deref());
+            if let Some(secs) = f.retry_after {
+                retry_after(&mut r, secs);
+            }
+            r
+        }
+        PortError::TokenExchange(f) => refuse(
+            StatusCode::BAD_GATEWAY,
+            "port_credentials_refused",
+            format!(
+                "Port refused this server's client credentials (HTTP {})",
+                f.status
+            ),
+        ),
+        PortError::NoCredentials => refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_credentials",
+            error.to_string(),
+        ),
+        PortError::NoCallerToken => refuse(
+            StatusCode::UNAUTHORIZED,
+            "no_caller_token",
+            error.to_string(),
+        ),
+        PortError::Busy { .. } => {
+            let mut r = refuse(StatusCode::SERVICE_UNAVAILABLE, "busy", error.to_string());
+            retry_after(&mut r, 1);
+            r
+        }
+        PortError::Timeout { .. } => {
+            refuse(StatusCode::GATEWAY_TIMEOUT, "timeout", error.to_string())
+        }
+        PortError::Unreachable { .. }
+        | PortError::InvalidBody { .. }
+        | PortError::ResponseTooLarge { .. } => {
+            refuse(StatusCode::BAD_GATEWAY, "bad_gateway", error.to_string())
+        }
+    }
+}
+
+async fn list(State(s): State<RestState>, RawQuery(q): RawQuery, h: HeaderMap) -> Response {
+    run::<ListArgs>(
+        &s,
+        "get-all-integrations",
+        &h,
+        query_args::<ListArgs>(q.as_deref()),
+    )
+    .await
+}
+
+async fn metadata(State(s): State<RestState>, RawQuery(q): RawQuery, h: HeaderMap) -> Response {
+    let raw = query_args::<MetadataArgs>(q.as_deref());
+    run::<MetadataArgs>(&s, "get-all-integrations-meta-data", &h, raw).await
+}
+
+fn with_identifier(mut raw: JsonObject, identifier: String) -> JsonObject {
+    raw.insert("identifier".into(), Value::String(identifier));
+    raw
+}
+
+async fn get_one(
+    State(s): State<RestState>,
+    Path(identifier): Path<String>,
+    RawQuery(q): RawQuery,
+    h: HeaderMap,
+) -> Response {
+    let raw = with_identifier(query_args::<GetArgs>(q.as_deref()), identifier);
+    run::<GetArgs>(&s, "get-integration", &h, raw).await
+}
+
+async fn update(
+    State(s): State<RestState>,
+    Path(identifier): Path<String>,
+    h: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut raw = with_identifier(JsonObject::new(), identifier);
+    match body_arg(&body) {
+        Ok(Some(b)) => {
+            raw.insert("body".into(), b);
+        }
+        Ok(None) => {}
+        Err(r) => return *r,
+    }
+    run::<UpdateArgs>(&s, "update-integration", &h, raw).await
+}
+
+async fn delete(
+    State(s): State<RestState>,
+    Path(identifier): Path<String>,
+    h: HeaderMap,
+) -> Response {
+    let raw = with_identifier(JsonObject::new(), identifier);
+    run::<DeleteArgs>(&s, "delete-integration", &h, raw).await
+}
+
+async fn update_config(
+    State(s): State<RestState>,
+    Path(identifier): Path<String>,
+    h: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut raw = with_identifier(JsonObject::new(), identifier);
+    match body_arg(&body) {
+        Ok(Some(b)) => {
+            raw.insert("body".into(), b);
+        }
+        Ok(None) => {}
+        Err(r) => return *r,
+    }
+    run::<UpdateConfigArgs>(&s, "update-integration-s-config", &h, raw).await
+}
+
+async fn logs(
+    State(s): State<RestState>,
+    Path(identifier): Path<String>,
+    RawQuery(q): RawQuery,
+    h: HeaderMap,
+) -> Response {
+    let raw = with_identifier(query_args::<LogsArgs>(q.as_deref()), identifier);
+    run::<LogsArgs>(&s, "get-integration-s-event-logs", &h, raw).await
+}
+
+/// The OpenAPI document of this surface, generated from the tools' own argument types: query
+/// parameters from their input schemas, request bodies from their `body` schemas.
+pub fn openapi() -> Value {
+    let schema_of = |tool: &str| -> Value {
+        let s = match tool {
+            "get-all-integrations" => input_schema::<ListArgs>(),
+            "get-all-integrations-meta-data" => input_schema::<MetadataArgs>(),
+            "get-integration" => input_schema::<GetArgs>(),
+            "update-integration" => input_schema::<UpdateArgs>(),
+            "delete-integration" => input_schema::<DeleteArgs>(),
+            "update-integration-s-config" => input_schema::<UpdateConfigArgs>(),
+            _ => input_schema::<LogsArgs>(),
+        };
+        Value::Object(s.as_ref().clone())
+    };
+    let error = json!({"description": "Port's error, or this server's refusal", "content": {"application/json": {"schema": {
+        "type": "object",
+        "properties": {"ok": {"type": "boolean"}, "error": {"type": "string"}, "message": {"type": "string"}}
+    }}}});
+    let mut paths = Map::new();
+    for prefix in PREFIXES {
+        for op in &OPERATIONS {
+            let schema = schema_of(op.tool);
+            let required: Vec<&str> = schema["required"]
+                .as_array()
+                .map(|r| r.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let mut parameters = Vec::new();
+            let mut request_body = None;
+            if let Some(props) = schema["properties"].as_object() {
+                for (name, prop) in props {
+                    if name == "identifier" {
+                        parameters
+                            .push(json!({"name": "identifier", "in": "path", "required": true,
+                            "description": prop["description"], "schema": {"type": "string"}}));
+                    } else if name == "body" {
+                        request_body = Some(json!({"required": required.contains(&"body"),
+                            "content": {"application/json": {"schema": prop}}}));
+                    } else {
+                        let mut p = json!({"name": name, "in": "query", "required": false,
+                            "description": prop["description"], "schema": prop});
+                        if prop["type"] == "array" {
+                            p["style"] = json!("form");
+                            p["explode"] = json!(true);
+                        }
+                        parameters.push(p);
+                    }
+                }
+            }
+            let mut operation = json!({
+                "operationId": format!("{}{}", op.tool, if prefix == "/v1" { "" } else { "-capability" }),
+                "summary": op.summary,
+                "parameters": parameters,
+                "responses": {
+                    "200": {"description": "Port's answer, passed through", "content": {"application/json": {"schema": {"type": "object"}}}},
+                    "400": error, "401": error, "403": error, "404": error, "422": error, "429": error, "502": error, "503": error, "504": error
+                }
+            });
+            if let Some(body) = request_body {
+                operation["requestBody"] = body;
+            }
+            let path = format!("{prefix}{}", op.path);
+            let entry = paths
+                .entry(path)
+                .or_insert_with(|| Value::Object(Map::new()));
+            entry[op.method] = operation;
+        }
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "port-integrations-mcp REST surface",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Port's Integrations API through this server's checks, retries and credentials."
+        },
+        "paths": paths,
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}}
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_and_origins() {
+        let hosts: Vec<String> = DEFAULT_ALLOWED_HOSTS
+            .iter()
+            .map(|h| h.to_string())
+            .collect();
+        assert!(host_allowed("localhost:8080", &hosts));
+        assert!(host_allowed("127.0.0.1", &hosts));
+        assert!(host_allowed("[::1]:8080", &hosts));
+        assert!(!host_allowed("evil.example:8080", &hosts));
+        let origins: Vec<String> = DEFAULT_ALLOWED_ORIGINS
+            .iter()
+            .map(|h| h.to_string())
+            .collect();
+        assert!(origin_allowed("http://localhost:3000", &origins));
+        assert!(origin_allowed("https://127.0.0.1", &origins));
+        assert!(!origin_allowed("http://evil.example", &origins));
+        assert!(!origin_allowed("null", &origins));
+        let exact = vec!["https://portal.example.com:443".to_string()];
+        assert!(origin_allowed("https://portal.example.com", &exact));
+        assert!(!origin_allowed("https://portal.example.com:8443", &exact));
+    }
+
+    #[test]
+    fn budget_and_gateway_failures_map_to_statuses() {
+        let busy = port_error(&PortError::Busy {
+            waited: std::time::Duration::from_secs(30),
+        });
+        assert_eq!(busy.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(busy.headers()[header::RETRY_AFTER], "1");
+        let timeout = port_error(&PortError::Timeout {
+            after: std::time::Duration::from_secs(30),
+        });
+        assert_eq!(timeout.status(), StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(
+            port_error(&PortError::NoCallerToken).status(),
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            port_error(&PortError::NoCredentials).status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+
+    #[test]
+    fn query_values_take_the_tools_types() {
+        let q = query_args::<LogsArgs>(Some("limit=5&levels=ERROR&levels=FATAL&direction=up"));
+        assert_eq!(
+            Value::Object(q),
+            json!({"limit": 5, "levels": ["ERROR", "FATAL"], "direction": "up"})
+        );
+        let q = query_args::<ListArgs>(Some("actionsProcessingEnabled=true"));
+        assert_eq!(Value::Object(q), json!({"actionsProcessingEnabled": true}));
+    }
+}
