@@ -402,3 +402,30 @@ async fn openapi_matches_the_routes_served() {
         json!(["DEBUG", "INFO", "WARNING", "ERROR", "FATAL"])
     );
 }
+
+#[tokio::test]
+async fn passthrough_forwards_the_callers_token_over_rest_too() {
+    let port = FakePort::start().await;
+    let client =
+        PortClient::new(&port.settings(port_integrations_mcp::config::Credentials::Passthrough))
+            .unwrap();
+    let mut settings = http_args(true);
+    settings.token_passthrough = true;
+    let app = rest::router(PortTools::new(client), &settings);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let c = reqwest::Client::new();
+    let url = format!("http://{addr}/v1/integration/metadata");
+    let r = c.get(&url).bearer_auth(STATIC_TOKEN).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        port.single_request().header("authorization"),
+        Some(format!("Bearer {STATIC_TOKEN}").as_str())
+    );
+    let r = c.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let body: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+    assert_eq!(body["error"], "no_caller_token");
+    assert_eq!(port.api_requests().len(), 1);
+}
