@@ -57,6 +57,10 @@ pub enum Command {
     Http(HttpArgs),
     /// Serve the built-in in-memory Port organization as a plain HTTP API (demos, interop, benchmarks).
     SandboxApi(SandboxApiArgs),
+    /// Check the jq expressions of mapping configs (YAML or JSON: a whole integration config,
+    /// or a bare `resources` list) offline, as Port's integration framework would compile them.
+    /// Exit code 1 when anything is refused.
+    CheckMapping(CheckMappingArgs),
 }
 
 /// Options of the `http` command.
@@ -217,6 +221,27 @@ impl HttpArgs {
     }
 }
 
+/// How `check-mapping` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// One line per problem: file, resource index, kind, field path, message.
+    Text,
+    /// One JSON document with every finding.
+    Json,
+}
+
+/// Options of the `check-mapping` command.
+#[derive(Debug, Clone, Args)]
+pub struct CheckMappingArgs {
+    /// Mapping files to check (YAML or JSON).
+    #[arg(required = true)]
+    pub files: Vec<std::path::PathBuf>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: ReportFormat,
+}
+
 /// Options of the `sandbox-api` command.
 #[derive(Debug, Clone, Args)]
 pub struct SandboxApiArgs {
@@ -262,6 +287,16 @@ pub struct ToolSelection {
         global = true
     )]
     pub tools: Vec<String>,
+
+    /// Do not check the jq expressions of a mapping before sending an update (an escape
+    /// hatch, should the local check ever refuse an expression Port accepts).
+    #[arg(
+        long,
+        env = "PORT_NO_MAPPING_VALIDATION",
+        global = true,
+        value_parser = BoolishValueParser::new()
+    )]
+    pub no_mapping_validation: bool,
 }
 
 /// Raw settings for reaching Port, as given on the command line or in the environment.

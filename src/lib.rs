@@ -5,6 +5,7 @@
 //! in-memory Port used by `--sandbox`, the `sandbox-api` command and the tests.
 
 pub mod config;
+pub mod mapping;
 pub mod port;
 pub mod sandbox;
 pub mod tools;
@@ -35,10 +36,24 @@ pub enum RunError {
     /// The MCP session failed.
     #[error("MCP error: {0}")]
     Mcp(String),
+    /// `check-mapping` refused expressions (already reported).
+    #[error("{0} jq expression(s) refused")]
+    MappingRefused(usize),
+    /// `check-mapping` could not read a file.
+    #[error("cannot check {path}: {reason}")]
+    MappingFile {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// Runs the command the user asked for.
 pub async fn run(cli: Cli) -> Result<(), RunError> {
+    if let Command::CheckMapping(args) = &cli.command {
+        return mapping::report::check_files(args);
+    }
     if let Command::SandboxApi(args) = &cli.command {
         let bound = sandbox::Sandbox::default().serve(args.listen).await?;
         tracing::info!(

@@ -45,6 +45,11 @@ pub trait ToolArgs: DeserializeOwned + JsonSchema + 'static {
 
     /// The Port request these arguments stand for. `raw` is the arguments object as received.
     fn request(&self, raw: &JsonObject) -> PortRequest;
+
+    /// The mapping config these arguments would send, for the jq check.
+    fn mapping_config<'a>(&self, _raw: &'a JsonObject) -> Option<&'a Value> {
+        None
+    }
 }
 
 /// Parses and checks a tool's arguments, naming the offending argument on failure.
@@ -335,6 +340,10 @@ impl ToolArgs for UpdateArgs {
             .with_method(Method::Patch)
             .with_body(body)
     }
+
+    fn mapping_config<'a>(&self, raw: &'a JsonObject) -> Option<&'a Value> {
+        raw.get("body")?.get("config").filter(|c| c.is_object())
+    }
 }
 
 /// Arguments of `delete-integration`.
@@ -404,6 +413,10 @@ impl ToolArgs for UpdateConfigArgs {
         PortRequest::get(&["integration", &self.identifier, "config"])
             .with_method(Method::Patch)
             .with_body(body)
+    }
+
+    fn mapping_config<'a>(&self, raw: &'a JsonObject) -> Option<&'a Value> {
+        raw.get("body")?.get("config").filter(|c| c.is_object())
     }
 }
 

@@ -63,6 +63,7 @@ pub struct PortTools {
     tool_router: Arc<ToolRouter<Self>>,
     calls: TaskTracker,
     draining: CancellationToken,
+    check_mappings: bool,
 }
 
 /// The HTTP request behind a call, when there is one (not on stdio).
@@ -91,6 +92,7 @@ impl PortTools {
             tool_router: Arc::new(Self::tool_router()),
             calls: TaskTracker::new(),
             draining: CancellationToken::new(),
+            check_mappings: true,
         }
     }
 
@@ -125,6 +127,7 @@ impl PortTools {
             }
         }
         tools.tool_router = Arc::new(router);
+        tools.check_mappings = !selection.no_mapping_validation;
         Ok(tools)
     }
 
@@ -204,7 +207,18 @@ impl PortTools {
             Ok(args) => args,
             Err(e) => return result::invalid_arguments(&e),
         };
-        self.send(&args.request(&raw), ctx).await
+        let findings = match (self.check_mappings, args.mapping_config(&raw)) {
+            (true, Some(config)) => crate::mapping::check_config(config),
+            _ => Vec::new(),
+        };
+        if findings.iter().any(|f| f.outcome == "refused") {
+            return result::mapping_refused(&findings);
+        }
+        let mut outcome = self.send(&args.request(&raw), ctx).await;
+        if !findings.is_empty() && outcome.is_error != Some(true) {
+            result::add_mapping_notes(&mut outcome, &findings);
+        }
+        outcome
     }
 }
 

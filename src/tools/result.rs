@@ -48,6 +48,38 @@ pub fn invalid_arguments(error: &ArgError) -> CallToolResult {
     )
 }
 
+/// A mapping with jq expressions that Port's framework would refuse: nothing was sent.
+pub fn mapping_refused(findings: &[crate::mapping::Finding]) -> CallToolResult {
+    let refused: Vec<&crate::mapping::Finding> =
+        findings.iter().filter(|f| f.outcome == "refused").collect();
+    let mut text = format!(
+        "The mapping has {} jq expression(s) that Port's integration framework would refuse, so \
+         nothing was sent to Port (no resync was started):",
+        refused.len()
+    );
+    for f in &refused {
+        text.push_str(&format!(
+            "\n- resources[{}] (kind `{}`) {}: {} (expression: {})",
+            f.resource, f.kind, f.field, f.message, f.expression
+        ));
+    }
+    text.push_str("\nFix the expressions and send the update again.");
+    error_result(
+        text,
+        json!({"error": "invalid_mapping", "findings": refused}),
+    )
+}
+
+/// Adds a note about expressions the local check could not fully verify.
+pub fn add_mapping_notes(result: &mut CallToolResult, findings: &[crate::mapping::Finding]) {
+    for f in findings.iter().filter(|f| f.outcome == "unchecked") {
+        result.content.push(ContentBlock::text(format!(
+            "Note: resources[{}] (kind `{}`) {} {}.",
+            f.resource, f.kind, f.field, f.message
+        )));
+    }
+}
+
 /// The call was cancelled by the client before Port answered.
 pub fn cancelled() -> CallToolResult {
     error_result(

@@ -12,6 +12,7 @@ mod deploy;
 mod errors;
 mod http;
 mod lifecycle;
+mod mapping;
 mod modes;
 mod resilience;
 mod rest;

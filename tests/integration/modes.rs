@@ -20,6 +20,7 @@ fn selection(read_only: bool, tools: &[&str]) -> ToolSelection {
     ToolSelection {
         read_only,
         tools: tools.iter().map(|t| t.to_string()).collect(),
+        ..Default::default()
     }
 }
 

@@ -257,7 +257,7 @@ async fn refusals_use_ports_shape_and_send_nothing() {
         http_args(true),
         ToolSelection {
             read_only: true,
-            tools: vec![],
+            ..Default::default()
         },
     )
     .await;

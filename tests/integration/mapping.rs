@@ -1,0 +1,211 @@
+//! Mapping validation: Port's own default mappings all pass; a broken expression stops an
+//! update before anything reaches Port; `check-mapping` reports offline.
+
+use std::{path::PathBuf, time::Instant};
+
+use port_integrations_mcp::{
+    config::ToolSelection,
+    mapping::{Verdict, check_expression, expressions},
+    port::PortClient,
+    tools::PortTools,
+};
+use rmcp::service::ClientLifecycleMode;
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+fn corpus() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/reference/mapping-corpus")
+}
+
+/// Every jq expression of Port's default mappings (49 integrations) and of the Ocean examples
+/// (48 files) is accepted, as Ocean's libjq accepts them.
+#[test]
+fn ports_own_mappings_are_all_accepted() {
+    let started = Instant::now();
+    let mut summary = Vec::new();
+    for (folder, expected) in [("ocean", 2534usize), ("ocean-examples", 1297)] {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(corpus().join(folder))
+            .unwrap_or_else(|e| panic!("the corpus must sit beside the repository: {e}"))
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "yml"))
+            .collect();
+        files.sort();
+        let (mut checked, mut unchecked) = (0, 0);
+        let mut refused = Vec::new();
+        for file in &files {
+            let config: Value =
+                yaml_serde::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+            for (i, kind, field, expr) in expressions(&config) {
+                checked += 1;
+                match check_expression(&expr) {
+                    Verdict::Accepted => {}
+                    Verdict::AcceptedUnchecked(_) => unchecked += 1,
+                    Verdict::Refused(m) => refused.push(format!(
+                        "{}: resources[{i}] ({kind}) {field}: {m}: {expr}",
+                        file.display()
+                    )),
+                }
+            }
+        }
+        assert_eq!(checked, expected, "{folder}: expressions found");
+        assert!(
+            refused.is_empty(),
+            "{folder}: false refusals:\n{}",
+            refused.join("\n")
+        );
+        summary.push(format!(
+            "{folder}: {} files, {checked} expressions, {unchecked} unchecked, 0 refused",
+            files.len()
+        ));
+    }
+    eprintln!("{} in {:?}", summary.join("; "), started.elapsed());
+}
+
+async fn client_with(selection: ToolSelection) -> (FakePort, Client) {
+    let port = FakePort::start().await;
+    let tools = PortTools::with_selection(
+        PortClient::new(&port.settings(static_token())).unwrap(),
+        &selection,
+    )
+    .unwrap();
+    let client = connect_tools(tools, (), ClientLifecycleMode::Initialize).await;
+    (port, client)
+}
+
+fn broken_config() -> Value {
+    json!({"resources": [
+        {"kind": "repository", "selector": {"query": "true"}, "port": {"entity": {"mappings": {
+            "identifier": ".name", "blueprint": "\"service\"",
+            "properties": {"url": ".html_url", "lang": ".language | ascii_downcasee"}
+        }}}},
+        {"kind": "pull-request", "selector": {"query": ".state == "}, "port": {"entity": {"mappings": [
+            {"identifier": ".id | tostring", "blueprint": "\"pr\""}
+        ]}}}
+    ]})
+}
+
+#[tokio::test]
+async fn a_broken_expression_stops_the_update_before_port() {
+    let (port, client) = client_with(ToolSelection::default()).await;
+    for (tool, body) in [
+        (
+            "update-integration-s-config",
+            json!({"config": broken_config()}),
+        ),
+        (
+            "update-integration",
+            json!({"title": "x", "config": broken_config()}),
+        ),
+    ] {
+        let r = call(
+            &client,
+            tool,
+            json!({"identifier": "github-ocean", "body": body}),
+        )
+        .await;
+        assert!(is_error(&r), "{tool}");
+        let text = text(&r);
+        assert!(
+            text.starts_with(
+                "The mapping has 2 jq expression(s) that Port's integration framework would refuse"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("- resources[0] (kind `repository`) port.entity.mappings.properties.lang: jq compile error: undefined filter `ascii_downcasee`"), "{text}");
+        assert!(
+            text.contains("- resources[1] (kind `pull-request`) selector.query: jq syntax error"),
+            "{text}"
+        );
+        let structured = r.structured_content.unwrap();
+        assert_eq!(structured["error"], "invalid_mapping");
+        assert_eq!(structured["findings"].as_array().unwrap().len(), 2);
+    }
+    assert!(port.port.requests().is_empty(), "Port received nothing");
+
+    // A good mapping (with Ocean's single-quote habit) goes through.
+    let good = json!({"resources": [{"kind": "repository", "selector": {"query": "true"},
+        "port": {"entity": {"mappings": {"identifier": ".name", "blueprint": "\"service\"",
+        "properties": {"description": ".description // ''"}}}}}]});
+    let r = call(
+        &client,
+        "update-integration-s-config",
+        json!({"identifier": "github-ocean", "body": {"config": good}}),
+    )
+    .await;
+    assert!(!is_error(&r), "{r:?}");
+    assert_eq!(port.api_requests().len(), 1);
+}
+
+#[tokio::test]
+async fn the_escape_hatch_turns_the_check_off() {
+    let (port, client) = client_with(ToolSelection {
+        no_mapping_validation: true,
+        ..Default::default()
+    })
+    .await;
+    let r = call(
+        &client,
+        "update-integration-s-config",
+        json!({"identifier": "github-ocean", "body": {"config": broken_config()}}),
+    )
+    .await;
+    assert!(!is_error(&r), "{r:?}");
+    assert_eq!(port.api_requests().len(), 1);
+}
+
+#[tokio::test]
+async fn check_mapping_reports_offline() {
+    let dir = std::env::temp_dir().join(format!("pim-mapping-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let broken = dir.join("broken.json");
+    std::fs::write(&broken, broken_config().to_string()).unwrap();
+    let good = corpus().join("ocean/github.yml");
+    let bin = env!("CARGO_BIN_EXE_port-integrations-mcp");
+    let out = std::process::Command::new(bin)
+        .args(["check-mapping", good.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.trim_end().ends_with("refused"), "{stdout}");
+    assert!(stdout.contains(": 0 refused"), "{stdout}");
+
+    let out = std::process::Command::new(bin)
+        .args(["check-mapping", broken.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let file = broken.display();
+    assert!(stdout.contains(&format!("{file}: resources[0] (repository) port.entity.mappings.properties.lang: refused: jq compile error: undefined filter `ascii_downcasee`")), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "{file}: resources[1] (pull-request) selector.query: refused: jq syntax error"
+        )),
+        "{stdout}"
+    );
+
+    let out = std::process::Command::new(bin)
+        .args([
+            "check-mapping",
+            "--format",
+            "json",
+            broken.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["refused"], 2);
+    assert_eq!(
+        report["files"][0]["findings"][0]["field"],
+        "port.entity.mappings.properties.lang"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
