@@ -270,9 +270,39 @@ impl Region {
     }
 }
 
+/// Groups of tools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Toolset {
+    /// The seven tools of Port's Integrations API (the default).
+    Integrations,
+    /// Mapping work: resync-integration (trigger a resync and follow it to its end).
+    Mapping,
+}
+
 /// Which tools the server offers.
-#[derive(Debug, Clone, Default, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct ToolSelection {
+    /// Tool groups to offer, comma-separated: `integrations` (the seven tools; the default) and
+    /// `mapping` (resync-integration).
+    #[arg(
+        long,
+        env = "PORT_TOOLSETS",
+        value_enum,
+        value_delimiter = ',',
+        global = true
+    )]
+    pub toolsets: Vec<Toolset>,
+
+    /// Longest a resync-integration call may follow a resync, in seconds (caps its
+    /// `timeoutSeconds`).
+    #[arg(
+        long,
+        env = "PORT_MAX_RESYNC_WAIT_SECS",
+        default_value_t = 300,
+        global = true
+    )]
+    pub max_resync_wait_secs: u64,
+
     /// Offer only the read-only tools: update-integration, update-integration-s-config and
     /// delete-integration are neither listed nor callable. Over HTTP a request header
     /// `x-read-only-mode: 1` does the same for that request.
@@ -297,6 +327,19 @@ pub struct ToolSelection {
         value_parser = BoolishValueParser::new()
     )]
     pub no_mapping_validation: bool,
+}
+
+impl Default for ToolSelection {
+    /// What the command line gives with no flags.
+    fn default() -> Self {
+        ToolSelection {
+            toolsets: Vec::new(),
+            max_resync_wait_secs: 300,
+            read_only: false,
+            tools: Vec::new(),
+            no_mapping_validation: false,
+        }
+    }
 }
 
 /// Raw settings for reaching Port, as given on the command line or in the environment.

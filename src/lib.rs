@@ -70,7 +70,12 @@ pub async fn run(cli: Cli) -> Result<(), RunError> {
         _ => None,
     };
     if cli.port.sandbox {
-        let url = sandbox::Sandbox::default().spawn().await?;
+        // Resyncs in the demo organization complete after a few seconds, so resync-integration
+        // can be tried end to end.
+        let url = sandbox::Sandbox::default()
+            .with_auto_resync(std::time::Duration::from_secs(3))
+            .spawn()
+            .await?;
         settings.base_url = config::normalize_base_url(&url)?;
         settings.credentials = Credentials::ClientCredentials {
             client_id: Secret::new(sandbox::SANDBOX_CLIENT_ID),

@@ -189,6 +189,8 @@ pub struct Sandbox {
     auth: Arc<SandboxAuth>,
     counter: Arc<AtomicU64>,
     gauges: Arc<Gauges>,
+    /// When set, a resync started by a PATCH completes by itself after this long (demos).
+    auto_resync: Option<Duration>,
 }
 
 impl Default for Sandbox {
@@ -211,7 +213,28 @@ impl Sandbox {
             auth: Arc::new(auth),
             counter: Arc::new(AtomicU64::new(0)),
             gauges: Arc::new(Gauges::default()),
+            auto_resync: None,
         }
+    }
+
+    /// Resyncs complete by themselves `after` they start, as an exporter would report them.
+    pub fn with_auto_resync(mut self, after: Duration) -> Self {
+        self.auto_resync = Some(after);
+        self
+    }
+
+    /// Ends the running resync of an integration with `status` (completed, failed, aborted),
+    /// as the exporter would report it.
+    pub fn finish_resync(&self, identifier: &str, status: &str) {
+        let mut org = self.org();
+        let Some(i) = find(&org.integrations, identifier) else {
+            return;
+        };
+        let now = now();
+        let state = &mut org.integrations[i]["resyncState"];
+        state["status"] = json!(status);
+        state["lastResyncEnd"] = json!(now);
+        state["updatedAt"] = json!(now);
     }
 
     /// The most requests that were being answered at the same time.
@@ -363,6 +386,16 @@ async fn handle(
     }
     let (status, value) = answer(&sandbox, &method, &record, &body);
     in_flight.finished = true;
+    if let (Some(after), "PATCH", true) =
+        (sandbox.auto_resync, method.as_str(), status.is_success())
+        && let Some(id) = value["integration"]["identifier"].as_str()
+    {
+        let (sandbox, id) = (sandbox.clone(), id.to_string());
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            sandbox.finish_resync(&id, "completed");
+        });
+    }
     Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, "application/json")

@@ -36,12 +36,14 @@ use crate::{
 };
 
 mod confirm;
+pub mod resync;
 
 /// Names of the tools that change Port.
-pub const WRITE_TOOLS: [&str; 3] = [
+pub const WRITE_TOOLS: [&str; 4] = [
     "update-integration",
     "update-integration-s-config",
     "delete-integration",
+    "resync-integration",
 ];
 
 /// The header Port's hosted MCP uses to ask for read-only behaviour on one HTTP request.
@@ -64,6 +66,7 @@ pub struct PortTools {
     calls: TaskTracker,
     draining: CancellationToken,
     check_mappings: bool,
+    max_resync_wait: std::time::Duration,
 }
 
 /// The HTTP request behind a call, when there is one (not on stdio).
@@ -93,6 +96,7 @@ impl PortTools {
             calls: TaskTracker::new(),
             draining: CancellationToken::new(),
             check_mappings: true,
+            max_resync_wait: std::time::Duration::from_secs(300),
         }
     }
 
@@ -103,6 +107,15 @@ impl PortTools {
     ) -> Result<Self, ConfigError> {
         let mut tools = Self::new(client);
         let mut router = Self::tool_router();
+        let sets = &selection.toolsets;
+        if sets.contains(&crate::config::Toolset::Mapping) {
+            router.merge(Self::mapping_router());
+        }
+        if !sets.is_empty() && !sets.contains(&crate::config::Toolset::Integrations) {
+            for name in Self::tool_router().list_all() {
+                router.remove_route(&name.name);
+            }
+        }
         let all: BTreeSet<String> = router
             .list_all()
             .into_iter()
@@ -128,6 +141,7 @@ impl PortTools {
         }
         tools.tool_router = Arc::new(router);
         tools.check_mappings = !selection.no_mapping_validation;
+        tools.max_resync_wait = std::time::Duration::from_secs(selection.max_resync_wait_secs);
         Ok(tools)
     }
 
@@ -407,6 +421,36 @@ impl PortTools {
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
         self.forward::<LogsArgs>(raw, &ctx).await
+    }
+}
+
+/// The opt-in `mapping` toolset (`--toolsets integrations,mapping`).
+#[tool_router(router = mapping_router)]
+impl PortTools {
+    #[tool(
+        name = "resync-integration",
+        title = "Resync an integration and wait for the result",
+        description = "Trigger a resync of an integration (as update-integration with no body \
+            does), then follow it: polls the integration's resyncState until the run completes, \
+            fails or is aborted, sends progress notifications while it runs, and returns the \
+            final state with the run's ERROR-level event logs. Gives up after timeoutSeconds \
+            (default 45) and answers \"still running\" with what it knows. Needs a role allowed \
+            to update integrations (moderator or admin).",
+        input_schema = input_schema::<resync::ResyncArgs>(),
+        annotations(
+            title = "Resync an integration and wait for the result",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = false,
+            open_world_hint = true
+        )
+    )]
+    async fn resync_integration(
+        &self,
+        Parameters(raw): Parameters<JsonObject>,
+        ctx: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        resync::run(self, raw, self.max_resync_wait, &ctx).await
     }
 }
 

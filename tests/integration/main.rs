@@ -16,6 +16,7 @@ mod mapping;
 mod modes;
 mod resilience;
 mod rest;
+mod resync;
 mod stdio;
 mod surface;
 mod tools;
