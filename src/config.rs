@@ -275,7 +275,8 @@ impl Region {
 pub enum Toolset {
     /// The seven tools of Port's Integrations API (the default).
     Integrations,
-    /// Mapping work: resync-integration (trigger a resync and follow it to its end).
+    /// Mapping work: preview-integration-mapping (run a mapping on sample items locally) and
+    /// resync-integration (trigger a resync and follow it to its end).
     Mapping,
 }
 
@@ -283,7 +284,7 @@ pub enum Toolset {
 #[derive(Debug, Clone, Args)]
 pub struct ToolSelection {
     /// Tool groups to offer, comma-separated: `integrations` (the seven tools; the default) and
-    /// `mapping` (resync-integration).
+    /// `mapping` (preview-integration-mapping, resync-integration).
     #[arg(
         long,
         env = "PORT_TOOLSETS",

@@ -9,6 +9,7 @@
 //! Where jaq lacks a builtin that jq has (`IN`, `$__loc__`, ...), the expression is accepted,
 //! not guessed at, and the check says so.
 
+pub mod preview;
 pub mod report;
 
 use std::sync::LazyLock;
@@ -237,8 +238,46 @@ pub fn ocean_rewrite(expression: &str) -> String {
     }
 }
 
+/// A compiled jq filter, ready to run on JSON values.
+type Compiled = jaq_core::compile::Filter<jaq_core::Native<jaq_core::data::JustLut<jaq_json::Val>>>;
+
 /// Checks one jq expression the way Ocean compiles it.
 pub fn check_expression(expression: &str) -> Verdict {
+    match compile(expression) {
+        Ok(_) => Verdict::Accepted,
+        Err(verdict) => verdict,
+    }
+}
+
+/// Runs one expression on `input` as Ocean does (after its rewrites), returning its first
+/// output (`null` when it outputs nothing) or the error, as the exporter would meet it.
+pub fn evaluate(expression: &str, input: &Value) -> Result<Value, String> {
+    let filter = compile(expression).map_err(|v| match v {
+        Verdict::Refused(m) | Verdict::AcceptedUnchecked(m) => m,
+        Verdict::Accepted => String::new(),
+    })?;
+    let input = jaq_json::read::parse_single(input.to_string().as_bytes())
+        .map_err(|e| format!("cannot read the item: {e}"))?;
+    let ctx = jaq_core::Ctx::<jaq_core::data::JustLut<jaq_json::Val>>::new(
+        &filter.lut,
+        jaq_core::Vars::new([]),
+    );
+    let first = filter
+        .id
+        .run((ctx, input))
+        .map(jaq_core::unwrap_valr)
+        .next();
+    match first {
+        None => Ok(Value::Null),
+        Some(Ok(v)) => {
+            serde_json::from_str(&v.to_string()).map_err(|e| format!("the output is not JSON: {e}"))
+        }
+        Some(Err(e)) => Err(format!("jq error: {e}")),
+    }
+}
+
+/// Compiles an expression as Ocean does; the error is the verdict to report.
+fn compile(expression: &str) -> Result<Compiled, Verdict> {
     let rewritten = ocean_rewrite(expression);
     let code = format!("{ENV_STUB}{rewritten}");
     let offset = ENV_STUB.len();
@@ -294,7 +333,10 @@ pub fn check_expression(expression: &str) -> Verdict {
                     }
                 }
             }
-            return Verdict::Refused(format!("jq syntax error: {}", parts.join("; ")));
+            return Err(Verdict::Refused(format!(
+                "jq syntax error: {}",
+                parts.join("; ")
+            )));
         }
     };
     let funs = jaq_core::funs::<jaq_core::data::JustLut<jaq_json::Val>>()
@@ -304,7 +346,7 @@ pub fn check_expression(expression: &str) -> Verdict {
         .with_funs(funs)
         .compile(modules)
     {
-        Ok(_) => Verdict::Accepted,
+        Ok(filter) => Ok(filter),
         Err(errors) => {
             let undefined: Vec<(String, &'static str)> = errors
                 .into_iter()
@@ -316,17 +358,20 @@ pub fn check_expression(expression: &str) -> Verdict {
                 .all(|(name, _)| JQ_ONLY.contains(&name.as_str()))
             {
                 let names: Vec<&str> = undefined.iter().map(|(n, _)| n.as_str()).collect();
-                return Verdict::AcceptedUnchecked(format!(
+                return Err(Verdict::AcceptedUnchecked(format!(
                     "uses {} (a jq builtin the local checker does not know): accepted without a full check",
                     names.join(", ")
-                ));
+                )));
             }
             let described: Vec<String> = undefined
                 .iter()
                 .filter(|(n, _)| !JQ_ONLY.contains(&n.as_str()))
                 .map(|(n, kind)| format!("undefined {kind} `{n}`"))
                 .collect();
-            Verdict::Refused(format!("jq compile error: {}", described.join("; ")))
+            Err(Verdict::Refused(format!(
+                "jq compile error: {}",
+                described.join("; ")
+            )))
         }
     }
 }

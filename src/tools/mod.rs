@@ -424,9 +424,79 @@ impl PortTools {
     }
 }
 
+/// Arguments of `preview-integration-mapping`.
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PreviewArgs {
+    /// The mapping to try: a whole integration config (`{"resources": [...]}`, as
+    /// get-integration returns under `integration.config`) or one resource
+    /// (`{kind, selector, port}`).
+    pub config: JsonObject,
+    /// Only the resources of this kind (default: every resource of the config).
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// Sample raw items (1 to 100), as the integration's source API returns them.
+    #[schemars(length(min = 1, max = 100))]
+    pub items: Vec<serde_json::Value>,
+}
+
 /// The opt-in `mapping` toolset (`--toolsets integrations,mapping`).
 #[tool_router(router = mapping_router)]
 impl PortTools {
+    #[tool(
+        name = "preview-integration-mapping",
+        title = "Preview a mapping on sample items",
+        description = "Run a mapping locally on sample raw items, as Port's integration \
+            framework would, without touching Port or starting a resync: per item and \
+            resource, whether selector.query keeps it, and the entity each mapping makes \
+            (identifier, title, blueprint, properties, relations), with each jq expression's \
+            error in place of its value. Use it to check a mapping change before \
+            update-integration-s-config.",
+        input_schema = input_schema::<PreviewArgs>(),
+        annotations(
+            title = "Preview a mapping on sample items",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn preview_integration_mapping(
+        &self,
+        Parameters(raw): Parameters<JsonObject>,
+    ) -> CallToolResult {
+        let args: PreviewArgs =
+            match serde_path_to_error::deserialize(serde_json::Value::Object(raw)) {
+                Ok(a) => a,
+                Err(e) => {
+                    return result::invalid_arguments(&args::ArgError {
+                        argument: e.path().to_string(),
+                        message: e.inner().to_string(),
+                    });
+                }
+            };
+        if args.items.is_empty() || args.items.len() > 100 {
+            return result::invalid_arguments(&args::ArgError {
+                argument: "items".into(),
+                message: format!("give 1 to 100 sample items, not {}", args.items.len()),
+            });
+        }
+        let config = serde_json::Value::Object(args.config);
+        match crate::mapping::preview::preview(&config, args.kind.as_deref(), &args.items) {
+            Ok(value) => {
+                let mut r = CallToolResult::success(vec![rmcp::model::ContentBlock::text(
+                    value.to_string(),
+                )]);
+                r.structured_content = Some(value);
+                r
+            }
+            Err(m) => result::invalid_arguments(&args::ArgError {
+                argument: "config".into(),
+                message: m,
+            }),
+        }
+    }
+
     #[tool(
         name = "resync-integration",
         title = "Resync an integration and wait for the result",

@@ -209,3 +209,124 @@ async fn check_mapping_reports_offline() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The preview reproduces, on sample items, the entities Port's default PagerDuty mapping makes.
+#[tokio::test]
+async fn preview_runs_a_corpus_mapping_on_sample_items() {
+    use port_integrations_mcp::config::Toolset;
+    let (port, client) = client_with(ToolSelection {
+        toolsets: vec![Toolset::Mapping],
+        ..Default::default()
+    })
+    .await;
+    let config: Value = yaml_serde::from_str(
+        &std::fs::read_to_string(corpus().join("ocean/pagerduty.yml")).unwrap(),
+    )
+    .unwrap();
+    let service = json!({
+        "id": "PSV1", "name": "Checkout", "status": "active", "html_url": "https://acme.pagerduty.com/services/PSV1",
+        "__oncall_user": [
+            {"escalation_level": 2, "user": {"email": "second@acme.io"}},
+            {"escalation_level": 1, "user": {"email": "first@acme.io"}}
+        ],
+        "__analytics": {"mean_seconds_to_resolve": 5400, "mean_seconds_to_first_ack": 120, "mean_seconds_to_engage": 300}
+    });
+    let r = call(
+        &client,
+        "preview-integration-mapping",
+        json!({"config": config, "kind": "services", "items": [service]}),
+    )
+    .await;
+    assert!(!is_error(&r), "{r:?}");
+    let results = r.structured_content.unwrap()["results"].clone();
+    assert_eq!(
+        results,
+        json!([{
+            "resource": 0, "kind": "services", "item": 0, "kept": true,
+            "entities": [{
+                "identifier": "PSV1", "title": "Checkout", "blueprint": "pagerdutyService",
+                "properties": {
+                    "status": "active", "url": "https://acme.pagerduty.com/services/PSV1",
+                    "oncall": "first@acme.io", "secondaryOncall": "second@acme.io", "escalationLevels": 2,
+                    "meanSecondsToResolve": 5400, "meanSecondsToFirstAck": 120, "meanSecondsToEngage": 300
+                },
+                "relations": {}
+            }]
+        }])
+    );
+    assert!(port.port.requests().is_empty(), "the preview is local");
+}
+
+#[tokio::test]
+async fn preview_reports_selector_drops_parse_items_and_errors_in_place() {
+    use port_integrations_mcp::config::Toolset;
+    let (_port, client) = client_with(ToolSelection {
+        toolsets: vec![Toolset::Mapping],
+        ..Default::default()
+    })
+    .await;
+    let resource = json!({
+        "kind": "repository",
+        "selector": {"query": ".archived == false"},
+        "port": {
+            "itemsToParse": ".teams",
+            "entity": {"mappings": [{
+                "identifier": ".name + \"-\" + .item.slug",
+                "blueprint": "'team-repo'",
+                "properties": {"stars": ".stars | tonumber", "size": ".size"}
+            }]}
+        }
+    });
+    let items = json!([
+        {"name": "api", "archived": false, "stars": "12", "size": 3, "teams": [{"slug": "core"}, {"slug": "sre"}]},
+        {"name": "old", "archived": true, "teams": []},
+        {"name": "web", "archived": false, "stars": "many", "size": 1, "teams": [{"slug": "front"}]}
+    ]);
+    let r = call(
+        &client,
+        "preview-integration-mapping",
+        json!({"config": resource, "items": items}),
+    )
+    .await;
+    let results = r.structured_content.unwrap()["results"].clone();
+    assert_eq!(results[0]["kept"], true);
+    let ids: Vec<&str> = results[0]["entities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["identifier"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["api-core", "api-sre"]);
+    assert_eq!(
+        results[0]["entities"][0]["blueprint"], "team-repo",
+        "Ocean's single-quote rewrite applies"
+    );
+    assert_eq!(
+        results[0]["entities"][0]["properties"],
+        json!({"stars": 12, "size": 3})
+    );
+    assert_eq!(results[1]["kept"], false);
+    assert!(results[1].get("entities").is_none());
+    let web = &results[2]["entities"][0];
+    assert_eq!(web["identifier"], "web-front");
+    assert_eq!(web["properties"]["stars"], Value::Null);
+    assert!(
+        web["errors"]["properties.stars"]
+            .as_str()
+            .unwrap()
+            .starts_with("jq error"),
+        "{web}"
+    );
+
+    let r = call(
+        &client,
+        "preview-integration-mapping",
+        json!({"config": resource, "items": []}),
+    )
+    .await;
+    assert!(
+        text(&r).starts_with("Invalid argument `items`"),
+        "{}",
+        text(&r)
+    );
+}

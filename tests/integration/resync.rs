@@ -101,8 +101,11 @@ async fn toolsets_choose_the_surface() {
     };
     assert_eq!(names(&[]).len(), 7, "the default is the seven tools alone");
     assert!(!names(&[]).contains(&"resync-integration".to_string()));
-    assert_eq!(names(&[Toolset::Integrations, Toolset::Mapping]).len(), 8);
-    assert_eq!(names(&[Toolset::Mapping]), ["resync-integration"]);
+    assert_eq!(names(&[Toolset::Integrations, Toolset::Mapping]).len(), 9);
+    assert_eq!(
+        names(&[Toolset::Mapping]),
+        ["preview-integration-mapping", "resync-integration"]
+    );
     let read_only = PortTools::with_selection(
         PortClient::new(&port.settings(static_token())).unwrap(),
         &ToolSelection {
@@ -111,9 +114,10 @@ async fn toolsets_choose_the_surface() {
         },
     )
     .unwrap();
-    assert!(
-        read_only.tool_names().is_empty(),
-        "resync-integration writes"
+    assert_eq!(
+        read_only.tool_names(),
+        ["preview-integration-mapping"],
+        "resync-integration writes; the preview only reads"
     );
 }
 
