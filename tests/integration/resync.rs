@@ -240,3 +240,35 @@ async fn a_previous_runs_state_is_not_taken_for_this_one() {
     );
     assert_eq!(seen(&port)[0], "PATCH /v1/integration/github-ocean");
 }
+
+#[tokio::test]
+async fn cancelling_stops_the_polling() {
+    use rmcp::model::{CallToolRequest, ClientRequest};
+    use rmcp::service::PeerRequestOptions;
+    let (port, client, _) = start(&[Toolset::Mapping]).await;
+    let request = ClientRequest::CallToolRequest(CallToolRequest::new(
+        CallToolRequestParams::new("resync-integration").with_arguments(crate::common::args(
+            json!({"identifier": "k8s-exporter-eu", "timeoutSeconds": 30}),
+        )),
+    ));
+    let handle = client
+        .peer()
+        .send_cancellable_request(request, PeerRequestOptions::no_options())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let polls = port.api_requests().len();
+    assert!(
+        polls >= 2,
+        "the trigger and at least one poll: {:?}",
+        seen(&port)
+    );
+    handle.cancel(Some("stop".into())).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        port.api_requests().len(),
+        polls,
+        "polling went on after cancel: {:?}",
+        seen(&port)
+    );
+}
