@@ -112,7 +112,7 @@ async fn a_broken_expression_stops_the_update_before_port() {
             ),
             "{text}"
         );
-        assert!(text.contains("- resources[0] (kind `repository`) port.entity.mappings.properties.lang: jq compile error: undefined filter `ascii_downcasee`"), "{text}");
+        assert!(text.contains("- resources[0] (kind `repository`) port.entity.mappings.properties.lang: jq compile error: undefined filter `ascii_downcasee/0`"), "{text}");
         assert!(
             text.contains("- resources[1] (kind `pull-request`) selector.query: jq syntax error"),
             "{text}"
@@ -183,7 +183,7 @@ async fn check_mapping_reports_offline() {
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8(out.stdout).unwrap();
     let file = broken.display();
-    assert!(stdout.contains(&format!("{file}: resources[0] (repository) port.entity.mappings.properties.lang: refused: jq compile error: undefined filter `ascii_downcasee`")), "{stdout}");
+    assert!(stdout.contains(&format!("{file}: resources[0] (repository) port.entity.mappings.properties.lang: refused: jq compile error: undefined filter `ascii_downcasee/0`")), "{stdout}");
     assert!(
         stdout.contains(&format!(
             "{file}: resources[1] (pull-request) selector.query: refused: jq syntax error"
