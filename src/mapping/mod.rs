@@ -266,6 +266,24 @@ pub fn ocean_rewrite(expression: &str) -> String {
     }
 }
 
+/// Whether every expression compiles, tried in one program. Each expression sits in its own
+/// definition, on its own lines (so a trailing `#` comment cannot swallow the rest).
+fn all_compile(all: &[(usize, String, String, String)]) -> bool {
+    if all.is_empty() {
+        return true;
+    }
+    let mut program = String::new();
+    for (k, (_, _, _, expression)) in all.iter().enumerate() {
+        program.push_str(&format!(
+            "def __expression_{k}: {ENV_STUB}(\n{}\n);\n",
+            ocean_rewrite(expression)
+        ));
+    }
+    program.push('.');
+    // The batch is already rewritten; compile it as is.
+    compile_code(&program, 0).is_ok()
+}
+
 /// A compiled jq filter, ready to run on JSON values.
 type Compiled = jaq_core::compile::Filter<jaq_core::Native<jaq_core::data::JustLut<jaq_json::Val>>>;
 
@@ -306,9 +324,12 @@ pub fn evaluate(expression: &str, input: &Value) -> Result<Value, String> {
 
 /// Compiles an expression as Ocean does; the error is the verdict to report.
 fn compile(expression: &str) -> Result<Compiled, Verdict> {
-    let rewritten = ocean_rewrite(expression);
-    let code = format!("{ENV_STUB}{rewritten}");
-    let offset = ENV_STUB.len();
+    let code = format!("{ENV_STUB}{}", ocean_rewrite(expression));
+    compile_code(&code, ENV_STUB.len())
+}
+
+/// Compiles a jq program; `offset` is where the user's expression starts in it (for columns).
+fn compile_code(code: &str, offset: usize) -> Result<Compiled, Verdict> {
     let column = |at: &str| -> usize {
         let start = code.as_ptr() as usize;
         let pos = (at.as_ptr() as usize).saturating_sub(start);
@@ -319,13 +340,7 @@ fn compile(expression: &str) -> Result<Compiled, Verdict> {
         .chain(jaq_json::defs());
     let loader = Loader::new(defs);
     let arena = Arena::default();
-    let modules = match loader.load(
-        &arena,
-        File {
-            code: code.as_str(),
-            path: (),
-        },
-    ) {
+    let modules = match loader.load(&arena, File { code, path: () }) {
         Ok(m) => m,
         Err(errors) => {
             let mut parts = Vec::new();
@@ -480,9 +495,17 @@ pub fn expressions(config: &Value) -> Vec<(usize, String, String, String)> {
 }
 
 /// Checks every expression of a config; returns what was refused or left unchecked.
+///
+/// Compiling jq means loading the whole standard library each time, so a config's
+/// expressions are first compiled together, each as its own definition: when that succeeds,
+/// every expression compiles (one compilation instead of one per expression). Otherwise
+/// each is checked alone, so every finding names its own expression.
 pub fn check_config(config: &Value) -> Vec<Finding> {
-    expressions(config)
-        .into_iter()
+    let all = expressions(config);
+    if all_compile(&all) {
+        return Vec::new();
+    }
+    all.into_iter()
         .filter_map(|(resource, kind, field, expression)| {
             let (outcome, message) = match check_expression(&expression) {
                 Verdict::Accepted => return None,
