@@ -74,6 +74,19 @@ fn http_parts(ctx: &RequestContext<RoleServer>) -> Option<&axum::http::request::
     ctx.extensions.get::<axum::http::request::Parts>()
 }
 
+/// The token of an `Authorization: Bearer <token>` header, if there is one.
+pub fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
 /// Whether this HTTP request asked for read-only mode (`x-read-only-mode: 1`).
 fn read_only_requested(ctx: &RequestContext<RoleServer>) -> bool {
     http_parts(ctx)
@@ -173,14 +186,7 @@ impl PortTools {
     fn call_context(&self, ctx: &RequestContext<RoleServer>) -> CallContext {
         let caller_token = if self.client.is_passthrough() {
             http_parts(ctx)
-                .and_then(|p| p.headers.get(axum::http::header::AUTHORIZATION))
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| {
-                    v.strip_prefix("Bearer ")
-                        .or_else(|| v.strip_prefix("bearer "))
-                })
-                .map(str::trim)
-                .filter(|t| !t.is_empty())
+                .and_then(|p| bearer_token(&p.headers))
                 .map(Secret::new)
         } else {
             None

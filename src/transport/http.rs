@@ -87,15 +87,15 @@ pub fn app(tools: PortTools, settings: &HttpSettings, shutdown: CancellationToke
         .merge(mcp_routes)
 }
 
-/// Refuses `/mcp` requests without the configured bearer token (compared in constant time).
+/// Whether the request carries `token` as its bearer token (compared in constant time).
+pub(crate) fn bearer_matches(headers: &axum::http::HeaderMap, token: &Secret) -> bool {
+    let presented = crate::tools::bearer_token(headers).unwrap_or("");
+    bool::from(presented.as_bytes().ct_eq(token.expose().as_bytes()))
+}
+
+/// Refuses `/mcp` requests without the configured bearer token.
 async fn require_token(State(token): State<Arc<Secret>>, request: Request, next: Next) -> Response {
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if bool::from(presented.as_bytes().ct_eq(token.expose().as_bytes())) {
+    if bearer_matches(request.headers(), &token) {
         return next.run(request).await;
     }
     (

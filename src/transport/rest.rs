@@ -175,14 +175,7 @@ fn refuse(status: StatusCode, error: &str, message: impl Into<String>) -> Respon
 }
 
 async fn require_token(State(token): State<Arc<Secret>>, request: Request, next: Next) -> Response {
-    use subtle::ConstantTimeEq;
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if bool::from(presented.as_bytes().ct_eq(token.expose().as_bytes())) {
+    if crate::transport::http::bearer_matches(request.headers(), &token) {
         return next.run(request).await;
     }
     let mut response = refuse(
@@ -356,11 +349,7 @@ async fn run<T: ToolArgs>(
     };
     let client = state.tools.client();
     let caller_token = if client.is_passthrough() {
-        headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(|t| Secret::new(t.trim()))
+        crate::tools::bearer_token(headers).map(Secret::new)
     } else {
         None
     };
@@ -485,21 +474,32 @@ async fn get_one(
     run::<GetArgs>(&s, "get-integration", &h, raw).await
 }
 
-async fn update(
-    State(s): State<RestState>,
-    Path(identifier): Path<String>,
-    h: HeaderMap,
-    body: Bytes,
+/// A PATCH: the identifier, and the JSON body when there is one (none means a resync).
+async fn patch<T: ToolArgs>(
+    s: &RestState,
+    tool: &str,
+    identifier: String,
+    h: &HeaderMap,
+    body: &Bytes,
 ) -> Response {
     let mut raw = with_identifier(JsonObject::new(), identifier);
-    match body_arg(&body) {
+    match body_arg(body) {
         Ok(Some(b)) => {
             raw.insert("body".into(), b);
         }
         Ok(None) => {}
         Err(r) => return *r,
     }
-    run::<UpdateArgs>(&s, "update-integration", &h, raw).await
+    run::<T>(s, tool, h, raw).await
+}
+
+async fn update(
+    State(s): State<RestState>,
+    Path(identifier): Path<String>,
+    h: HeaderMap,
+    body: Bytes,
+) -> Response {
+    patch::<UpdateArgs>(&s, "update-integration", identifier, &h, &body).await
 }
 
 async fn delete(
@@ -517,15 +517,7 @@ async fn update_config(
     h: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let mut raw = with_identifier(JsonObject::new(), identifier);
-    match body_arg(&body) {
-        Ok(Some(b)) => {
-            raw.insert("body".into(), b);
-        }
-        Ok(None) => {}
-        Err(r) => return *r,
-    }
-    run::<UpdateConfigArgs>(&s, "update-integration-s-config", &h, raw).await
+    patch::<UpdateConfigArgs>(&s, "update-integration-s-config", identifier, &h, &body).await
 }
 
 async fn logs(
