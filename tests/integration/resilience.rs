@@ -41,36 +41,19 @@ fn methods(port: &FakePort) -> Vec<String> {
 async fn reads_and_deletes_are_retried_on_transient_statuses() {
     for code in [408, 429, 502, 503, 504] {
         let (port, client) = setup().await;
-        port.port
-            .script(status(code).with_header("retry-after", "0"));
-        let r = call(
-            &client,
-            "get-integration",
-            json!({"identifier": "github-ocean"}),
-        )
-        .await;
-        assert!(!is_error(&r), "{code}: {r:?}");
-        assert_eq!(
-            methods(&port),
-            ["GET /v1/integration/github-ocean"; 2],
-            "{code}"
-        );
-
-        port.port.clear_requests();
-        port.port
-            .script(status(code).with_header("retry-after", "0"));
-        let r = call(
-            &client,
-            "delete-integration",
-            json!({"identifier": "github-ocean"}),
-        )
-        .await;
-        assert!(!is_error(&r), "{code}: {r:?}");
-        assert_eq!(
-            methods(&port),
-            ["DELETE /v1/integration/github-ocean"; 2],
-            "{code}"
-        );
+        for (tool, method) in [("get-integration", "GET"), ("delete-integration", "DELETE")] {
+            port.port.clear_requests();
+            port.port
+                .script(status(code).with_header("retry-after", "0"));
+            let r = call(&client, tool, json!({"identifier": "github-ocean"})).await;
+            assert!(!is_error(&r), "{tool} {code}: {r:?}");
+            let expected = format!("{method} /v1/integration/github-ocean");
+            assert_eq!(
+                methods(&port),
+                [expected.clone(), expected],
+                "{tool} {code}"
+            );
+        }
     }
 }
 
