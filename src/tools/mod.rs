@@ -89,8 +89,13 @@ pub fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
 
 /// Whether this HTTP request asked for read-only mode (`x-read-only-mode: 1`).
 fn read_only_requested(ctx: &RequestContext<RoleServer>) -> bool {
-    http_parts(ctx)
-        .and_then(|p| p.headers.get(READ_ONLY_HEADER))
+    http_parts(ctx).is_some_and(|p| read_only_header(&p.headers))
+}
+
+/// Whether these HTTP headers ask for read-only mode (`x-read-only-mode: 1`, `true`, `yes`, `on`).
+pub fn read_only_header(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(READ_ONLY_HEADER)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| {
             matches!(
@@ -217,6 +222,19 @@ impl PortTools {
         }
     }
 
+    /// The jq check of the mapping these arguments would send (empty when there is none, or
+    /// when `--no-mapping-validation` is set). Shared by the MCP tools and the REST surface.
+    pub fn mapping_findings<T: ToolArgs>(
+        &self,
+        args: &T,
+        raw: &JsonObject,
+    ) -> Vec<crate::mapping::Finding> {
+        match (self.check_mappings, args.mapping_config(raw)) {
+            (true, Some(config)) => crate::mapping::check_config(config),
+            _ => Vec::new(),
+        }
+    }
+
     /// Parses the arguments, sends the request unless they are invalid, and maps the outcome.
     async fn forward<T: ToolArgs>(
         &self,
@@ -227,10 +245,7 @@ impl PortTools {
             Ok(args) => args,
             Err(e) => return result::invalid_arguments(&e),
         };
-        let findings = match (self.check_mappings, args.mapping_config(&raw)) {
-            (true, Some(config)) => crate::mapping::check_config(config),
-            _ => Vec::new(),
-        };
+        let findings = self.mapping_findings(&args, &raw);
         if findings.iter().any(|f| f.outcome == "refused") {
             return result::mapping_refused(&findings);
         }

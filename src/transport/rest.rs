@@ -26,11 +26,12 @@ use crate::{
     config::{HttpSettings, Secret},
     port::{CallContext, PortError},
     tools::{
-        PortTools, READ_ONLY_HEADER, WRITE_TOOLS,
+        PortTools, WRITE_TOOLS,
         args::{
             self, DeleteArgs, GetArgs, ListArgs, LogsArgs, MetadataArgs, ToolArgs, UpdateArgs,
             UpdateConfigArgs,
         },
+        read_only_header,
         schema::input_schema,
     },
     transport::http::{DEFAULT_ALLOWED_HOSTS, DEFAULT_ALLOWED_ORIGINS},
@@ -310,11 +311,8 @@ async fn run<T: ToolArgs>(
     headers: &HeaderMap,
     raw: JsonObject,
 ) -> Response {
-    let read_only_header = headers
-        .get(READ_ONLY_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| matches!(v.trim(), "1" | "true" | "yes" | "on"));
-    if !state.offered.iter().any(|t| t == tool) || (read_only_header && WRITE_TOOLS.contains(&tool))
+    if !state.offered.iter().any(|t| t == tool)
+        || (read_only_header(headers) && WRITE_TOOLS.contains(&tool))
     {
         return refuse(
             StatusCode::FORBIDDEN,
@@ -347,6 +345,23 @@ async fn run<T: ToolArgs>(
             );
         }
     };
+    let findings = state.tools.mapping_findings(&args, &raw);
+    let refused: Vec<_> = findings.iter().filter(|f| f.outcome == "refused").collect();
+    if !refused.is_empty() {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({
+                "ok": false,
+                "error": "invalid_mapping",
+                "message": format!(
+                    "{} jq expression(s) in the mapping would be refused by Port's integration framework; nothing was sent to Port",
+                    refused.len()
+                ),
+                "findings": refused,
+            })),
+        )
+            .into_response();
+    }
     let client = state.tools.client();
     let caller_token = if client.is_passthrough() {
         crate::tools::bearer_token(headers).map(Secret::new)

@@ -429,3 +429,35 @@ async fn passthrough_forwards_the_callers_token_over_rest_too() {
     assert_eq!(body["error"], "no_caller_token");
     assert_eq!(port.api_requests().len(), 1);
 }
+
+#[tokio::test]
+async fn the_mapping_check_and_read_only_header_hold_over_rest_too() {
+    let (port, addr) = setup_rest().await;
+    let broken = r#"{"config":{"resources":[{"kind":"repository","selector":{"query":".a =="},"port":{"entity":{"mappings":{"identifier":".id","blueprint":"\"s\""}}}}]}}"#;
+    let (status, body, _) = send(
+        addr,
+        "PATCH",
+        "/v1/integration/github-ocean/config",
+        Some(broken),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"], "invalid_mapping");
+    assert_eq!(body["findings"][0]["field"], "selector.query");
+    assert_eq!(body["findings"][0]["resource"], 0);
+    assert!(
+        body["findings"][0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("jq syntax error")
+    );
+    // The same header spelling MCP accepts.
+    let r = reqwest::Client::new()
+        .patch(format!("http://{addr}/v1/integration/github-ocean"))
+        .header("x-read-only-mode", "TRUE")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(port.port.requests().is_empty(), "Port received nothing");
+}
