@@ -45,22 +45,30 @@ pub const DEFAULT_ALLOWED_ORIGINS: [&str; 6] = [
     "https://[::1]:*",
 ];
 
-/// The HTTP app: `/mcp` (MCP), `/healthz` (liveness) and `/readyz` (readiness); neither probe
-/// calls Port. `shutdown` closes MCP sessions and streams when cancelled.
-pub fn app(tools: PortTools, settings: &HttpSettings, shutdown: CancellationToken) -> Router {
-    let hosts: Vec<String> = DEFAULT_ALLOWED_HOSTS
+/// Accepted `Host` values: the loopback defaults plus `--allowed-host`.
+pub fn allowed_hosts(settings: &HttpSettings) -> Vec<String> {
+    DEFAULT_ALLOWED_HOSTS
         .iter()
         .map(|h| h.to_string())
         .chain(settings.allowed_hosts.iter().cloned())
-        .collect();
-    let origins: Vec<String> = DEFAULT_ALLOWED_ORIGINS
+        .collect()
+}
+
+/// Accepted browser origins: the localhost defaults plus `--allowed-origin`.
+pub fn allowed_origins(settings: &HttpSettings) -> Vec<String> {
+    DEFAULT_ALLOWED_ORIGINS
         .iter()
         .map(|o| o.to_string())
         .chain(settings.allowed_origins.iter().cloned())
-        .collect();
+        .collect()
+}
+
+/// The HTTP app: `/mcp` (MCP), `/healthz` (liveness) and `/readyz` (readiness); neither probe
+/// calls Port. `shutdown` closes MCP sessions and streams when cancelled.
+pub fn app(tools: PortTools, settings: &HttpSettings, shutdown: CancellationToken) -> Router {
     let mut config = StreamableHttpServerConfig::default()
-        .with_allowed_hosts(hosts)
-        .with_allowed_origins(origins)
+        .with_allowed_hosts(allowed_hosts(settings))
+        .with_allowed_origins(allowed_origins(settings))
         .with_max_request_body_bytes(settings.max_request_bytes)
         .with_cancellation_token(shutdown);
     if settings.stateless {

@@ -34,7 +34,7 @@ use crate::{
         read_only_header,
         schema::input_schema,
     },
-    transport::http::{DEFAULT_ALLOWED_HOSTS, DEFAULT_ALLOWED_ORIGINS},
+    transport::http::{allowed_hosts, allowed_origins},
 };
 
 /// The two path prefixes the routes are served under.
@@ -139,20 +139,8 @@ pub fn router(tools: PortTools, settings: &HttpSettings) -> Router {
         ));
     }
     let openapi = Arc::new(openapi());
-    let hosts: Arc<Vec<String>> = Arc::new(
-        DEFAULT_ALLOWED_HOSTS
-            .iter()
-            .map(|h| h.to_string())
-            .chain(settings.allowed_hosts.iter().cloned())
-            .collect(),
-    );
-    let origins: Arc<Vec<String>> = Arc::new(
-        DEFAULT_ALLOWED_ORIGINS
-            .iter()
-            .map(|o| o.to_string())
-            .chain(settings.allowed_origins.iter().cloned())
-            .collect(),
-    );
+    let hosts = Arc::new(allowed_hosts(settings));
+    let origins = Arc::new(allowed_origins(settings));
     app.route(
         "/openapi.json",
         get(move || {
@@ -628,6 +616,7 @@ pub fn openapi() -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::transport::http::{DEFAULT_ALLOWED_HOSTS, DEFAULT_ALLOWED_ORIGINS};
 
     #[test]
     fn hosts_and_origins() {
