@@ -54,6 +54,16 @@ async fn wait_healthy(port: u16) {
     panic!("server did not come up on {port}");
 }
 
+/// Sends SIGTERM, as an orchestrator stopping the server would.
+fn sigterm(child: &Child) {
+    let pid = child.id().unwrap().to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+}
+
 async fn exit_code(mut child: Child) -> (i32, String) {
     let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
         .await
@@ -97,12 +107,7 @@ async fn sigterm_lets_the_call_in_flight_finish_then_exits_0() {
     while fake.api_requests().is_empty() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let pid = child.id().unwrap().to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    sigterm(&child);
     tokio::time::sleep(Duration::from_millis(200)).await;
     // No new connections once draining.
     let refused = reqwest::Client::new()
@@ -228,10 +233,7 @@ async fn refuses_to_expose_credentials_off_loopback_without_a_token() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    std::process::Command::new("kill")
-        .args(["-TERM", &child.id().unwrap().to_string()])
-        .status()
-        .unwrap();
+    sigterm(&child);
     let (code, stderr) = exit_code(child).await;
     assert_eq!(code, 0, "{stderr}");
     assert!(!stderr.contains("file-token-123"));
@@ -329,10 +331,7 @@ async fn a_closed_stderr_breaks_nothing() {
         "{}",
         text(&r)
     );
-    std::process::Command::new("kill")
-        .args(["-TERM", &child.id().unwrap().to_string()])
-        .status()
-        .unwrap();
+    sigterm(&child);
     let (code, _) = exit_code(child).await;
     assert_eq!(code, 0);
 }
@@ -367,10 +366,7 @@ async fn rest_listen_serves_the_rest_surface_next_to_mcp() {
         .await
         .unwrap();
     assert_eq!(doc.status(), 200);
-    std::process::Command::new("kill")
-        .args(["-TERM", &child.id().unwrap().to_string()])
-        .status()
-        .unwrap();
+    sigterm(&child);
     let (code, stderr) = exit_code(child).await;
     assert_eq!(code, 0, "{stderr}");
 
