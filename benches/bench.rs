@@ -30,7 +30,11 @@ use tokio::{
     sync::Mutex,
 };
 
-const SERVER: &str = env!("CARGO_BIN_EXE_port-integrations-mcp");
+/// The server under test: the release binary, or `BENCH_SERVER=path` (e.g. a `profiling` build).
+fn server() -> String {
+    std::env::var("BENCH_SERVER")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_port-integrations-mcp").to_string())
+}
 /// How long each measurement runs (after a short warm-up).
 const RUN: Duration = Duration::from_secs(3);
 
@@ -248,6 +252,8 @@ fn mib(kib: u64) -> f64 {
 struct Server {
     child: Child,
     addr: Option<String>,
+    /// The REST adapter's address (the stateless server serves it too).
+    rest: Option<String>,
 }
 
 impl Drop for Server {
@@ -265,10 +271,10 @@ fn free_port() -> u16 {
         .port()
 }
 
-async fn start_http(upstream: &str, stateless: bool) -> Server {
+async fn start_http(upstream: &str, stateless: bool, rest: bool) -> Server {
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
-    let mut cmd = Command::new(SERVER);
+    let mut cmd = Command::new(server());
     cmd.env_clear()
         .env("PORT_BASE_URL", format!("http://{upstream}"))
         .env("PORT_API_KEY", "bench-token")
@@ -281,6 +287,10 @@ async fn start_http(upstream: &str, stateless: bool) -> Server {
         .stderr(Stdio::null());
     if stateless {
         cmd.arg("--stateless");
+    }
+    let rest = rest.then(|| format!("127.0.0.1:{}", free_port()));
+    if let Some(rest) = &rest {
+        cmd.args(["--rest-listen", rest]);
     }
     let child = cmd.spawn().unwrap();
     let client = reqwest::Client::new();
@@ -298,6 +308,7 @@ async fn start_http(upstream: &str, stateless: bool) -> Server {
     Server {
         child,
         addr: Some(listen),
+        rest,
     }
 }
 
@@ -429,7 +440,7 @@ fn id_of(line: &str) -> Option<u64> {
 }
 
 async fn start_stdio(upstream: &str) -> StdioServer {
-    let mut child = tokio::process::Command::new(SERVER)
+    let mut child = tokio::process::Command::new(server())
         .env_clear()
         .env("PORT_BASE_URL", format!("http://{upstream}"))
         .env("PORT_API_KEY", "bench-token")
@@ -511,7 +522,7 @@ async fn bench_stdio(s: &StdioServer, tool: &'static str, concurrency: usize) ->
 /// Launch to the answer of the first tools/list over stdio, in milliseconds.
 fn launch_to_tools_list() -> f64 {
     let start = Instant::now();
-    let mut child = Command::new(SERVER)
+    let mut child = Command::new(server())
         .env_clear()
         .env("PORT_BASE_URL", "http://127.0.0.1:9")
         .env("PORT_MCP_LOG", "error")
@@ -602,8 +613,9 @@ async fn run() {
     let _fake = Server {
         child: fake,
         addr: None,
+        rest: None,
     };
-    eprintln!("fake Port on {upstream}; server {SERVER}");
+    eprintln!("fake Port on {upstream}; server {}", server());
 
     let mut rows = Vec::new();
     let direct_1 = bench_direct(&upstream, "/v1/integration/integration-1", 1).await;
@@ -626,7 +638,7 @@ async fn run() {
 
     let mut idle_http = 0;
     for stateless in [true, false] {
-        let server = start_http(&upstream, stateless).await;
+        let server = start_http(&upstream, stateless, false).await;
         let pid = server.child.id();
         tokio::time::sleep(Duration::from_millis(300)).await;
         idle_http = idle_http.max(rss_kib(pid).0);
@@ -657,6 +669,38 @@ async fn run() {
             }
         }
     }
+
+    // The same forwarding without MCP (the REST adapter, in its own server): what the protocol
+    // layer itself costs.
+    let server = start_http(&upstream, true, true).await;
+    let pid = server.child.id();
+    if let Some(rest) = &server.rest {
+        for (path, size, d1, d64) in [
+            (
+                "/v1/integration/integration-1",
+                "2 KB",
+                &direct_1,
+                &direct_64,
+            ),
+            ("/v1/integration", "2 MB", &direct_big_1, &direct_big_64),
+        ] {
+            for (conc, direct) in [(1usize, d1), (64, d64)] {
+                let name = format!("REST adapter, GET {path} ({size}), {conc} in flight");
+                if !selected(&name) {
+                    continue;
+                }
+                reset_peak(pid);
+                let stats = bench_direct(rest, path, conc).await;
+                rows.push(Row {
+                    name,
+                    stats,
+                    direct: Some(direct.clone()),
+                    peak_mib: Some(mib(rss_kib(pid).1)),
+                });
+            }
+        }
+    }
+    drop(server);
 
     let stdio = start_stdio(&upstream).await;
     let pid = stdio.child.id().unwrap();

@@ -26,13 +26,26 @@ const ENV_STUB: &str = "def env: {}; {} as $ENV | ";
 static QUOTES: LazyLock<Option<Regex>> =
     LazyLock::new(|| Regex::new(r#"(^|\s)'(?!\s|")|(?<!\s|")'(\s|$)"#).ok());
 
-/// jq 1.8's builtins as `name/arity`, and its special variables. When jaq reports one of these
-/// as undefined, jaq lacks it and jq has it: the expression is accepted unchecked rather than
-/// refused. Anything else jaq cannot resolve (a typo, a wrong arity) jq rejects too.
+/// jq 1.8's builtins as `name/arity`, its formats (`@base32d`), and its special variables. When
+/// jaq reports one of these as undefined, jaq lacks it and jq has it: the expression is accepted
+/// unchecked rather than refused. Anything else jaq cannot resolve (a typo, a wrong arity) jq
+/// rejects too.
 const JQ_BUILTINS: &[&str] = &[
     "$__loc__",
     "$__prog_args",
     "$ENV",
+    "@base32/0",
+    "@base32d/0",
+    "@base64/0",
+    "@base64d/0",
+    "@csv/0",
+    "@html/0",
+    "@json/0",
+    "@sh/0",
+    "@text/0",
+    "@tsv/0",
+    "@uri/0",
+    "@urid/0",
     "IN/1",
     "IN/2",
     "INDEX/1",
@@ -562,7 +575,7 @@ mod tests {
         };
         assert!(m.contains("`ascii_downcase/1`"), "{m}");
         // jq builtins jaq lacks are accepted, unchecked, and said so.
-        for expr in [".a | IN(1, 2)", "$__loc__"] {
+        for expr in [".a | IN(1, 2)", "$__loc__", ".a | @base32d", ".a | @base32"] {
             match check_expression(expr) {
                 Verdict::AcceptedUnchecked(m) => {
                     assert!(m.contains("accepted without a full check"), "{m}")

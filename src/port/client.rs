@@ -36,7 +36,7 @@ pub struct PortResponse {
     /// The body exactly as Port sent it.
     pub text: String,
     /// The body parsed (`Value::Null` when Port sent an empty body); `None` when the body was
-    /// larger than `max_structured_bytes` and is passed on as text only.
+    /// larger than `max_structured_bytes`, or the call asked for text only.
     pub json: Option<Value>,
     /// The `x-trace-id` header.
     pub trace_id: Option<String>,
@@ -57,6 +57,9 @@ pub struct CallContext {
     pub deadline: Option<Instant>,
     /// The caller's own Port token, in token-passthrough mode.
     pub caller_token: Option<Secret>,
+    /// Check the answer without parsing it into a JSON tree (`PortResponse::json` is `None`):
+    /// for callers that pass Port's bytes on as they are.
+    pub text_only: bool,
 }
 
 /// The outcome of the most recent call to Port, for readiness reports.
@@ -210,6 +213,11 @@ impl PortClient {
         url
     }
 
+    /// Answers up to this size also come back as structuredContent (`--max-structured-bytes`).
+    pub fn max_structured_bytes(&self) -> usize {
+        self.inner.max_structured_bytes
+    }
+
     /// Sends a request with the configured credentials and the default budget.
     pub async fn send(&self, request: &PortRequest) -> Result<PortResponse, PortError> {
         self.send_with(request, &CallContext::default()).await
@@ -310,11 +318,12 @@ impl PortClient {
         };
         let kind = Attempt::Status(raw.status);
         let requested = raw.retry_after.map(Duration::from_secs);
-        (
-            interpret(raw, self.inner.max_structured_bytes),
-            Some(kind),
-            requested,
-        )
+        let tree_limit = if call.text_only {
+            0
+        } else {
+            self.inner.max_structured_bytes
+        };
+        (interpret(raw, tree_limit), Some(kind), requested)
     }
 
     async fn send_once(

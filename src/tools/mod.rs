@@ -32,7 +32,7 @@ use self::args::{
 use self::schema::input_schema;
 use crate::{
     config::{ConfigError, Secret, ToolSelection},
-    port::{CallContext, PortClient, PortRequest},
+    port::{CallContext, PortClient, PortRequest, PortResponse},
 };
 
 mod confirm;
@@ -187,18 +187,17 @@ impl PortTools {
         &self.draining
     }
 
-    /// How this call may use Port: its budget, and in passthrough mode the caller's token.
-    fn call_context(&self, ctx: &RequestContext<RoleServer>) -> CallContext {
+    /// How a call may use Port: its budget, and in passthrough mode the caller's token (taken
+    /// from the HTTP request's headers, when there is one).
+    fn call_context(&self, headers: Option<&axum::http::HeaderMap>) -> CallContext {
         let caller_token = if self.client.is_passthrough() {
-            http_parts(ctx)
-                .and_then(|p| bearer_token(&p.headers))
-                .map(Secret::new)
+            headers.and_then(bearer_token).map(Secret::new)
         } else {
             None
         };
         CallContext {
-            deadline: None,
             caller_token,
+            ..CallContext::default()
         }
     }
 
@@ -209,17 +208,26 @@ impl PortTools {
         request: &PortRequest,
         ctx: &RequestContext<RoleServer>,
     ) -> CallToolResult {
-        let call = self.call_context(ctx);
+        let call = self.call_context(http_parts(ctx).map(|p| &p.headers));
         tokio::select! {
             _ = ctx.ct.cancelled() => result::cancelled(),
-            outcome = self.client.send_with(request, &call) => match outcome {
+            outcome = self.send_with(request, &call) => match outcome {
                 Ok(response) => result::success(response),
-                Err(e) => {
-                    tracing::warn!(method = request.method.as_str(), error = %e, "Port call failed");
-                    result::port_failure(&e)
-                }
+                Err(failure) => failure,
             },
         }
+    }
+
+    /// Sends one request; a failure comes back as the tool result the model sees.
+    async fn send_with(
+        &self,
+        request: &PortRequest,
+        call: &CallContext,
+    ) -> Result<PortResponse, CallToolResult> {
+        self.client.send_with(request, call).await.map_err(|e| {
+            tracing::warn!(method = request.method.as_str(), error = %e, "Port call failed");
+            result::port_failure(&e)
+        })
     }
 
     /// The jq check of the mapping these arguments would send (empty when there is none, or
@@ -241,20 +249,81 @@ impl PortTools {
         raw: JsonObject,
         ctx: &RequestContext<RoleServer>,
     ) -> CallToolResult {
-        let args = match args::parse::<T>(&raw) {
-            Ok(args) => args,
-            Err(e) => return result::invalid_arguments(&e),
+        let call = self.call_context(http_parts(ctx).map(|p| &p.headers));
+        let forwarded = tokio::select! {
+            _ = ctx.ct.cancelled() => return result::cancelled(),
+            forwarded = self.forward_with::<T>(&raw, &call) => forwarded,
         };
-        let findings = self.mapping_findings(&args, &raw);
-        if findings.iter().any(|f| f.outcome == "refused") {
-            return result::mapping_refused(&findings);
+        match forwarded {
+            Forwarded::Answer(response, notes) => {
+                let mut outcome = result::success(response);
+                result::add_mapping_notes(&mut outcome, &notes);
+                outcome
+            }
+            Forwarded::Done(outcome) => outcome,
         }
-        let mut outcome = self.send(&args.request(&raw), ctx).await;
-        if !findings.is_empty() && outcome.is_error != Some(true) {
-            result::add_mapping_notes(&mut outcome, &findings);
-        }
-        outcome
     }
+
+    /// The part of a forwarding tool call that does not depend on how its answer is encoded:
+    /// argument checks, the mapping check, and the request to Port.
+    async fn forward_with<T: ToolArgs>(&self, raw: &JsonObject, call: &CallContext) -> Forwarded {
+        let args = match args::parse::<T>(raw) {
+            Ok(args) => args,
+            Err(e) => return Forwarded::Done(result::invalid_arguments(&e)),
+        };
+        let findings = self.mapping_findings(&args, raw);
+        if findings.iter().any(|f| f.outcome == "refused") {
+            return Forwarded::Done(result::mapping_refused(&findings));
+        }
+        match self.send_with(&args.request(raw), call).await {
+            Ok(response) => Forwarded::Answer(response, findings),
+            Err(failure) => Forwarded::Done(failure),
+        }
+    }
+
+    /// One call of a tool that only forwards to Port, by name, for transports that encode the
+    /// answer themselves (the lean stateless HTTP path). `None` for any other tool (delete asks
+    /// for confirmation, the mapping tools do their own work), and for tools not offered or
+    /// refused by `headers` (read-only mode): rmcp's path answers those. Port's answer is not
+    /// parsed into a JSON tree.
+    pub async fn forward_named(
+        &self,
+        name: &str,
+        raw: &JsonObject,
+        headers: &axum::http::HeaderMap,
+    ) -> Option<Forwarded> {
+        if self.draining.is_cancelled()
+            || !self.tool_router.has_route(name)
+            || (read_only_header(headers) && WRITE_TOOLS.contains(&name))
+        {
+            return None;
+        }
+        let _in_flight = self.calls.token();
+        let call = CallContext {
+            text_only: true,
+            ..self.call_context(Some(headers))
+        };
+        Some(match name {
+            "get-all-integrations" => self.forward_with::<ListArgs>(raw, &call).await,
+            "get-all-integrations-meta-data" => self.forward_with::<MetadataArgs>(raw, &call).await,
+            "get-integration" => self.forward_with::<GetArgs>(raw, &call).await,
+            "update-integration" => self.forward_with::<UpdateArgs>(raw, &call).await,
+            "update-integration-s-config" => {
+                self.forward_with::<UpdateConfigArgs>(raw, &call).await
+            }
+            "get-integration-s-event-logs" => self.forward_with::<LogsArgs>(raw, &call).await,
+            _ => return None,
+        })
+    }
+}
+
+/// What a forwarding tool call came to, before its answer is encoded.
+pub enum Forwarded {
+    /// Port answered: its answer, and the mapping check's notes on expressions it could not
+    /// fully verify (shown after the answer).
+    Answer(PortResponse, Vec<crate::mapping::Finding>),
+    /// Anything else (invalid arguments, a refused mapping, Port's failure), as the tool result.
+    Done(CallToolResult),
 }
 
 #[tool_router]

@@ -26,6 +26,7 @@ use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use super::lean::LeanPath;
 use crate::{
     RunError,
     config::{HttpSettings, Secret},
@@ -64,8 +65,23 @@ pub fn allowed_origins(settings: &HttpSettings) -> Vec<String> {
 }
 
 /// The HTTP app: `/mcp` (MCP), `/healthz` (liveness) and `/readyz` (readiness); neither probe
-/// calls Port. `shutdown` closes MCP sessions and streams when cancelled.
+/// calls Port. `shutdown` closes MCP sessions and streams when cancelled. In stateless mode,
+/// the hot `tools/call` requests take the [`LeanPath`].
 pub fn app(tools: PortTools, settings: &HttpSettings, shutdown: CancellationToken) -> Router {
+    let lean = settings
+        .stateless
+        .then(|| LeanPath::new(tools.clone(), settings));
+    app_with(tools, settings, shutdown, lean)
+}
+
+/// [`app`] with the lean path given explicitly: `None` serves every request through rmcp (tests
+/// compare the two paths, and read [`LeanPath::served`]).
+pub fn app_with(
+    tools: PortTools,
+    settings: &HttpSettings,
+    shutdown: CancellationToken,
+    lean: Option<Arc<LeanPath>>,
+) -> Router {
     let mut config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(allowed_hosts(settings))
         .with_allowed_origins(allowed_origins(settings))
@@ -83,6 +99,9 @@ pub fn app(tools: PortTools, settings: &HttpSettings, shutdown: CancellationToke
         config,
     );
     let mut mcp_routes = Router::new().nest_service("/mcp", mcp);
+    if let Some(lean) = lean {
+        mcp_routes = mcp_routes.layer(middleware::from_fn_with_state(lean, super::lean::serve));
+    }
     if let Some(token) = &settings.auth_token {
         mcp_routes = mcp_routes.layer(middleware::from_fn_with_state(
             Arc::new(token.clone()),

@@ -1,6 +1,7 @@
 //! How the server is reached: stdio for hosts that launch it, streamable HTTP for services.
 
 pub mod http;
+pub mod lean;
 pub mod rest;
 pub mod stdio;
 

@@ -362,8 +362,10 @@ async fn run<T: ToolArgs>(
         .send_with(
             &request,
             &CallContext {
-                deadline: None,
                 caller_token,
+                // Port's bytes are passed on as they are: no JSON tree is needed.
+                text_only: true,
+                ..CallContext::default()
             },
         )
         .await

@@ -11,6 +11,7 @@ mod auth;
 mod deploy;
 mod errors;
 mod http;
+mod lean;
 mod lifecycle;
 mod mapping;
 mod modes;

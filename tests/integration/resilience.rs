@@ -291,7 +291,7 @@ async fn a_call_queued_past_its_budget_gives_up_without_calling_port() {
             &PortRequest::get(&["integration", "metadata"]),
             &CallContext {
                 deadline: Some(Instant::now() + Duration::from_millis(200)),
-                caller_token: None,
+                ..CallContext::default()
             },
         )
         .await;
