@@ -65,23 +65,20 @@ pub fn allowed_origins(settings: &HttpSettings) -> Vec<String> {
 }
 
 /// The HTTP app: `/mcp` (MCP), `/healthz` (liveness) and `/readyz` (readiness); neither probe
-/// calls Port. `shutdown` closes MCP sessions and streams when cancelled. In stateless mode,
-/// the hot `tools/call` requests take the [`LeanPath`].
+/// calls Port. `shutdown` closes MCP sessions and streams when cancelled. The hot `tools/call`
+/// requests take the [`LeanPath`].
 pub fn app(tools: PortTools, settings: &HttpSettings, shutdown: CancellationToken) -> Router {
-    let lean = settings
-        .stateless
-        .then(|| LeanPath::new(tools.clone(), settings));
-    app_with(tools, settings, shutdown, lean)
+    app_with(tools, settings, shutdown, true).0
 }
 
-/// [`app`] with the lean path given explicitly: `None` serves every request through rmcp (tests
-/// compare the two paths, and read [`LeanPath::served`]).
+/// [`app`], with or without the lean path (without it, rmcp serves every request: tests compare
+/// the two, and read [`LeanPath::served`]).
 pub fn app_with(
     tools: PortTools,
     settings: &HttpSettings,
     shutdown: CancellationToken,
-    lean: Option<Arc<LeanPath>>,
-) -> Router {
+    lean: bool,
+) -> (Router, Option<Arc<LeanPath>>) {
     let mut config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(allowed_hosts(settings))
         .with_allowed_origins(allowed_origins(settings))
@@ -93,14 +90,18 @@ pub fn app_with(
             .with_json_response(true);
     }
     let factory = tools.clone();
-    let mcp = StreamableHttpService::new(
-        move || Ok(factory.clone()),
-        Arc::new(LocalSessionManager::default()),
-        config,
-    );
+    let sessions = Arc::new(LocalSessionManager::default());
+    let lean = lean.then(|| {
+        let sessions = (!settings.stateless).then(|| sessions.clone());
+        LeanPath::new(tools.clone(), settings, sessions)
+    });
+    let mcp = StreamableHttpService::new(move || Ok(factory.clone()), sessions, config);
     let mut mcp_routes = Router::new().nest_service("/mcp", mcp);
-    if let Some(lean) = lean {
-        mcp_routes = mcp_routes.layer(middleware::from_fn_with_state(lean, super::lean::serve));
+    if let Some(lean) = &lean {
+        mcp_routes = mcp_routes.layer(middleware::from_fn_with_state(
+            lean.clone(),
+            super::lean::serve,
+        ));
     }
     if let Some(token) = &settings.auth_token {
         mcp_routes = mcp_routes.layer(middleware::from_fn_with_state(
@@ -108,10 +109,11 @@ pub fn app_with(
             require_token,
         ));
     }
-    Router::new()
+    let router = Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz).with_state(tools))
-        .merge(mcp_routes)
+        .merge(mcp_routes);
+    (router, lean)
 }
 
 /// Whether the request carries `token` as its bearer token (compared in constant time).

@@ -1,13 +1,15 @@
-//! A lean path for the hot request of stateless HTTP: one `tools/call` of a tool that only
+//! A lean path for the hot request of streamable HTTP: one `tools/call` of a tool that only
 //! forwards to Port.
 //!
-//! Why it exists: profiling stateless HTTP at 64 calls in flight showed that rmcp's per-request
-//! machinery (a service, its task, channels and cancellation tokens built for every POST) and a
-//! JSON tree of Port's answer (parsed for structuredContent, then serialized again) took about
-//! 40% of the server's CPU per call. Here the same call is answered without either: Port's
-//! bytes are checked, escaped once as the text content, and copied verbatim as
-//! structuredContent. The answer is the one rmcp gives (a test sends the same requests through
-//! both paths and compares them).
+//! Why it exists: profiling HTTP at 64 calls in flight showed that rmcp's per-request machinery
+//! (in stateless mode a service, its task, channels and cancellation tokens built for every
+//! POST; in sessions, the session worker and an SSE stream per call) and a JSON tree of Port's
+//! answer (parsed for structuredContent, then serialized again) took about 40% of the server's
+//! CPU per call. Here the same call is answered without either: Port's bytes are checked,
+//! escaped once as the text content, and copied verbatim as structuredContent. The message is
+//! the one rmcp sends (a test sends the same requests through both paths and compares them); in
+//! a session it comes as a JSON body rather than a one-event SSE stream, which the transport
+//! lets the server choose. A session's `notifications/cancelled` still cancels the call.
 //!
 //! It never refuses anything: a request it is not sure about (another method, a batch, a
 //! browser `Origin`, headers rmcp would check or reject, metadata other than a progress token,
@@ -16,8 +18,9 @@
 
 use std::{
     borrow::Cow,
+    collections::HashMap,
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
 };
@@ -29,8 +32,12 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Response},
 };
-use rmcp::model::{CallToolResult, JsonObject, ProtocolVersion, ServerResult};
+use rmcp::{
+    model::{CallToolResult, JsonObject, ProtocolVersion, ServerResult},
+    transport::streamable_http_server::session::{SessionManager, local::LocalSessionManager},
+};
 use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
 
 use crate::{
     config::HttpSettings,
@@ -43,12 +50,21 @@ pub struct LeanPath {
     /// Accepted `Host` values, parsed as rmcp parses them.
     hosts: Vec<(String, Option<u16>)>,
     max_request_bytes: usize,
+    /// rmcp's sessions (stateful mode); `None` in stateless mode.
+    sessions: Option<Arc<LocalSessionManager>>,
+    /// Calls in flight in a session, by (session id, request id), for `notifications/cancelled`.
+    in_flight: Mutex<HashMap<(String, String), CancellationToken>>,
     served: AtomicU64,
 }
 
 impl LeanPath {
-    /// The lean path for `tools`, with the app's Host allow-list and request size limit.
-    pub fn new(tools: PortTools, settings: &HttpSettings) -> Arc<Self> {
+    /// The lean path for `tools`, with the app's Host allow-list and request size limit. With
+    /// `sessions`, it serves calls in rmcp's sessions (stateful mode); without, stateless calls.
+    pub fn new(
+        tools: PortTools,
+        settings: &HttpSettings,
+        sessions: Option<Arc<LocalSessionManager>>,
+    ) -> Arc<Self> {
         let hosts = super::http::allowed_hosts(settings)
             .iter()
             .filter_map(|h| parse_authority(h.trim()))
@@ -57,8 +73,52 @@ impl LeanPath {
             tools,
             hosts,
             max_request_bytes: settings.max_request_bytes,
+            sessions,
+            in_flight: Mutex::new(HashMap::new()),
             served: AtomicU64::new(0),
         })
+    }
+
+    /// The session a request belongs to, when the lean path may serve it: in stateful mode a
+    /// live session's id (`Some(Some(id))`), in stateless mode no session header at all
+    /// (`Some(None)`). `None`: rmcp's to answer.
+    async fn session_of(&self, headers: &HeaderMap) -> Option<Option<String>> {
+        let id = headers.get("mcp-session-id").map(|v| v.to_str().ok());
+        match (&self.sessions, id) {
+            (None, None) => Some(None),
+            (Some(sessions), Some(Some(id))) => {
+                let live = sessions.has_session(&Arc::from(id)).await.unwrap_or(false);
+                live.then(|| Some(id.to_string()))
+            }
+            _ => None,
+        }
+    }
+
+    /// Cancels a session's lean call named by a `notifications/cancelled` body, if there is one.
+    fn cancel_from(&self, session: &str, body: &[u8]) {
+        #[derive(Deserialize)]
+        struct Cancelled {
+            method: String,
+            params: CancelledParams,
+        }
+        #[derive(Deserialize)]
+        struct CancelledParams {
+            #[serde(rename = "requestId")]
+            request_id: serde_json::Value,
+        }
+        let Ok(note) = serde_json::from_slice::<Cancelled>(body) else {
+            return;
+        };
+        if note.method != "notifications/cancelled" {
+            return;
+        }
+        let Some(key) = Id::from_json(note.params.request_id).map(|id| id.key()) else {
+            return;
+        };
+        let calls = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(token) = calls.get(&(session.to_string(), key)) {
+            token.cancel();
+        }
     }
 
     /// How many calls this path has answered (the rest went to rmcp).
@@ -107,7 +167,7 @@ impl LeanPath {
         });
         let other_mcp_headers = headers.keys().any(|k| {
             let k = k.as_str();
-            k.starts_with("mcp-") && k != "mcp-protocol-version"
+            k.starts_with("mcp-") && k != "mcp-protocol-version" && k != "mcp-session-id"
         });
         let length_ok = headers
             .get(header::CONTENT_LENGTH)
@@ -143,6 +203,11 @@ enum Id {
 }
 
 impl Id {
+    /// The id as a map key (its JSON text, so `1` and `"1"` stay apart).
+    fn key(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
     fn from_json(value: serde_json::Value) -> Option<Id> {
         match value {
             serde_json::Value::Number(n) => n.as_i64().map(Id::Number),
@@ -186,11 +251,14 @@ struct ProgressOnly {
     progress_token: serde::de::IgnoredAny,
 }
 
-/// Middleware in front of rmcp's service on `/mcp` (stateless mode only).
+/// Middleware in front of rmcp's service on `/mcp`.
 pub async fn serve(State(lean): State<Arc<LeanPath>>, request: Request, next: Next) -> Response {
     if request.method() != axum::http::Method::POST || !lean.headers_qualify(request.headers()) {
         return next.run(request).await;
     }
+    let Some(session) = lean.session_of(request.headers()).await else {
+        return next.run(request).await;
+    };
     let (parts, body) = request.into_parts();
     let bytes = match axum::body::to_bytes(body, lean.max_request_bytes).await {
         Ok(bytes) => bytes,
@@ -206,22 +274,31 @@ pub async fn serve(State(lean): State<Arc<LeanPath>>, request: Request, next: Ne
     let call = serde_json::from_slice::<ToolCall>(&bytes)
         .ok()
         .filter(|c| c.jsonrpc == "2.0" && c.method == "tools/call");
-    let Some(call) = call else {
+    let Some((call, id)) = call.and_then(|c| Some((c.params, Id::from_json(c.id)?))) else {
+        // rmcp still gets the notification; the lean path only cancels its own calls.
+        if let Some(session) = &session {
+            lean.cancel_from(session, &bytes);
+        }
         return next
             .run(Request::from_parts(parts, Body::from(bytes)))
             .await;
     };
-    let Some(id) = Id::from_json(call.id) else {
-        return next
-            .run(Request::from_parts(parts, Body::from(bytes)))
-            .await;
+    let arguments = call.arguments.unwrap_or_default();
+    let cancel = CancellationToken::new();
+    let key = session.map(|s| (s, id.key()));
+    if let Some(key) = &key {
+        let mut calls = lean.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        calls.insert(key.clone(), cancel.clone());
+    }
+    let forwarded = tokio::select! {
+        _ = cancel.cancelled() => Some(Forwarded::Done(result::cancelled())),
+        f = lean.tools.forward_named(&call.name, &arguments, &parts.headers) => f,
     };
-    let arguments = call.params.arguments.unwrap_or_default();
-    let Some(forwarded) = lean
-        .tools
-        .forward_named(&call.params.name, &arguments, &parts.headers)
-        .await
-    else {
+    if let Some(key) = &key {
+        let mut calls = lean.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        calls.remove(key);
+    }
+    let Some(forwarded) = forwarded else {
         return next
             .run(Request::from_parts(parts, Body::from(bytes)))
             .await;

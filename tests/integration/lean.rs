@@ -19,12 +19,19 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{common::*, http::http_args};
 
-/// Two stateless apps on one fake Port: with the lean path, and rmcp only.
+/// One app on the fake Port; in stateful mode, with a session opened on it.
+struct App {
+    addr: SocketAddr,
+    session: Option<String>,
+}
+
+/// Two apps of one mode on one fake Port: with the lean path, and rmcp only.
 struct Pair {
     port: FakePort,
     lean: Arc<LeanPath>,
-    with_lean: SocketAddr,
-    rmcp_only: SocketAddr,
+    with_lean: App,
+    rmcp_only: App,
+    stateless: bool,
 }
 
 async fn listen(router: axum::Router) -> SocketAddr {
@@ -34,31 +41,71 @@ async fn listen(router: axum::Router) -> SocketAddr {
     addr
 }
 
-async fn pair(max_structured_bytes: usize) -> Pair {
-    let port = FakePort::start().await;
+/// Opens a session the way a 2025-11-25 client does: initialize, then initialized.
+async fn open_session(addr: SocketAddr) -> String {
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "test", "version": "1"}}});
+    let client = reqwest::Client::new();
+    let r = client
+        .post(format!("http://{addr}/mcp"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(init.to_string())
+        .send()
+        .await
+        .unwrap();
+    let session = r.headers()["mcp-session-id"].to_str().unwrap().to_string();
+    let _ = r.bytes().await;
+    let r = client
+        .post(format!("http://{addr}/mcp"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", &session)
+        .body(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    session
+}
+
+async fn app_on(
+    port: &FakePort,
+    max_structured_bytes: usize,
+    stateless: bool,
+    lean: bool,
+) -> (App, Option<Arc<LeanPath>>) {
     let mut settings = port.settings(static_token());
     settings.max_structured_bytes = max_structured_bytes;
-    let http = http_args(true);
-    let tools = || PortTools::new(PortClient::new(&settings).unwrap());
-    let lean_tools = tools();
-    let lean = LeanPath::new(lean_tools.clone(), &http);
-    let with_lean = listen(app_with(
-        lean_tools,
-        &http,
-        CancellationToken::new(),
-        Some(lean.clone()),
-    ))
-    .await;
-    let rmcp_only = listen(app_with(tools(), &http, CancellationToken::new(), None)).await;
+    let tools = PortTools::new(PortClient::new(&settings).unwrap());
+    let (router, lean) = app_with(tools, &http_args(stateless), CancellationToken::new(), lean);
+    let addr = listen(router).await;
+    let session = if stateless {
+        None
+    } else {
+        Some(open_session(addr).await)
+    };
+    (App { addr, session }, lean)
+}
+
+async fn pair(max_structured_bytes: usize, stateless: bool) -> Pair {
+    let port = FakePort::start().await;
+    let (with_lean, lean) = app_on(&port, max_structured_bytes, stateless, true).await;
+    let (rmcp_only, none) = app_on(&port, max_structured_bytes, stateless, false).await;
+    assert!(none.is_none());
+    port.port.clear_requests();
     Pair {
         port,
-        lean,
+        lean: lean.unwrap(),
         with_lean,
         rmcp_only,
+        stateless,
     }
 }
 
-/// What a client sees of one answer: status, content type, and the body (parsed when JSON).
+/// What a client sees of one answer: status, content type, and the body (parsed when JSON; the
+/// JSON-RPC message when an SSE stream).
 #[derive(Debug, PartialEq)]
 struct Seen {
     status: u16,
@@ -66,10 +113,13 @@ struct Seen {
     body: Value,
 }
 
-async fn post(addr: SocketAddr, headers: &[(&str, &str)], body: &str) -> Seen {
+async fn post(app: &App, headers: &[(&str, &str)], body: &str) -> Seen {
     let mut request = reqwest::Client::new()
-        .post(format!("http://{addr}/mcp"))
+        .post(format!("http://{}/mcp", app.addr))
         .body(body.to_string());
+    if let Some(session) = &app.session {
+        request = request.header("mcp-session-id", session);
+    }
     for (k, v) in headers {
         request = request.header(*k, *v);
     }
@@ -80,7 +130,16 @@ async fn post(addr: SocketAddr, headers: &[(&str, &str)], body: &str) -> Seen {
         .get("content-type")
         .map(|v| v.to_str().unwrap().to_string());
     let text = same_trace_ids(&response.text().await.unwrap());
-    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    let body = if content_type.as_deref() == Some("text/event-stream") {
+        // The one message with an id (priming events carry no data).
+        text.lines()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+            .find(|m| m.get("id").is_some())
+            .unwrap_or(Value::String(text))
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
     Seen {
         status,
         content_type,
@@ -439,44 +498,54 @@ fn cases() -> Vec<Case> {
     ]
 }
 
-#[tokio::test]
-async fn the_lean_path_answers_as_rmcp_does() {
-    let p = pair(512 * 1024).await;
+async fn answers_as_rmcp_does(stateless: bool) {
+    let p = pair(512 * 1024, stateless).await;
     for c in cases() {
         let served_before = p.lean.served();
         let mut seen = Vec::new();
         let mut sent = Vec::new();
-        for addr in [p.with_lean, p.rmcp_only] {
+        for app in [&p.with_lean, &p.rmcp_only] {
             p.port.port.clear_requests();
             if let Some(script) = &c.script {
                 p.port.port.script(script.clone());
             }
-            seen.push(post(addr, &c.headers, &c.body).await);
+            seen.push(post(app, &c.headers, &c.body).await);
             sent.push(upstream(p.port.api_requests()));
         }
-        assert_eq!(seen[0], seen[1], "{}: the answers differ", c.what);
-        assert_eq!(sent[0], sent[1], "{}: Port's requests differ", c.what);
+        let what = format!(
+            "{} ({})",
+            c.what,
+            if p.stateless { "stateless" } else { "session" }
+        );
+        assert_eq!(
+            (seen[0].status, &seen[0].body),
+            (seen[1].status, &seen[1].body),
+            "{what}: the answers differ"
+        );
+        // In a session rmcp streams its one message as SSE; the lean path sends it as JSON.
+        if p.stateless || !c.lean {
+            assert_eq!(seen[0].content_type, seen[1].content_type, "{what}");
+        }
+        assert_eq!(sent[0], sent[1], "{what}: Port's requests differ");
         if c.script.is_some() {
-            assert_eq!(
-                sent[0].len(),
-                1,
-                "{}: the scripted answer was not used",
-                c.what
-            );
+            assert_eq!(sent[0].len(), 1, "{what}: the scripted answer was not used");
         }
         let took_lean = p.lean.served() - served_before;
         assert_eq!(
             took_lean,
             u64::from(c.lean),
-            "{}: lean path taken {took_lean} times",
-            c.what
+            "{what}: lean path taken {took_lean} times"
         );
         if c.lean {
-            assert_eq!(seen[0].status, 200, "{}", c.what);
+            assert_eq!(seen[0].status, 200, "{what}");
+            assert_eq!(
+                seen[0].content_type.as_deref(),
+                Some("application/json"),
+                "{what}"
+            );
             assert!(
                 seen[0].body.get("result").is_some(),
-                "{}: {:?}",
-                c.what,
+                "{what}: {:?}",
                 seen[0]
             );
         }
@@ -484,11 +553,21 @@ async fn the_lean_path_answers_as_rmcp_does() {
 }
 
 #[tokio::test]
+async fn the_lean_path_answers_as_rmcp_does_stateless() {
+    answers_as_rmcp_does(true).await;
+}
+
+#[tokio::test]
+async fn the_lean_path_answers_as_rmcp_does_in_a_session() {
+    answers_as_rmcp_does(false).await;
+}
+
+#[tokio::test]
 async fn the_answers_compared_are_the_expected_ones() {
     // The comparison above holds trivially if both paths fail alike; pin a few answers.
-    let p = pair(512 * 1024).await;
+    let p = pair(512 * 1024, true).await;
     let seen = post(
-        p.with_lean,
+        &p.with_lean,
         &STANDARD,
         &tool_call(
             json!(1),
@@ -517,7 +596,7 @@ async fn the_answers_compared_are_the_expected_ones() {
     p.port.port.clear_requests();
     p.port.port.script(scripted_ok());
     let seen = post(
-        p.with_lean,
+        &p.with_lean,
         &STANDARD,
         &tool_call(
             json!("u"),
@@ -535,7 +614,7 @@ async fn the_answers_compared_are_the_expected_ones() {
     assert_eq!((req.method.as_str(), req.body.as_str()), ("PATCH", "{}"));
 
     let seen = post(
-        p.with_lean,
+        &p.with_lean,
         &STANDARD,
         &tool_call(
             json!(3),
@@ -557,55 +636,52 @@ async fn the_answers_compared_are_the_expected_ones() {
 
 #[tokio::test]
 async fn answers_over_the_structured_limit_are_text_only_on_both_paths() {
-    let p = pair(64).await;
-    let body = tool_call(json!(1), "get-all-integrations", json!({}));
-    let lean = post(p.with_lean, &STANDARD, &body).await;
-    let rmcp = post(p.rmcp_only, &STANDARD, &body).await;
-    assert_eq!(lean, rmcp);
-    assert_eq!(lean.body["result"].get("structuredContent"), None);
-    let text = lean.body["result"]["content"][0]["text"].as_str().unwrap();
-    assert!(
-        text.len() > 64 && text.contains("\"integrations\""),
-        "{text}"
-    );
-    assert_eq!(p.lean.served(), 1);
+    for stateless in [true, false] {
+        let p = pair(64, stateless).await;
+        let body = tool_call(json!(1), "get-all-integrations", json!({}));
+        let lean = post(&p.with_lean, &STANDARD, &body).await;
+        let rmcp = post(&p.rmcp_only, &STANDARD, &body).await;
+        assert_eq!((lean.status, &lean.body), (rmcp.status, &rmcp.body));
+        assert_eq!(lean.body["result"].get("structuredContent"), None);
+        let text = lean.body["result"]["content"][0]["text"].as_str().unwrap();
+        assert!(
+            text.len() > 64 && text.contains("\"integrations\""),
+            "{text}"
+        );
+        assert_eq!(p.lean.served(), 1);
+    }
 }
 
 #[tokio::test]
-async fn rmcps_legacy_client_takes_the_lean_path() {
-    let port = FakePort::start().await;
-    let http = http_args(true);
-    let tools = PortTools::new(PortClient::new(&port.settings(static_token())).unwrap());
-    let lean = LeanPath::new(tools.clone(), &http);
-    let addr = listen(app_with(
-        tools,
-        &http,
-        CancellationToken::new(),
-        Some(lean.clone()),
-    ))
-    .await;
-    let transport = StreamableHttpClientTransport::from_uri(format!("http://{addr}/mcp"));
-    let client = ().serve(transport).await.unwrap();
-    let r = call(
-        &client,
-        "get-integration",
-        json!({"identifier": "github-ocean"}),
-    )
-    .await;
-    assert!(!is_error(&r), "{r:?}");
-    assert_eq!(
-        r.structured_content.unwrap()["integration"]["title"],
-        "GitHub"
-    );
-    assert_eq!(lean.served(), 1, "rmcp's client did not take the lean path");
-    assert_eq!(port.single_request().path, "/v1/integration/github-ocean");
-    client.cancel().await.unwrap();
+async fn rmcps_legacy_client_takes_the_lean_path_in_both_modes() {
+    for stateless in [true, false] {
+        let port = FakePort::start().await;
+        let tools = PortTools::new(PortClient::new(&port.settings(static_token())).unwrap());
+        let (router, lean) = app_with(tools, &http_args(stateless), CancellationToken::new(), true);
+        let lean = lean.unwrap();
+        let addr = listen(router).await;
+        let transport = StreamableHttpClientTransport::from_uri(format!("http://{addr}/mcp"));
+        let client = ().serve(transport).await.unwrap();
+        let r = call(
+            &client,
+            "get-integration",
+            json!({"identifier": "github-ocean"}),
+        )
+        .await;
+        assert!(!is_error(&r), "{r:?}");
+        assert_eq!(
+            r.structured_content.unwrap()["integration"]["title"],
+            "GitHub"
+        );
+        assert_eq!(lean.served(), 1, "rmcp's client did not take the lean path");
+        assert_eq!(port.single_request().path, "/v1/integration/github-ocean");
+        client.cancel().await.unwrap();
+    }
 }
 
 #[tokio::test]
-async fn the_stateless_app_uses_the_lean_path_and_the_stateful_one_does_not() {
-    // `app` itself wires the path in stateless mode only: a stateful request without a
-    // session is refused by rmcp (no lean answer in its place).
+async fn the_app_takes_the_lean_path_only_where_rmcp_would_serve_the_call() {
+    // A call without a session on a stateful server is refused by rmcp, not answered.
     let port = FakePort::start().await;
     let tools = || PortTools::new(PortClient::new(&port.settings(static_token())).unwrap());
     let stateless = listen(app(tools(), &http_args(true), CancellationToken::new())).await;
@@ -615,21 +691,31 @@ async fn the_stateless_app_uses_the_lean_path_and_the_stateful_one_does_not() {
         "get-integration",
         json!({"identifier": "github-ocean"}),
     );
-    let seen = post(stateless, &STANDARD, &body).await;
+    let no_session = |addr| App {
+        addr,
+        session: None,
+    };
+    let seen = post(&no_session(stateless), &STANDARD, &body).await;
     assert_eq!(seen.body["result"]["isError"], json!(false), "{seen:?}");
-    let seen = post(stateful, &STANDARD, &body).await;
+    let seen = post(&no_session(stateful), &STANDARD, &body).await;
     assert_ne!(seen.status, 200, "{seen:?}");
+    let unknown = App {
+        addr: stateful,
+        session: Some("no-such-session".into()),
+    };
+    let seen = post(&unknown, &STANDARD, &body).await;
+    assert_eq!(seen.status, 404, "{seen:?}");
     assert_eq!(port.api_requests().len(), 1);
 }
 
 #[tokio::test]
 async fn a_dropped_connection_on_the_lean_path_aborts_the_port_request() {
-    let p = pair(512 * 1024).await;
+    let p = pair(512 * 1024, true).await;
     p.port
         .port
         .script(ScriptedResponse::json(200, json!({"ok": true})).after(Duration::from_secs(3)));
     let outcome = reqwest::Client::new()
-        .post(format!("http://{}/mcp", p.with_lean))
+        .post(format!("http://{}/mcp", p.with_lean.addr))
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream")
         .timeout(Duration::from_millis(400))
@@ -638,10 +724,88 @@ async fn a_dropped_connection_on_the_lean_path_aborts_the_port_request() {
         .await;
     assert!(outcome.is_err(), "the client gave up first: {outcome:?}");
     assert_eq!(p.port.api_requests().len(), 1, "the call reached Port");
+    wait_for_abort(&p.port).await;
+}
+
+async fn wait_for_abort(port: &FakePort) {
     let mut waited = 0;
-    while p.port.port.aborted() == 0 && waited < 100 {
+    while port.port.aborted() == 0 && waited < 100 {
         tokio::time::sleep(Duration::from_millis(20)).await;
         waited += 1;
     }
-    assert_eq!(p.port.port.aborted(), 1, "Port's request was left running");
+    assert_eq!(port.port.aborted(), 1, "Port's request was left running");
+}
+
+#[tokio::test]
+async fn a_cancelled_notification_in_a_session_aborts_the_port_request() {
+    use rmcp::model::{CallToolRequest, CallToolRequestParams, ClientRequest};
+    use rmcp::service::PeerRequestOptions;
+    let port = FakePort::start().await;
+    let tools = PortTools::new(PortClient::new(&port.settings(static_token())).unwrap());
+    let (router, lean) = app_with(tools, &http_args(false), CancellationToken::new(), true);
+    let lean = lean.unwrap();
+    let addr = listen(router).await;
+    let transport = StreamableHttpClientTransport::from_uri(format!("http://{addr}/mcp"));
+    let client = ().serve(transport).await.unwrap();
+    port.port
+        .script(ScriptedResponse::json(200, json!({"ok": true})).after(Duration::from_secs(3)));
+    let request = ClientRequest::CallToolRequest(CallToolRequest::new(
+        CallToolRequestParams::new("get-all-integrations").with_arguments(args(json!({}))),
+    ));
+    let handle = client
+        .peer()
+        .send_cancellable_request(request, PeerRequestOptions::no_options())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(port.api_requests().len(), 1, "the request reached Port");
+    assert_eq!(port.port.aborted(), 0);
+    handle
+        .cancel(Some("user pressed stop".into()))
+        .await
+        .unwrap();
+    wait_for_abort(&port).await;
+    assert_eq!(port.api_requests().len(), 1, "nothing retried after cancel");
+    assert_eq!(lean.served(), 0, "a cancelled call has no answer");
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_cancelled_notification_ends_a_lean_call_whose_client_still_waits() {
+    // rmcp's client also hangs up on cancel; a client that keeps the request open gets the
+    // cancelled result, and Port's request is dropped all the same.
+    let p = pair(512 * 1024, false).await;
+    p.port
+        .port
+        .script(ScriptedResponse::json(200, json!({"ok": true})).after(Duration::from_secs(3)));
+    let app = App {
+        addr: p.with_lean.addr,
+        session: p.with_lean.session.clone(),
+    };
+    let slow = tokio::spawn(async move {
+        post(
+            &app,
+            &STANDARD,
+            &tool_call(json!("slow-1"), "get-all-integrations", json!({})),
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(p.port.api_requests().len(), 1, "the request reached Port");
+    let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+        "params": {"requestId": "slow-1", "reason": "user pressed stop"}});
+    let seen = post(&p.with_lean, &STANDARD, &cancel.to_string()).await;
+    assert_eq!(seen.status, 202, "{seen:?}");
+    let answer = tokio::time::timeout(Duration::from_secs(2), slow)
+        .await
+        .expect("the cancelled call still waited for Port")
+        .unwrap();
+    assert_eq!(answer.body["id"], json!("slow-1"));
+    assert_eq!(answer.body["result"]["isError"], json!(true));
+    assert_eq!(
+        answer.body["result"]["structuredContent"]["error"],
+        json!("cancelled")
+    );
+    wait_for_abort(&p.port).await;
+    assert_eq!(p.lean.served(), 1);
 }
