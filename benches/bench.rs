@@ -240,9 +240,12 @@ fn rss_kib(pid: u32) -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
-/// Resets the peak-RSS counter of a process (Linux `clear_refs` 5).
-fn reset_peak(pid: u32) {
+/// Resets the peak-RSS counter of a process (Linux `clear_refs` 5); returns its RSS now (MiB),
+/// from which the scenario's own cost is counted (memory freed by earlier scenarios stays
+/// resident).
+fn reset_peak(pid: u32) -> f64 {
     let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
+    mib(rss_kib(pid).0)
 }
 
 fn mib(kib: u64) -> f64 {
@@ -565,14 +568,15 @@ struct Row {
     name: String,
     stats: Stats,
     direct: Option<Stats>,
-    peak_mib: Option<f64>,
+    /// The server's peak RSS during the scenario, and its RSS when the scenario started.
+    peak_mib: Option<(f64, f64)>,
 }
 
 fn print_table(rows: &[Row]) {
     println!(
-        "| scenario | calls/s | p50 ms | p99 ms | errors | vs direct (rate) | p50 over direct | peak RSS MiB |"
+        "| scenario | calls/s | p50 ms | p99 ms | errors | vs direct (rate) | p50 over direct | peak RSS MiB | peak over start MiB |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in rows {
         let (ratio, over) = match &r.direct {
             Some(d) => (
@@ -582,7 +586,7 @@ fn print_table(rows: &[Row]) {
             None => ("–".into(), "–".into()),
         };
         println!(
-            "| {} | {:.0} | {:.3} | {:.3} | {} | {} | {} | {} |",
+            "| {} | {:.0} | {:.3} | {:.3} | {} | {} | {} | {} | {} |",
             r.name,
             r.stats.rate(),
             r.stats.pct(0.5),
@@ -590,7 +594,12 @@ fn print_table(rows: &[Row]) {
             r.stats.errors,
             ratio,
             over,
-            r.peak_mib.map(|m| format!("{m:.1}")).unwrap_or("–".into()),
+            r.peak_mib
+                .map(|(peak, _)| format!("{peak:.1}"))
+                .unwrap_or("–".into()),
+            r.peak_mib
+                .map(|(peak, start)| format!("{:+.1}", peak - start))
+                .unwrap_or("–".into()),
         );
     }
 }
@@ -658,13 +667,13 @@ async fn run() {
                 if !selected(&name) {
                     continue;
                 }
-                reset_peak(pid);
+                let start = reset_peak(pid);
                 let stats = bench_http(&addr, stateless, tool, conc).await;
                 rows.push(Row {
                     name,
                     stats,
                     direct: Some(direct.clone()),
-                    peak_mib: Some(mib(rss_kib(pid).1)),
+                    peak_mib: Some((mib(rss_kib(pid).1), start)),
                 });
             }
         }
@@ -689,13 +698,13 @@ async fn run() {
                 if !selected(&name) {
                     continue;
                 }
-                reset_peak(pid);
+                let start = reset_peak(pid);
                 let stats = bench_direct(rest, path, conc).await;
                 rows.push(Row {
                     name,
                     stats,
                     direct: Some(direct.clone()),
-                    peak_mib: Some(mib(rss_kib(pid).1)),
+                    peak_mib: Some((mib(rss_kib(pid).1), start)),
                 });
             }
         }
@@ -727,13 +736,13 @@ async fn run() {
             if !selected(&name) {
                 continue;
             }
-            reset_peak(pid);
+            let start = reset_peak(pid);
             let stats = bench_stdio(&stdio, tool, conc).await;
             rows.push(Row {
                 name,
                 stats,
                 direct: Some(direct.clone()),
-                peak_mib: Some(mib(rss_kib(pid).1)),
+                peak_mib: Some((mib(rss_kib(pid).1), start)),
             });
         }
     }

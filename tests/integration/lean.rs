@@ -453,6 +453,18 @@ fn cases() -> Vec<Case> {
             )
         },
         Case {
+            headers: [STANDARD.to_vec(), vec![("host", "evil.example:9090")]].concat(),
+            ..case(
+                "a foreign Host (DNS rebinding)",
+                tool_call(
+                    json!(34),
+                    "get-integration",
+                    json!({"identifier": "github-ocean"}),
+                ),
+                false,
+            )
+        },
+        Case {
             headers: vec![
                 ("content-type", "application/json"),
                 ("accept", "application/json"),
