@@ -17,6 +17,7 @@ use std::{
 
 use rmcp::{
     RoleServer, ServiceExt,
+    model::{JsonRpcMessage, ServerResult},
     service::{RxJsonRpcMessage, TxJsonRpcMessage},
     transport::Transport,
 };
@@ -46,7 +47,9 @@ impl Transport<RoleServer> for LineTransport {
         &mut self,
         item: TxJsonRpcMessage<RoleServer>,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
-        let sent = serde_json::to_vec(&item)
+        let mut line = Vec::with_capacity(size_hint(&item));
+        let sent = serde_json::to_writer(&mut line, &item)
+            .map(|()| line)
             .map_err(std::io::Error::other)
             .and_then(|line| {
                 self.outgoing.send(Out::Line(line)).map_err(|_| {
@@ -64,6 +67,32 @@ impl Transport<RoleServer> for LineTransport {
         self.incoming.close();
         std::future::ready(Ok(()))
     }
+}
+
+/// Room for a message's serialized form. A large tool result is then written into one buffer,
+/// rather than into one that doubles its way up, copying itself and holding two copies at each
+/// step (for a 2 MB answer, several megabytes at peak).
+fn size_hint(item: &TxJsonRpcMessage<RoleServer>) -> usize {
+    let JsonRpcMessage::Response(response) = item else {
+        return 256;
+    };
+    let ServerResult::CallToolResult(result) = &response.result else {
+        return 256;
+    };
+    let text: usize = result
+        .content
+        .iter()
+        .filter_map(|block| block.as_text())
+        .map(|t| t.text.len())
+        .sum();
+    // Escaping adds a backslash before each quote of Port's JSON; the structured copy, when
+    // there is one, is about the text's size again.
+    let structured = if result.structured_content.is_some() {
+        text
+    } else {
+        0
+    };
+    256 + text + text / 4 + structured
 }
 
 /// Serves until the host closes stdin or a shutdown signal arrives.
