@@ -172,3 +172,49 @@ pub fn text(result: &CallToolResult) -> String {
 pub fn is_error(result: &CallToolResult) -> bool {
     result.is_error == Some(true)
 }
+
+/// Starts a `get-all-integrations` call that the fake Port answers only after 3 s, waits until
+/// Port has it, cancels it with `notifications/cancelled`, and checks that Port's request was
+/// dropped and nothing was retried.
+pub async fn cancel_a_slow_call<S: Service<RoleClient>>(
+    port: &FakePort,
+    client: &RunningService<RoleClient, S>,
+) {
+    use rmcp::model::{CallToolRequest, ClientRequest};
+    use rmcp::service::PeerRequestOptions;
+    port.port.script(
+        port_integrations_mcp::sandbox::ScriptedResponse::json(
+            200,
+            serde_json::json!({"ok": true}),
+        )
+        .after(Duration::from_secs(3)),
+    );
+    let request = ClientRequest::CallToolRequest(CallToolRequest::new(
+        CallToolRequestParams::new("get-all-integrations")
+            .with_arguments(args(serde_json::json!({}))),
+    ));
+    let handle = client
+        .peer()
+        .send_cancellable_request(request, PeerRequestOptions::no_options())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(port.api_requests().len(), 1, "the request reached Port");
+    assert_eq!(port.port.aborted(), 0);
+    handle
+        .cancel(Some("user pressed stop".into()))
+        .await
+        .unwrap();
+    wait_for_abort(port).await;
+    assert_eq!(port.api_requests().len(), 1, "nothing retried after cancel");
+}
+
+/// Waits (up to 2 s) for the fake Port to count one abandoned answer.
+pub async fn wait_for_abort(port: &FakePort) {
+    let mut waited = 0;
+    while port.port.aborted() == 0 && waited < 100 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        waited += 1;
+    }
+    assert_eq!(port.port.aborted(), 1, "Port's request was left running");
+}

@@ -739,46 +739,16 @@ async fn a_dropped_connection_on_the_lean_path_aborts_the_port_request() {
     wait_for_abort(&p.port).await;
 }
 
-async fn wait_for_abort(port: &FakePort) {
-    let mut waited = 0;
-    while port.port.aborted() == 0 && waited < 100 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        waited += 1;
-    }
-    assert_eq!(port.port.aborted(), 1, "Port's request was left running");
-}
-
 #[tokio::test]
 async fn a_cancelled_notification_in_a_session_aborts_the_port_request() {
-    use rmcp::model::{CallToolRequest, CallToolRequestParams, ClientRequest};
-    use rmcp::service::PeerRequestOptions;
     let port = FakePort::start().await;
     let tools = PortTools::new(PortClient::new(&port.settings(static_token())).unwrap());
     let (router, lean) = app_with(tools, &http_args(false), CancellationToken::new(), true);
-    let lean = lean.unwrap();
     let addr = listen(router).await;
     let transport = StreamableHttpClientTransport::from_uri(format!("http://{addr}/mcp"));
     let client = ().serve(transport).await.unwrap();
-    port.port
-        .script(ScriptedResponse::json(200, json!({"ok": true})).after(Duration::from_secs(3)));
-    let request = ClientRequest::CallToolRequest(CallToolRequest::new(
-        CallToolRequestParams::new("get-all-integrations").with_arguments(args(json!({}))),
-    ));
-    let handle = client
-        .peer()
-        .send_cancellable_request(request, PeerRequestOptions::no_options())
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(port.api_requests().len(), 1, "the request reached Port");
-    assert_eq!(port.port.aborted(), 0);
-    handle
-        .cancel(Some("user pressed stop".into()))
-        .await
-        .unwrap();
-    wait_for_abort(&port).await;
-    assert_eq!(port.api_requests().len(), 1, "nothing retried after cancel");
-    assert_eq!(lean.served(), 0, "a cancelled call has no answer");
+    cancel_a_slow_call(&port, &client).await;
+    assert_eq!(lean.unwrap().served(), 0, "a cancelled call has no answer");
     client.cancel().await.unwrap();
 }
 

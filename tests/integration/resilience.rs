@@ -9,8 +9,6 @@ use port_integrations_mcp::{
     port::{CallContext, PortClient, PortError, PortRequest},
     sandbox::ScriptedResponse,
 };
-use rmcp::model::{CallToolRequest, CallToolRequestParams, ClientRequest};
-use rmcp::service::PeerRequestOptions;
 use serde_json::json;
 
 use crate::common::*;
@@ -325,32 +323,5 @@ async fn an_oversized_answer_is_refused() {
 #[tokio::test]
 async fn cancelling_a_call_aborts_the_port_request() {
     let (port, client) = setup().await;
-    port.port
-        .script(ScriptedResponse::json(200, json!({"ok": true})).after(Duration::from_secs(3)));
-    let request = ClientRequest::CallToolRequest(CallToolRequest::new(
-        CallToolRequestParams::new("get-all-integrations").with_arguments(args(json!({}))),
-    ));
-    let handle = client
-        .peer()
-        .send_cancellable_request(request, PeerRequestOptions::no_options())
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(port.api_requests().len(), 1, "the request reached Port");
-    assert_eq!(port.port.aborted(), 0);
-    handle
-        .cancel(Some("user pressed stop".into()))
-        .await
-        .unwrap();
-    let mut waited = 0;
-    while port.port.aborted() == 0 && waited < 50 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        waited += 1;
-    }
-    assert_eq!(
-        port.port.aborted(),
-        1,
-        "Port's connection was not dropped on cancel"
-    );
-    assert_eq!(port.api_requests().len(), 1, "nothing retried after cancel");
+    cancel_a_slow_call(&port, &client).await;
 }
