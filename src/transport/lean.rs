@@ -11,10 +11,12 @@
 //! a session it comes as a JSON body rather than a one-event SSE stream, which the transport
 //! lets the server choose. A session's `notifications/cancelled` still cancels the call.
 //!
+//! It serves both protocol eras: calls before 2026-07-28 (stateless, or in a live session) and
+//! 2026-07-28 calls (per-request metadata and `Mcp-Method`/`Mcp-Name` headers, no session).
 //! It never refuses anything: a request it is not sure about (another method, a batch, a
-//! browser `Origin`, headers rmcp would check or reject, metadata other than a progress token,
-//! which includes every 2026-07-28 request, a tool that asks for confirmation or reports
-//! progress, read-only refusals, a draining server) goes to rmcp untouched, and rmcp decides.
+//! browser `Origin`, headers rmcp would check or reject, metadata it does not know, a tool that
+//! asks for confirmation or reports progress, read-only refusals, a draining server) goes to
+//! rmcp untouched, and rmcp decides.
 
 use std::{
     borrow::Cow,
@@ -33,7 +35,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use rmcp::{
-    model::{CallToolResult, JsonObject, ProtocolVersion, ServerResult},
+    model::{JsonObject, ProtocolVersion, ServerResult},
     transport::streamable_http_server::session::{SessionManager, local::LocalSessionManager},
 };
 use serde::{Deserialize, Serialize};
@@ -79,19 +81,25 @@ impl LeanPath {
         })
     }
 
-    /// The session a request belongs to, when the lean path may serve it: in stateful mode a
-    /// live session's id (`Some(Some(id))`), in stateless mode no session header at all
-    /// (`Some(None)`). `None`: rmcp's to answer.
-    async fn session_of(&self, headers: &HeaderMap) -> Option<Option<String>> {
+    /// The session a request belongs to, when the lean path may serve it: a live session's id
+    /// for a legacy call to a stateful server (`Some(Some(id))`); no session header at all for
+    /// a legacy call to a stateless server, or for a 2026-07-28 call, which rmcp serves without
+    /// a session in either mode (`Some(None)`). `None`: rmcp's to answer.
+    async fn session_of(&self, headers: &HeaderMap, era: Era) -> Option<Option<String>> {
         let id = headers.get("mcp-session-id").map(|v| v.to_str().ok());
-        match (&self.sessions, id) {
-            (None, None) => Some(None),
-            (Some(sessions), Some(Some(id))) => {
+        match (era, &self.sessions, id) {
+            (Era::Modern, _, None) | (Era::Legacy, None, None) => Some(None),
+            (Era::Legacy, Some(sessions), Some(Some(id))) => {
                 let live = sessions.has_session(&Arc::from(id)).await.unwrap_or(false);
                 live.then(|| Some(id.to_string()))
             }
             _ => None,
         }
+    }
+
+    /// The live session named by a request's header, in stateful mode.
+    async fn live_session(&self, headers: &HeaderMap) -> Option<String> {
+        self.session_of(headers, Era::Legacy).await.flatten()
     }
 
     /// Cancels a session's lean call named by a `notifications/cancelled` body, if there is one.
@@ -155,19 +163,13 @@ impl LeanPath {
                 let has = |m: &str| items.iter().any(|i| i.eq_ignore_ascii_case(m));
                 !v.contains(';') && has("application/json") && has("text/event-stream")
             });
-        // A legacy version (or none): rmcp neither negotiates per request nor checks the
-        // SEP-2243 headers for these.
-        let version_ok = headers.get("mcp-protocol-version").is_none_or(|v| {
-            v.to_str().is_ok_and(|v| {
-                v < ProtocolVersion::STANDARD_HEADERS.as_str()
-                    && ProtocolVersion::KNOWN_VERSIONS
-                        .iter()
-                        .any(|k| k.as_str() == v)
-            })
-        });
         let other_mcp_headers = headers.keys().any(|k| {
             let k = k.as_str();
-            k.starts_with("mcp-") && k != "mcp-protocol-version" && k != "mcp-session-id"
+            k.starts_with("mcp-")
+                && !matches!(
+                    k,
+                    "mcp-protocol-version" | "mcp-session-id" | "mcp-method" | "mcp-name"
+                )
         });
         let length_ok = headers
             .get(header::CONTENT_LENGTH)
@@ -178,7 +180,6 @@ impl LeanPath {
             && headers.get(header::ORIGIN).is_none()
             && content_type_ok
             && accept_ok
-            && version_ok
             && !other_mcp_headers
             && length_ok
     }
@@ -236,19 +237,65 @@ struct CallParams {
     name: String,
     #[serde(default)]
     arguments: Option<JsonObject>,
-    /// rmcp's client sends a progress token with every call; the forwarding tools never report
-    /// progress, so it changes nothing. Any other metadata is rmcp's to read.
     #[serde(default, rename = "_meta")]
-    #[allow(dead_code)]
-    meta: Option<ProgressOnly>,
+    meta: CallMeta,
 }
 
-#[derive(Deserialize)]
+/// The metadata this path understands. rmcp's client sends a progress token with every call;
+/// the forwarding tools never report progress, so it changes nothing. A 2026-07-28 call names
+/// its protocol version, client and capabilities here. Any other key is rmcp's to read.
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct ProgressOnly {
-    #[serde(rename = "progressToken")]
+struct CallMeta {
+    #[serde(default, rename = "progressToken")]
     #[allow(dead_code)]
-    progress_token: serde::de::IgnoredAny,
+    progress_token: Option<serde::de::IgnoredAny>,
+    #[serde(default, rename = "io.modelcontextprotocol/protocolVersion")]
+    protocol_version: Option<String>,
+    #[serde(default, rename = "io.modelcontextprotocol/clientInfo")]
+    client_info: Option<serde::de::IgnoredAny>,
+    #[serde(default, rename = "io.modelcontextprotocol/clientCapabilities")]
+    client_capabilities: Option<serde::de::IgnoredAny>,
+}
+
+/// Which protocol revision a call belongs to; rmcp shapes results differently for each.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Era {
+    /// Before 2026-07-28: `initialize`, sessions in stateful mode, no per-request metadata.
+    Legacy,
+    /// 2026-07-28: per-request metadata and the SEP-2243 `Mcp-Method`/`Mcp-Name` headers.
+    Modern,
+}
+
+/// The revision of a call, when its headers and metadata are ones rmcp surely accepts without
+/// anything for it to check beyond this; `None` otherwise.
+fn era_of(headers: &HeaderMap, params: &CallParams) -> Option<Era> {
+    let header = |name: &str| headers.get(name).map(|v| v.to_str().ok());
+    let version = header("mcp-protocol-version");
+    let meta = &params.meta;
+    if meta.protocol_version.is_none()
+        && meta.client_info.is_none()
+        && meta.client_capabilities.is_none()
+    {
+        // rmcp neither negotiates per request nor checks the SEP-2243 headers below 2026-07-28.
+        let legacy_version = version.is_none_or(|v| {
+            v.is_some_and(|v| {
+                v < ProtocolVersion::STANDARD_HEADERS.as_str()
+                    && ProtocolVersion::KNOWN_VERSIONS
+                        .iter()
+                        .any(|k| k.as_str() == v)
+            })
+        });
+        let no_standard_headers = header("mcp-method").is_none() && header("mcp-name").is_none();
+        return (legacy_version && no_standard_headers).then_some(Era::Legacy);
+    }
+    let modern = ProtocolVersion::V_2026_07_28.as_str();
+    let modern_ok = meta.protocol_version.as_deref() == Some(modern)
+        && meta.client_capabilities.is_some()
+        && version == Some(Some(modern))
+        && header("mcp-method") == Some(Some("tools/call"))
+        && header("mcp-name") == Some(Some(params.name.as_str()));
+    modern_ok.then_some(Era::Modern)
 }
 
 /// Middleware in front of rmcp's service on `/mcp`.
@@ -256,9 +303,6 @@ pub async fn serve(State(lean): State<Arc<LeanPath>>, request: Request, next: Ne
     if request.method() != axum::http::Method::POST || !lean.headers_qualify(request.headers()) {
         return next.run(request).await;
     }
-    let Some(session) = lean.session_of(request.headers()).await else {
-        return next.run(request).await;
-    };
     let (parts, body) = request.into_parts();
     let bytes = match axum::body::to_bytes(body, lean.max_request_bytes).await {
         Ok(bytes) => bytes,
@@ -273,12 +317,21 @@ pub async fn serve(State(lean): State<Arc<LeanPath>>, request: Request, next: Ne
     };
     let call = serde_json::from_slice::<ToolCall>(&bytes)
         .ok()
-        .filter(|c| c.jsonrpc == "2.0" && c.method == "tools/call");
-    let Some((call, id)) = call.and_then(|c| Some((c.params, Id::from_json(c.id)?))) else {
+        .filter(|c| c.jsonrpc == "2.0" && c.method == "tools/call")
+        .and_then(|c| {
+            let era = era_of(&parts.headers, &c.params)?;
+            Some((c.params, Id::from_json(c.id)?, era))
+        });
+    let Some((call, id, era)) = call else {
         // rmcp still gets the notification; the lean path only cancels its own calls.
-        if let Some(session) = &session {
-            lean.cancel_from(session, &bytes);
+        if let Some(session) = lean.live_session(&parts.headers).await {
+            lean.cancel_from(&session, &bytes);
         }
+        return next
+            .run(Request::from_parts(parts, Body::from(bytes)))
+            .await;
+    };
+    let Some(session) = lean.session_of(&parts.headers, era).await else {
         return next
             .run(Request::from_parts(parts, Body::from(bytes)))
             .await;
@@ -305,7 +358,7 @@ pub async fn serve(State(lean): State<Arc<LeanPath>>, request: Request, next: Ne
     };
     lean.served.fetch_add(1, Ordering::Relaxed);
     let max_structured = lean.tools.client().max_structured_bytes();
-    match encode(&id, forwarded, max_structured) {
+    match encode(&id, forwarded, max_structured, era) {
         Ok(body) => {
             let mut response = Response::new(Body::from(body));
             response.headers_mut().insert(
@@ -323,7 +376,12 @@ pub async fn serve(State(lean): State<Arc<LeanPath>>, request: Request, next: Ne
 }
 
 /// The JSON-RPC response for one call, written once into a buffer of the right size.
-fn encode(id: &Id, forwarded: Forwarded, max_structured: usize) -> serde_json::Result<Vec<u8>> {
+fn encode(
+    id: &Id,
+    forwarded: Forwarded,
+    max_structured: usize,
+    era: Era,
+) -> serde_json::Result<Vec<u8>> {
     let mut size = 256;
     let (outcome, structured) = match forwarded {
         Forwarded::Answer(mut response, notes) => {
@@ -343,13 +401,13 @@ fn encode(id: &Id, forwarded: Forwarded, max_structured: usize) -> serde_json::R
         }
         Forwarded::Done(outcome) => (outcome, None),
     };
-    // The shape rmcp gives peers before 2026-07-28 (the only ones this path serves).
-    let mut legacy = ServerResult::CallToolResult(outcome);
-    legacy.strip_result_type_for_legacy_peer();
-    legacy.strip_non_object_output_for_legacy_peer();
-    let ServerResult::CallToolResult(outcome) = legacy else {
-        unreachable!("a tool result stays a tool result")
-    };
+    // `ServerResult` serializes as the result it holds (it is untagged); rmcp gives peers
+    // before 2026-07-28 the older shape (no `resultType`, object output only).
+    let mut outcome = ServerResult::CallToolResult(outcome);
+    if era == Era::Legacy {
+        outcome.strip_result_type_for_legacy_peer();
+        outcome.strip_non_object_output_for_legacy_peer();
+    }
     let mut out = Vec::with_capacity(size);
     out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
     serde_json::to_writer(&mut out, id)?;
@@ -363,7 +421,7 @@ fn encode(id: &Id, forwarded: Forwarded, max_structured: usize) -> serde_json::R
 /// structuredContent.
 fn write_result(
     out: &mut Vec<u8>,
-    outcome: &CallToolResult,
+    outcome: &ServerResult,
     structured: Option<&str>,
 ) -> serde_json::Result<()> {
     serde_json::to_writer(&mut *out, outcome)?;

@@ -13,7 +13,11 @@ use port_integrations_mcp::{
         lean::LeanPath,
     },
 };
-use rmcp::{ServiceExt, transport::StreamableHttpClientTransport};
+use rmcp::{
+    ServiceExt,
+    service::{ClientLifecycleMode, ClientServiceExt},
+    transport::StreamableHttpClientTransport,
+};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -190,6 +194,8 @@ struct Case {
     /// Port's answer, scripted (for writes, whose real answers carry the time).
     script: Option<ScriptedResponse>,
     lean: bool,
+    /// A 2026-07-28 call: sent without a session, in both modes.
+    modern: bool,
 }
 
 fn case(what: &'static str, body: String, lean: bool) -> Case {
@@ -199,7 +205,131 @@ fn case(what: &'static str, body: String, lean: bool) -> Case {
         body,
         script: None,
         lean,
+        modern: false,
     }
+}
+
+/// A 2026-07-28 call: per-request metadata in the body, `Mcp-Method`/`Mcp-Name` headers.
+fn modern(what: &'static str, id: Value, name: &'static str, arguments: Value, lean: bool) -> Case {
+    let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
+        "name": name, "arguments": arguments, "_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientInfo": {"name": "test", "version": "1"},
+            "io.modelcontextprotocol/clientCapabilities": {}}}});
+    Case {
+        headers: [
+            STANDARD.to_vec(),
+            vec![
+                ("mcp-protocol-version", "2026-07-28"),
+                ("mcp-method", "tools/call"),
+                ("mcp-name", name),
+            ],
+        ]
+        .concat(),
+        modern: true,
+        ..case(what, body.to_string(), lean)
+    }
+}
+
+fn modern_cases() -> Vec<Case> {
+    let one = json!({"identifier": "github-ocean"});
+    let mut cases = vec![
+        modern(
+            "2026: get-integration",
+            json!(40),
+            "get-integration",
+            one.clone(),
+            true,
+        ),
+        modern(
+            "2026: invalid argument",
+            json!(41),
+            "get-integration-s-event-logs",
+            json!({"identifier": "x", "limit": 500}),
+            true,
+        ),
+        modern(
+            "2026: Port's 404",
+            json!(42),
+            "get-integration",
+            json!({"identifier": "nope"}),
+            true,
+        ),
+        Case {
+            script: Some(scripted_ok()),
+            ..modern(
+                "2026: update-integration",
+                json!(43),
+                "update-integration",
+                one.clone(),
+                true,
+            )
+        },
+        Case {
+            script: Some(ScriptedResponse::json(200, json!([1, 2, 3]))),
+            ..modern(
+                "2026: an answer that is not an object",
+                json!(44),
+                "get-all-integrations",
+                json!({}),
+                true,
+            )
+        },
+        // rmcp's to answer:
+        modern(
+            "2026: delete",
+            json!(45),
+            "delete-integration",
+            json!({"identifier": "nope"}),
+            false,
+        ),
+    ];
+    let mut mismatch = modern(
+        "2026: Mcp-Name not the body's",
+        json!(46),
+        "get-integration",
+        one.clone(),
+        false,
+    );
+    mismatch.headers.retain(|(k, _)| *k != "mcp-name");
+    mismatch.headers.push(("mcp-name", "get-all-integrations"));
+    let mut no_method = modern(
+        "2026: no Mcp-Method",
+        json!(47),
+        "get-integration",
+        one.clone(),
+        false,
+    );
+    no_method.headers.retain(|(k, _)| *k != "mcp-method");
+    let mut old_header = modern(
+        "2026 metadata, 2025 header",
+        json!(48),
+        "get-integration",
+        one.clone(),
+        false,
+    );
+    old_header
+        .headers
+        .retain(|(k, _)| *k != "mcp-protocol-version");
+    old_header
+        .headers
+        .push(("mcp-protocol-version", "2025-11-25"));
+    let mut no_capabilities = modern(
+        "2026: no client capabilities",
+        json!(49),
+        "get-integration",
+        one,
+        false,
+    );
+    let mut body: Value = serde_json::from_str(&no_capabilities.body).unwrap();
+    body["params"]["_meta"]
+        .as_object_mut()
+        .unwrap()
+        .remove("io.modelcontextprotocol/clientCapabilities");
+    no_capabilities.body = body.to_string();
+    assert!(!no_capabilities.body.contains("clientCapabilities"));
+    cases.extend([mismatch, no_method, old_header, no_capabilities]);
+    cases
 }
 
 fn scripted_ok() -> ScriptedResponse {
@@ -512,7 +642,7 @@ fn cases() -> Vec<Case> {
 
 async fn answers_as_rmcp_does(stateless: bool) {
     let p = pair(512 * 1024, stateless).await;
-    for c in cases() {
+    for c in cases().into_iter().chain(modern_cases()) {
         let served_before = p.lean.served();
         let mut seen = Vec::new();
         let mut sent = Vec::new();
@@ -521,6 +651,11 @@ async fn answers_as_rmcp_does(stateless: bool) {
             if let Some(script) = &c.script {
                 p.port.port.script(script.clone());
             }
+            let sessionless = App {
+                addr: app.addr,
+                session: None,
+            };
+            let app = if c.modern { &sessionless } else { app };
             seen.push(post(app, &c.headers, &c.body).await);
             sent.push(upstream(p.port.api_requests()));
         }
@@ -534,7 +669,8 @@ async fn answers_as_rmcp_does(stateless: bool) {
             (seen[1].status, &seen[1].body),
             "{what}: the answers differ"
         );
-        // In a session rmcp streams its one message as SSE; the lean path sends it as JSON.
+        // A stateful server streams its one message as SSE (in a session, and for 2026-07-28
+        // calls); the lean path sends it as JSON.
         if p.stateless || !c.lean {
             assert_eq!(seen[0].content_type, seen[1].content_type, "{what}");
         }
@@ -665,29 +801,39 @@ async fn answers_over_the_structured_limit_are_text_only_on_both_paths() {
 }
 
 #[tokio::test]
-async fn rmcps_legacy_client_takes_the_lean_path_in_both_modes() {
+async fn rmcps_client_takes_the_lean_path_in_both_modes_and_eras() {
     for stateless in [true, false] {
-        let port = FakePort::start().await;
-        let tools = PortTools::new(PortClient::new(&port.settings(static_token())).unwrap());
-        let (router, lean) = app_with(tools, &http_args(stateless), CancellationToken::new(), true);
-        let lean = lean.unwrap();
-        let addr = listen(router).await;
-        let transport = StreamableHttpClientTransport::from_uri(format!("http://{addr}/mcp"));
-        let client = ().serve(transport).await.unwrap();
-        let r = call(
-            &client,
-            "get-integration",
-            json!({"identifier": "github-ocean"}),
-        )
-        .await;
-        assert!(!is_error(&r), "{r:?}");
-        assert_eq!(
-            r.structured_content.unwrap()["integration"]["title"],
-            "GitHub"
-        );
-        assert_eq!(lean.served(), 1, "rmcp's client did not take the lean path");
-        assert_eq!(port.single_request().path, "/v1/integration/github-ocean");
-        client.cancel().await.unwrap();
+        for (era, lifecycle) in [
+            ("legacy", ClientLifecycleMode::Initialize),
+            ("2026", crate::common::modern()),
+        ] {
+            let port = FakePort::start().await;
+            let tools = PortTools::new(PortClient::new(&port.settings(static_token())).unwrap());
+            let (router, lean) =
+                app_with(tools, &http_args(stateless), CancellationToken::new(), true);
+            let lean = lean.unwrap();
+            let addr = listen(router).await;
+            let transport = StreamableHttpClientTransport::from_uri(format!("http://{addr}/mcp"));
+            let client = ().serve_with_lifecycle(transport, lifecycle).await.unwrap();
+            let r = call(
+                &client,
+                "get-integration",
+                json!({"identifier": "github-ocean"}),
+            )
+            .await;
+            assert!(!is_error(&r), "{r:?}");
+            assert_eq!(
+                r.structured_content.unwrap()["integration"]["title"],
+                "GitHub"
+            );
+            assert_eq!(
+                lean.served(),
+                1,
+                "rmcp's {era} client did not take the lean path (stateless: {stateless})"
+            );
+            assert_eq!(port.single_request().path, "/v1/integration/github-ocean");
+            client.cancel().await.unwrap();
+        }
     }
 }
 
