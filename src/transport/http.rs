@@ -15,7 +15,7 @@ use axum::{
     http::{StatusCode, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
-    routing::get,
+    routing::{any, get},
     serve::ListenerExt,
 };
 use rmcp::transport::streamable_http_server::{
@@ -95,7 +95,17 @@ pub fn app_with(
         let sessions = (!settings.stateless).then(|| sessions.clone());
         LeanPath::new(tools.clone(), settings, sessions)
     });
-    let mcp = StreamableHttpService::new(move || Ok(factory.clone()), sessions, config);
+    // Behind an `Arc`: axum clones the service it routes to for every request, and cloning
+    // rmcp's service copies its whole config (a dozen strings of allowed hosts and origins).
+    let mcp = Arc::new(StreamableHttpService::new(
+        move || Ok(factory.clone()),
+        sessions,
+        config,
+    ));
+    let mcp = any(move |request: Request| {
+        let mcp = mcp.clone();
+        async move { mcp.handle(request).await }
+    });
     let mut mcp_routes = Router::new().nest_service("/mcp", mcp);
     if let Some(lean) = &lean {
         mcp_routes = mcp_routes.layer(middleware::from_fn_with_state(
