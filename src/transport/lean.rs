@@ -104,23 +104,7 @@ impl LeanPath {
 
     /// Cancels a session's lean call named by a `notifications/cancelled` body, if there is one.
     fn cancel_from(&self, session: &str, body: &[u8]) {
-        #[derive(Deserialize)]
-        struct Cancelled {
-            method: String,
-            params: CancelledParams,
-        }
-        #[derive(Deserialize)]
-        struct CancelledParams {
-            #[serde(rename = "requestId")]
-            request_id: serde_json::Value,
-        }
-        let Ok(note) = serde_json::from_slice::<Cancelled>(body) else {
-            return;
-        };
-        if note.method != "notifications/cancelled" {
-            return;
-        }
-        let Some(key) = Id::from_json(note.params.request_id).map(|id| id.key()) else {
+        let Some(key) = cancelled_request(body) else {
             return;
         };
         let calls = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
@@ -267,9 +251,21 @@ enum Era {
     Modern,
 }
 
-/// The revision of a call, when its headers and metadata are ones rmcp surely accepts without
-/// anything for it to check beyond this; `None` otherwise.
-fn era_of(headers: &HeaderMap, params: &CallParams) -> Option<Era> {
+/// The revision of a call, when its headers (on HTTP; stdio has none) and metadata are ones
+/// rmcp surely accepts without anything for it to check beyond this; `None` otherwise.
+fn era_of(headers: Option<&HeaderMap>, params: &CallParams) -> Option<Era> {
+    let Some(headers) = headers else {
+        let meta = &params.meta;
+        return match meta.protocol_version.as_deref() {
+            None if meta.client_info.is_none() && meta.client_capabilities.is_none() => {
+                Some(Era::Legacy)
+            }
+            Some(v) if v == ProtocolVersion::V_2026_07_28.as_str() => {
+                meta.client_capabilities.is_some().then_some(Era::Modern)
+            }
+            _ => None,
+        };
+    };
     let header = |name: &str| headers.get(name).map(|v| v.to_str().ok());
     let version = header("mcp-protocol-version");
     let meta = &params.meta;
@@ -298,6 +294,70 @@ fn era_of(headers: &HeaderMap, params: &CallParams) -> Option<Era> {
     modern_ok.then_some(Era::Modern)
 }
 
+/// A call this path can answer: which tool, with what, and how to shape its answer.
+pub(crate) struct LeanCall {
+    pub(crate) name: String,
+    pub(crate) arguments: JsonObject,
+    id: Id,
+    era: Era,
+}
+
+impl LeanCall {
+    /// Parses a message that is one `tools/call` this path may answer (`headers`: the HTTP
+    /// request's, or `None` on stdio); `None` for anything else.
+    pub(crate) fn parse(body: &[u8], headers: Option<&HeaderMap>) -> Option<LeanCall> {
+        let call = serde_json::from_slice::<ToolCall>(body).ok()?;
+        if call.jsonrpc != "2.0" || call.method != "tools/call" {
+            return None;
+        }
+        let era = era_of(headers, &call.params)?;
+        Some(LeanCall {
+            id: Id::from_json(call.id)?,
+            name: call.params.name,
+            arguments: call.params.arguments.unwrap_or_default(),
+            era,
+        })
+    }
+
+    /// Whether the call belongs to a 2026-07-28 client (which needs no session).
+    pub(crate) fn is_modern(&self) -> bool {
+        self.era == Era::Modern
+    }
+
+    /// The request id, as `notifications/cancelled` names it ([`cancelled_request`]).
+    pub(crate) fn key(&self) -> String {
+        self.id.key()
+    }
+
+    /// The JSON-RPC answer rmcp would give for this outcome.
+    pub(crate) fn answer(
+        &self,
+        forwarded: Forwarded,
+        max_structured: usize,
+    ) -> serde_json::Result<Vec<u8>> {
+        encode(&self.id, forwarded, max_structured, self.era)
+    }
+}
+
+/// The request id (as [`LeanCall::key`]) a `notifications/cancelled` message names.
+pub(crate) fn cancelled_request(body: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Cancelled {
+        method: String,
+        params: CancelledParams,
+    }
+    #[derive(Deserialize)]
+    struct CancelledParams {
+        #[serde(rename = "requestId")]
+        request_id: serde_json::Value,
+    }
+    let note = serde_json::from_slice::<Cancelled>(body).ok()?;
+    if note.method != "notifications/cancelled" {
+        return None;
+    }
+    Id::from_json(note.params.request_id).map(|id| id.key())
+}
+
 /// Middleware in front of rmcp's service on `/mcp`.
 pub async fn serve(State(lean): State<Arc<LeanPath>>, request: Request, next: Next) -> Response {
     if request.method() != axum::http::Method::POST || !lean.headers_qualify(request.headers()) {
@@ -315,14 +375,7 @@ pub async fn serve(State(lean): State<Arc<LeanPath>>, request: Request, next: Ne
                 .into_response();
         }
     };
-    let call = serde_json::from_slice::<ToolCall>(&bytes)
-        .ok()
-        .filter(|c| c.jsonrpc == "2.0" && c.method == "tools/call")
-        .and_then(|c| {
-            let era = era_of(&parts.headers, &c.params)?;
-            Some((c.params, Id::from_json(c.id)?, era))
-        });
-    let Some((call, id, era)) = call else {
+    let Some(call) = LeanCall::parse(&bytes, Some(&parts.headers)) else {
         // rmcp still gets the notification; the lean path only cancels its own calls.
         if let Some(session) = lean.live_session(&parts.headers).await {
             lean.cancel_from(&session, &bytes);
@@ -331,21 +384,20 @@ pub async fn serve(State(lean): State<Arc<LeanPath>>, request: Request, next: Ne
             .run(Request::from_parts(parts, Body::from(bytes)))
             .await;
     };
-    let Some(session) = lean.session_of(&parts.headers, era).await else {
+    let Some(session) = lean.session_of(&parts.headers, call.era).await else {
         return next
             .run(Request::from_parts(parts, Body::from(bytes)))
             .await;
     };
-    let arguments = call.arguments.unwrap_or_default();
     let cancel = CancellationToken::new();
-    let key = session.map(|s| (s, id.key()));
+    let key = session.map(|s| (s, call.key()));
     if let Some(key) = &key {
         let mut calls = lean.in_flight.lock().unwrap_or_else(|e| e.into_inner());
         calls.insert(key.clone(), cancel.clone());
     }
     let forwarded = tokio::select! {
         _ = cancel.cancelled() => Some(Forwarded::Done(result::cancelled())),
-        f = lean.tools.forward_named(&call.name, &arguments, &parts.headers) => f,
+        f = lean.tools.forward_named(&call.name, &call.arguments, &parts.headers) => f,
     };
     if let Some(key) = &key {
         let mut calls = lean.in_flight.lock().unwrap_or_else(|e| e.into_inner());
@@ -358,7 +410,7 @@ pub async fn serve(State(lean): State<Arc<LeanPath>>, request: Request, next: Ne
     };
     lean.served.fetch_add(1, Ordering::Relaxed);
     let max_structured = lean.tools.client().max_structured_bytes();
-    match encode(&id, forwarded, max_structured, era) {
+    match call.answer(forwarded, max_structured) {
         Ok(body) => {
             let mut response = Response::new(Body::from(body));
             response.headers_mut().insert(

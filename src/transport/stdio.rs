@@ -8,11 +8,17 @@
 //! for a `-32700 Parse error` (or `-32600 Invalid Request`) answer instead. And tokio's
 //! stdin/stdout hand every read and write to its blocking pool, a thread switch per operation:
 //! one plain thread reading lines and one writing them (flushing only when nothing else is
-//! queued) costs far fewer switches under load.
+//! queued) costs far fewer switches under load. The reader also hands the hot request, a
+//! `tools/call` of a forwarding tool, to the lean path (`lean.rs`), as the HTTP app does.
 
 use std::{
+    collections::HashMap,
     io::{BufRead, BufReader, BufWriter, Read, Write},
-    sync::mpsc as std_mpsc,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+        mpsc as std_mpsc,
+    },
 };
 
 use rmcp::{
@@ -24,8 +30,13 @@ use rmcp::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
-use crate::{RunError, tools::PortTools};
+use super::lean::{self, LeanCall};
+use crate::{
+    RunError,
+    tools::{Forwarded, PortTools, result},
+};
 
 /// What the writer thread receives.
 enum Out {
@@ -95,13 +106,92 @@ fn size_hint(item: &TxJsonRpcMessage<RoleServer>) -> usize {
     256 + text + text / 4 + structured
 }
 
-/// Serves until the host closes stdin or a shutdown signal arrives.
-pub async fn serve(tools: PortTools) -> Result<(), RunError> {
-    serve_with(std::io::stdin(), std::io::stdout(), tools).await
+/// The lean path on stdio (see `lean.rs`): a `tools/call` of a forwarding tool is answered
+/// without going through rmcp, and its answer is written as rmcp would write it. Everything
+/// else, and any call it declines, goes to rmcp.
+struct StdioLean {
+    tools: PortTools,
+    /// Where answers go (the writer thread).
+    out: std_mpsc::Sender<Out>,
+    /// rmcp's input, for calls the lean path declines. While a lean call holds this, rmcp's
+    /// input stays open, so rmcp (and then the writer) end only after the call has answered.
+    rmcp: mpsc::UnboundedSender<RxJsonRpcMessage<RoleServer>>,
+    runtime: tokio::runtime::Handle,
+    /// Calls in flight by request id, for `notifications/cancelled`.
+    in_flight: std::sync::Mutex<HashMap<String, CancellationToken>>,
+    served: Arc<AtomicU64>,
 }
 
-/// Serves MCP over any blocking byte streams (stdin/stdout in production).
-pub async fn serve_with<R, W>(input: R, output: W, tools: PortTools) -> Result<(), RunError>
+impl StdioLean {
+    fn start(self: &Arc<Self>, call: LeanCall, line: Vec<u8>) {
+        let lean = self.clone();
+        let cancel = CancellationToken::new();
+        let key = call.key();
+        self.calls().insert(key.clone(), cancel.clone());
+        self.runtime.spawn(async move {
+            let headers = axum::http::HeaderMap::new();
+            let forwarded = tokio::select! {
+                _ = cancel.cancelled() => Some(Forwarded::Done(result::cancelled())),
+                f = lean.tools.forward_named(&call.name, &call.arguments, &headers) => f,
+            };
+            lean.calls().remove(&key);
+            let Some(forwarded) = forwarded else {
+                // rmcp's to answer (delete, the mapping tools, a draining server).
+                lean.to_rmcp(&line);
+                return;
+            };
+            lean.served.fetch_add(1, Ordering::Relaxed);
+            let max_structured = lean.tools.client().max_structured_bytes();
+            match call.answer(forwarded, max_structured) {
+                Ok(answer) => {
+                    let _ = lean.out.send(Out::Line(answer));
+                }
+                Err(e) => tracing::error!(error = %e, "could not serialize a tool result"),
+            }
+        });
+    }
+
+    fn cancel(&self, line: &[u8]) {
+        if let Some(key) = lean::cancelled_request(line)
+            && let Some(token) = self.calls().get(&key)
+        {
+            token.cancel();
+        }
+    }
+
+    fn to_rmcp(&self, line: &[u8]) {
+        match serde_json::from_slice::<RxJsonRpcMessage<RoleServer>>(line) {
+            Ok(message) => {
+                let _ = self.rmcp.send(message);
+            }
+            Err(error) => {
+                if let Some(answer) = reject(line, &error) {
+                    let _ = self.out.send(Out::Line(answer.into_bytes()));
+                }
+            }
+        }
+    }
+
+    fn calls(&self) -> std::sync::MutexGuard<'_, HashMap<String, CancellationToken>> {
+        self.in_flight.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Serves until the host closes stdin or a shutdown signal arrives.
+pub async fn serve(tools: PortTools) -> Result<(), RunError> {
+    let served = Some(Arc::default());
+    serve_with(std::io::stdin(), std::io::stdout(), tools, served).await
+}
+
+/// Serves MCP over any blocking byte streams (stdin/stdout in production). With `lean`, the
+/// lean path answers the calls it can, counting them there; without, rmcp answers everything
+/// (tests compare the two).
+pub async fn serve_with<R, W>(
+    input: R,
+    output: W,
+    tools: PortTools,
+    lean: Option<Arc<AtomicU64>>,
+) -> Result<(), RunError>
 where
     R: Read + Send + 'static,
     W: Write + Send + 'static,
@@ -109,10 +199,27 @@ where
     let (in_tx, in_rx) = mpsc::unbounded_channel();
     let (out_tx, out_rx) = std_mpsc::channel();
     let rejects = out_tx.clone();
+    let lean = lean.map(|served| {
+        Arc::new(StdioLean {
+            tools: tools.clone(),
+            out: out_tx.clone(),
+            rmcp: in_tx.clone(),
+            runtime: tokio::runtime::Handle::current(),
+            in_flight: std::sync::Mutex::new(HashMap::new()),
+            served,
+        })
+    });
     // The reader blocks on stdin; it is never joined (the process may end while it waits).
     std::thread::Builder::new()
         .name("stdin".into())
-        .spawn(move || read_lines(BufReader::with_capacity(1 << 16, input), in_tx, rejects))
+        .spawn(move || {
+            read_lines(
+                BufReader::with_capacity(1 << 16, input),
+                in_tx,
+                rejects,
+                lean,
+            )
+        })
         .map_err(RunError::Io)?;
     let writer = std::thread::Builder::new()
         .name("stdout".into())
@@ -142,8 +249,12 @@ fn read_lines(
     mut input: impl BufRead,
     messages: mpsc::UnboundedSender<RxJsonRpcMessage<RoleServer>>,
     rejects: std_mpsc::Sender<Out>,
+    lean: Option<Arc<StdioLean>>,
 ) {
     let mut buf = Vec::with_capacity(1 << 12);
+    // Calls before 2026-07-28 need the session's handshake first: until the client says
+    // `notifications/initialized`, rmcp answers them (with its errors).
+    let mut initialized = false;
     loop {
         buf.clear();
         match input.read_until(b'\n', &mut buf) {
@@ -153,6 +264,16 @@ fn read_lines(
         let line = trim(&buf);
         if line.is_empty() {
             continue;
+        }
+        if let Some(lean) = &lean {
+            if let Some(call) = LeanCall::parse(line, None)
+                && (initialized || call.is_modern())
+            {
+                lean.start(call, line.to_vec());
+                continue;
+            }
+            lean.cancel(line);
+            initialized = initialized || is_initialized_notification(line);
         }
         match serde_json::from_slice::<RxJsonRpcMessage<RoleServer>>(line) {
             Ok(message) => {
@@ -214,6 +335,17 @@ fn write_lines(output: impl Write, lines: std_mpsc::Receiver<Out>) {
         }
     }
     let _ = out.flush();
+}
+
+/// Whether a line is the client's `notifications/initialized`.
+fn is_initialized_notification(line: &[u8]) -> bool {
+    #[derive(Deserialize)]
+    struct Method<'a> {
+        #[serde(borrow)]
+        method: Option<std::borrow::Cow<'a, str>>,
+    }
+    serde_json::from_slice::<Method>(line)
+        .is_ok_and(|m| m.method.as_deref() == Some("notifications/initialized"))
 }
 
 /// Just enough of a JSON-RPC message to answer one that rmcp could not parse.

@@ -937,3 +937,160 @@ async fn a_cancelled_notification_ends_a_lean_call_whose_client_still_waits() {
     wait_for_abort(&p.port).await;
     assert_eq!(p.lean.served(), 1);
 }
+
+/// A stdio server on socket pairs, with or without the lean path.
+struct StdioPipe {
+    to_server: std::os::unix::net::UnixStream,
+    from_server: std::io::BufReader<std::os::unix::net::UnixStream>,
+}
+
+impl StdioPipe {
+    /// Stands in while a pipe is lent to a blocking task.
+    fn placeholder() -> Self {
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        StdioPipe {
+            to_server: a,
+            from_server: std::io::BufReader::new(b),
+        }
+    }
+
+    async fn start(port: &FakePort, served: Option<Arc<std::sync::atomic::AtomicU64>>) -> Self {
+        use std::os::unix::net::UnixStream;
+        let (server_in, to_server) = UnixStream::pair().unwrap();
+        let (from_server, server_out) = UnixStream::pair().unwrap();
+        from_server
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let tools = PortTools::new(PortClient::new(&port.settings(static_token())).unwrap());
+        tokio::spawn(port_integrations_mcp::transport::stdio::serve_with(
+            server_in, server_out, tools, served,
+        ));
+        StdioPipe {
+            to_server,
+            from_server: std::io::BufReader::new(from_server),
+        }
+    }
+
+    /// Sends one line; for a request, returns the one line that answers it.
+    async fn send(mut self, line: String, answered: bool) -> (Self, Option<Value>) {
+        tokio::task::spawn_blocking(move || {
+            use std::io::{BufRead, Write};
+            writeln!(self.to_server, "{line}").unwrap();
+            if !answered {
+                return (self, None);
+            }
+            let mut answer = String::new();
+            self.from_server.read_line(&mut answer).unwrap();
+            let answer = same_trace_ids(&answer);
+            (self, Some(serde_json::from_str(&answer).unwrap()))
+        })
+        .await
+        .unwrap()
+    }
+
+    async fn initialize(self) -> Self {
+        let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {},
+            "clientInfo": {"name": "test", "version": "1"}}});
+        let (pipe, _) = self.send(init.to_string(), true).await;
+        let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+        pipe.send(initialized.to_string(), false).await.0
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_stdio_the_lean_path_answers_as_rmcp_does() {
+    let port = FakePort::start().await;
+    let served = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut with_lean = StdioPipe::start(&port, Some(served.clone()))
+        .await
+        .initialize()
+        .await;
+    let mut rmcp_only = StdioPipe::start(&port, None).await.initialize().await;
+    // On stdio there are no headers: the cases whose point is a header are left out, and so
+    // are unparsable lines (the stdio tests cover those).
+    let skipped = [
+        "a batch",
+        "not JSON",
+        "a float id",
+        "arguments that are not an object",
+    ];
+    let mut expected_lean = 0;
+    for c in cases().into_iter().chain(modern_cases()) {
+        let plain_headers = c.headers == STANDARD.to_vec() || c.modern;
+        if !plain_headers || skipped.contains(&c.what) {
+            continue;
+        }
+        let mut seen = Vec::new();
+        let mut sent = Vec::new();
+        for pipe in [&mut with_lean, &mut rmcp_only] {
+            port.port.clear_requests();
+            if let Some(script) = &c.script {
+                port.port.script(script.clone());
+            }
+            let taken = std::mem::replace(pipe, StdioPipe::placeholder());
+            let (back, answer) = taken.send(c.body.clone(), true).await;
+            *pipe = back;
+            seen.push(answer.unwrap());
+            sent.push(upstream(port.api_requests()));
+        }
+        assert_eq!(seen[0], seen[1], "stdio, {}: the answers differ", c.what);
+        assert_eq!(
+            sent[0], sent[1],
+            "stdio, {}: Port's requests differ",
+            c.what
+        );
+        // The body alone decides on stdio: a forwarding tool with known metadata.
+        let declined = [
+            "delete",
+            "unknown tool",
+            "tools/list",
+            "_meta with more",
+            "2026: delete",
+        ];
+        let body_lean = !declined.iter().any(|d| c.what.starts_with(d))
+            && !c.what.starts_with("2026: no client capabilities");
+        if body_lean {
+            expected_lean += 1;
+        }
+        assert_eq!(
+            served.load(std::sync::atomic::Ordering::Relaxed),
+            expected_lean,
+            "stdio, {}: lean path taken or not as expected",
+            c.what
+        );
+    }
+    assert!(expected_lean >= 15, "{expected_lean}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_stdio_a_cancelled_notification_ends_a_lean_call() {
+    let port = FakePort::start().await;
+    let served = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let pipe = StdioPipe::start(&port, Some(served.clone()))
+        .await
+        .initialize()
+        .await;
+    port.port
+        .script(ScriptedResponse::json(200, json!({"ok": true})).after(Duration::from_secs(3)));
+    let call = tool_call(json!("slow-1"), "get-all-integrations", json!({}));
+    let (pipe, _) = pipe.send(call, false).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(port.api_requests().len(), 1, "the request reached Port");
+    let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+        "params": {"requestId": "slow-1", "reason": "user pressed stop"}});
+    let started = std::time::Instant::now();
+    let (_pipe, answer) = pipe.send(cancel.to_string(), true).await;
+    let answer = answer.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the call waited for Port"
+    );
+    assert_eq!(answer["id"], json!("slow-1"));
+    assert_eq!(
+        answer["result"]["structuredContent"]["error"],
+        json!("cancelled")
+    );
+    wait_for_abort(&port).await;
+    assert_eq!(served.load(std::sync::atomic::Ordering::Relaxed), 1);
+}
