@@ -1,5 +1,6 @@
-//! A lean path for the hot request of streamable HTTP: one `tools/call` of a tool that only
-//! forwards to Port.
+//! A lean path for the hot request of both transports: one `tools/call` of a tool that only
+//! forwards to Port. On HTTP it is middleware in front of rmcp's service ([`serve`]); on stdio
+//! the reader thread hands it such calls ([`LeanCall`], see `stdio.rs`).
 //!
 //! Why it exists: profiling HTTP at 64 calls in flight showed that rmcp's per-request machinery
 //! (in stateless mode a service, its task, channels and cancellation tokens built for every
@@ -118,9 +119,9 @@ impl LeanPath {
         self.served.load(Ordering::Relaxed)
     }
 
-    /// Whether the request's headers are ones rmcp's stateless path surely accepts, with
-    /// nothing for it to check beyond what this path does. Conservative: anything unusual is
-    /// rmcp's to judge.
+    /// Whether the request's headers are ones rmcp surely accepts, with nothing for it to check
+    /// beyond what this path does (the protocol headers are judged with the body, in `era_of`).
+    /// Conservative: anything unusual is rmcp's to judge.
     fn headers_qualify(&self, headers: &HeaderMap) -> bool {
         let host_ok = headers
             .get(header::HOST)
