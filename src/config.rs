@@ -1,6 +1,6 @@
 //! Settings: every flag, its environment fallback, and the one place they are validated.
 //!
-//! The command line is parsed into [`Cli`] by clap, then [`Cli::port_settings`] turns the loose
+//! The command line is parsed into [`Cli`] by clap, then [`PortArgs::port_settings`] turns the loose
 //! strings into a checked [`PortSettings`] once, at start-up. Nothing downstream re-reads the
 //! environment: the Port client is built from these settings only (Port's old Python server built
 //! its client before flags were applied and every call failed; see port-mcp-server#75).

@@ -1,6 +1,6 @@
 //! A lean path for the hot request of both transports: one `tools/call` of a tool that only
 //! forwards to Port. On HTTP it is middleware in front of rmcp's service ([`serve`]); on stdio
-//! the reader thread hands it such calls ([`LeanCall`], see `stdio.rs`).
+//! the reader thread hands it such calls (`LeanCall`, see `stdio.rs`).
 //!
 //! Why it exists: profiling HTTP at 64 calls in flight showed that rmcp's per-request machinery
 //! (in stateless mode a service, its task, channels and cancellation tokens built for every
