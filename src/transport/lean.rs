@@ -22,6 +22,7 @@
 use std::{
     borrow::Cow,
     collections::HashMap,
+    hash::Hash,
     sync::{
         Arc, Mutex,
         atomic::{AtomicU64, Ordering},
@@ -56,7 +57,7 @@ pub struct LeanPath {
     /// rmcp's sessions (stateful mode); `None` in stateless mode.
     sessions: Option<Arc<LocalSessionManager>>,
     /// Calls in flight in a session, by (session id, request id), for `notifications/cancelled`.
-    in_flight: Mutex<HashMap<(String, String), CancellationToken>>,
+    in_flight: Arc<InFlight<(String, String)>>,
     served: AtomicU64,
 }
 
@@ -77,7 +78,7 @@ impl LeanPath {
             hosts,
             max_request_bytes: settings.max_request_bytes,
             sessions,
-            in_flight: Mutex::new(HashMap::new()),
+            in_flight: InFlight::new(),
             served: AtomicU64::new(0),
         })
     }
@@ -105,12 +106,8 @@ impl LeanPath {
 
     /// Cancels a session's lean call named by a `notifications/cancelled` body, if there is one.
     fn cancel_from(&self, session: &str, body: &[u8]) {
-        let Some(key) = cancelled_request(body) else {
-            return;
-        };
-        let calls = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(token) = calls.get(&(session.to_string(), key)) {
-            token.cancel();
+        if let Some(key) = cancelled_request(body) {
+            self.in_flight.cancel(&(session.to_string(), key));
         }
     }
 
@@ -295,6 +292,51 @@ fn era_of(headers: Option<&HeaderMap>, params: &CallParams) -> Option<Era> {
     modern_ok.then_some(Era::Modern)
 }
 
+/// Lean calls in flight by key, so that `notifications/cancelled` can reach them.
+pub(crate) struct InFlight<K>(Mutex<HashMap<K, CancellationToken>>);
+
+impl<K: Eq + Hash + Clone> InFlight<K> {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(InFlight(Mutex::new(HashMap::new())))
+    }
+
+    /// Registers a call under `key` until the returned entry is dropped: when the call ends,
+    /// or when its future is dropped (an HTTP client that hung up).
+    pub(crate) fn register(self: &Arc<Self>, key: K) -> Registered<K> {
+        let token = CancellationToken::new();
+        self.calls().insert(key.clone(), token.clone());
+        Registered {
+            in_flight: self.clone(),
+            key,
+            token,
+        }
+    }
+
+    /// Cancels the call registered under `key`, if it is still running.
+    pub(crate) fn cancel(&self, key: &K) {
+        if let Some(token) = self.calls().get(key) {
+            token.cancel();
+        }
+    }
+
+    fn calls(&self) -> std::sync::MutexGuard<'_, HashMap<K, CancellationToken>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A call's entry in an [`InFlight`]; dropping it removes the entry.
+pub(crate) struct Registered<K: Eq + Hash + Clone> {
+    in_flight: Arc<InFlight<K>>,
+    key: K,
+    token: CancellationToken,
+}
+
+impl<K: Eq + Hash + Clone> Drop for Registered<K> {
+    fn drop(&mut self) {
+        self.in_flight.calls().remove(&self.key);
+    }
+}
+
 /// A call this path can answer: which tool, with what, and how to shape its answer.
 pub(crate) struct LeanCall {
     pub(crate) name: String,
@@ -330,13 +372,27 @@ impl LeanCall {
         self.id.key()
     }
 
-    /// The JSON-RPC answer rmcp would give for this outcome.
-    pub(crate) fn answer(
+    /// Runs the call: forwards it to Port, unless `notifications/cancelled` reaches its
+    /// `registered` entry first. Returns the JSON-RPC answer rmcp would give, or `None` when
+    /// the tool is not one this path serves (rmcp answers it).
+    pub(crate) async fn run<K: Eq + Hash + Clone>(
         &self,
-        forwarded: Forwarded,
-        max_structured: usize,
-    ) -> serde_json::Result<Vec<u8>> {
-        encode(&self.id, forwarded, max_structured, self.era)
+        tools: &PortTools,
+        headers: &HeaderMap,
+        registered: Option<&Registered<K>>,
+    ) -> Option<serde_json::Result<Vec<u8>>> {
+        let cancelled = async {
+            match registered {
+                Some(r) => r.token.cancelled().await,
+                None => std::future::pending().await,
+            }
+        };
+        let forwarded = tokio::select! {
+            _ = cancelled => Forwarded::Done(result::cancelled()),
+            f = tools.forward_named(&self.name, &self.arguments, headers) => f?,
+        };
+        let max_structured = tools.client().max_structured_bytes();
+        Some(encode(&self.id, forwarded, max_structured, self.era))
     }
 }
 
@@ -390,28 +446,17 @@ pub async fn serve(State(lean): State<Arc<LeanPath>>, request: Request, next: Ne
             .run(Request::from_parts(parts, Body::from(bytes)))
             .await;
     };
-    let cancel = CancellationToken::new();
-    let key = session.map(|s| (s, call.key()));
-    if let Some(key) = &key {
-        let mut calls = lean.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-        calls.insert(key.clone(), cancel.clone());
-    }
-    let forwarded = tokio::select! {
-        _ = cancel.cancelled() => Some(Forwarded::Done(result::cancelled())),
-        f = lean.tools.forward_named(&call.name, &call.arguments, &parts.headers) => f,
-    };
-    if let Some(key) = &key {
-        let mut calls = lean.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-        calls.remove(key);
-    }
-    let Some(forwarded) = forwarded else {
+    let registered = session.map(|s| lean.in_flight.register((s, call.key())));
+    let answer = call
+        .run(&lean.tools, &parts.headers, registered.as_ref())
+        .await;
+    let Some(answer) = answer else {
         return next
             .run(Request::from_parts(parts, Body::from(bytes)))
             .await;
     };
     lean.served.fetch_add(1, Ordering::Relaxed);
-    let max_structured = lean.tools.client().max_structured_bytes();
-    match call.answer(forwarded, max_structured) {
+    match answer {
         Ok(body) => {
             let mut response = Response::new(Body::from(body));
             response.headers_mut().insert(
@@ -486,4 +531,21 @@ fn write_result(
         out.push(b'}');
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ended_or_dropped_call_leaves_no_entry() {
+        let in_flight = InFlight::new();
+        let registered = in_flight.register("7".to_string());
+        in_flight.cancel(&"7".to_string());
+        assert!(registered.token.is_cancelled());
+        assert_eq!(in_flight.calls().len(), 1);
+        // A call whose future is dropped (its HTTP client hung up) goes the same way.
+        drop(registered);
+        assert!(in_flight.calls().is_empty());
+    }
 }

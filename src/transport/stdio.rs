@@ -12,7 +12,6 @@
 //! `tools/call` of a forwarding tool, to the lean path (`lean.rs`), as the HTTP app does.
 
 use std::{
-    collections::HashMap,
     io::{BufRead, BufReader, BufWriter, Read, Write},
     sync::{
         Arc,
@@ -30,13 +29,9 @@ use rmcp::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
-use super::lean::{self, LeanCall};
-use crate::{
-    RunError,
-    tools::{Forwarded, PortTools, result},
-};
+use super::lean::{self, InFlight, LeanCall};
+use crate::{RunError, tools::PortTools};
 
 /// What the writer thread receives.
 enum Out {
@@ -118,62 +113,36 @@ struct StdioLean {
     rmcp: mpsc::UnboundedSender<RxJsonRpcMessage<RoleServer>>,
     runtime: tokio::runtime::Handle,
     /// Calls in flight by request id, for `notifications/cancelled`.
-    in_flight: std::sync::Mutex<HashMap<String, CancellationToken>>,
+    in_flight: Arc<InFlight<String>>,
     served: Arc<AtomicU64>,
 }
 
 impl StdioLean {
+    /// Registers the call now (before the reader moves on, so a cancel on the next line finds
+    /// it), then runs it on the runtime.
     fn start(self: &Arc<Self>, call: LeanCall, line: Vec<u8>) {
         let lean = self.clone();
-        let cancel = CancellationToken::new();
-        let key = call.key();
-        self.calls().insert(key.clone(), cancel.clone());
+        let registered = self.in_flight.register(call.key());
         self.runtime.spawn(async move {
             let headers = axum::http::HeaderMap::new();
-            let forwarded = tokio::select! {
-                _ = cancel.cancelled() => Some(Forwarded::Done(result::cancelled())),
-                f = lean.tools.forward_named(&call.name, &call.arguments, &headers) => f,
-            };
-            lean.calls().remove(&key);
-            let Some(forwarded) = forwarded else {
+            match call.run(&lean.tools, &headers, Some(&registered)).await {
                 // rmcp's to answer (delete, the mapping tools, a draining server).
-                lean.to_rmcp(&line);
-                return;
-            };
-            lean.served.fetch_add(1, Ordering::Relaxed);
-            let max_structured = lean.tools.client().max_structured_bytes();
-            match call.answer(forwarded, max_structured) {
-                Ok(answer) => {
+                None => {
+                    deliver(&line, &lean.rmcp, &lean.out);
+                }
+                Some(Ok(answer)) => {
+                    lean.served.fetch_add(1, Ordering::Relaxed);
                     let _ = lean.out.send(Out::Line(answer));
                 }
-                Err(e) => tracing::error!(error = %e, "could not serialize a tool result"),
+                Some(Err(e)) => tracing::error!(error = %e, "could not serialize a tool result"),
             }
         });
     }
 
     fn cancel(&self, line: &[u8]) {
-        if let Some(key) = lean::cancelled_request(line)
-            && let Some(token) = self.calls().get(&key)
-        {
-            token.cancel();
+        if let Some(key) = lean::cancelled_request(line) {
+            self.in_flight.cancel(&key);
         }
-    }
-
-    fn to_rmcp(&self, line: &[u8]) {
-        match serde_json::from_slice::<RxJsonRpcMessage<RoleServer>>(line) {
-            Ok(message) => {
-                let _ = self.rmcp.send(message);
-            }
-            Err(error) => {
-                if let Some(answer) = reject(line, &error) {
-                    let _ = self.out.send(Out::Line(answer.into_bytes()));
-                }
-            }
-        }
-    }
-
-    fn calls(&self) -> std::sync::MutexGuard<'_, HashMap<String, CancellationToken>> {
-        self.in_flight.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -205,7 +174,7 @@ where
             out: out_tx.clone(),
             rmcp: in_tx.clone(),
             runtime: tokio::runtime::Handle::current(),
-            in_flight: std::sync::Mutex::new(HashMap::new()),
+            in_flight: InFlight::new(),
             served,
         })
     });
@@ -275,20 +244,8 @@ fn read_lines(
             lean.cancel(line);
             initialized = initialized || is_initialized_notification(line);
         }
-        match serde_json::from_slice::<RxJsonRpcMessage<RoleServer>>(line) {
-            Ok(message) => {
-                if messages.send(message).is_err() {
-                    break;
-                }
-            }
-            Err(error) => {
-                if let Some(answer) = reject(line, &error) {
-                    tracing::warn!(%error, "answered an unusable stdin line with a JSON-RPC error");
-                    if rejects.send(Out::Line(answer.into_bytes())).is_err() {
-                        break;
-                    }
-                }
-            }
+        if !deliver(line, &messages, &rejects) {
+            break;
         }
     }
     // Dropping `messages` is the end of input: rmcp ends the session.
@@ -335,6 +292,25 @@ fn write_lines(output: impl Write, lines: std_mpsc::Receiver<Out>) {
         }
     }
     let _ = out.flush();
+}
+
+/// Hands a line to rmcp, or answers it with a JSON-RPC error when rmcp could not parse it.
+/// False once either side is gone.
+fn deliver(
+    line: &[u8],
+    messages: &mpsc::UnboundedSender<RxJsonRpcMessage<RoleServer>>,
+    rejects: &std_mpsc::Sender<Out>,
+) -> bool {
+    match serde_json::from_slice::<RxJsonRpcMessage<RoleServer>>(line) {
+        Ok(message) => messages.send(message).is_ok(),
+        Err(error) => match reject(line, &error) {
+            Some(answer) => {
+                tracing::warn!(%error, "answered an unusable stdin line with a JSON-RPC error");
+                rejects.send(Out::Line(answer.into_bytes())).is_ok()
+            }
+            None => true,
+        },
+    }
 }
 
 /// Whether a line is the client's `notifications/initialized`.
