@@ -482,22 +482,22 @@ fn encode(
 ) -> serde_json::Result<Vec<u8>> {
     let mut size = 256;
     let (outcome, structured) = match forwarded {
-        Forwarded::Answer(mut response, notes) => {
+        Forwarded::Answer(response, notes) => {
+            let len = response.text.len();
             // Escaping adds a backslash before each quote: a quarter more covers Port's JSON.
-            size += response.text.len() + response.text.len() / 4;
+            size += len + len / 4;
             // The same structuredContent rmcp's path gives (an object, up to the limit), but
             // as Port's bytes rather than a tree serialized again. `interpret` has checked
             // that they are one JSON document.
-            let text = std::mem::take(&mut response.text);
-            let is_object = text.trim_start().starts_with('{');
-            let structured = (is_object && text.len() <= max_structured).then(|| text.clone());
-            size += structured.as_ref().map_or(0, String::len);
-            response.text = text;
+            let structured = len <= max_structured && response.text.trim_start().starts_with('{');
+            if structured {
+                size += len;
+            }
             let mut outcome = result::success(response);
             result::add_mapping_notes(&mut outcome, &notes);
             (outcome, structured)
         }
-        Forwarded::Done(outcome) => (outcome, None),
+        Forwarded::Done(outcome) => (outcome, false),
     };
     // `ServerResult` serializes as the result it holds (it is untagged); rmcp gives peers
     // before 2026-07-28 the older shape (no `resultType`, object output only).
@@ -510,20 +510,28 @@ fn encode(
     out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
     serde_json::to_writer(&mut out, id)?;
     out.extend_from_slice(b",\"result\":");
-    write_result(&mut out, &outcome, structured.as_deref())?;
+    write_result(&mut out, &outcome, structured)?;
     out.push(b'}');
     Ok(out)
 }
 
-/// Writes `outcome` as rmcp would, with `structured` (a JSON object's text) as its
-/// structuredContent.
+/// Writes `outcome` as rmcp would; with `structured`, its first text block (Port's answer, a
+/// JSON object) also goes in verbatim as its structuredContent.
 fn write_result(
     out: &mut Vec<u8>,
     outcome: &ServerResult,
-    structured: Option<&str>,
+    structured: bool,
 ) -> serde_json::Result<()> {
+    let raw = match outcome {
+        ServerResult::CallToolResult(r) if structured => r
+            .content
+            .first()
+            .and_then(|block| block.as_text())
+            .map(|t| t.text.as_str()),
+        _ => None,
+    };
     serde_json::to_writer(&mut *out, outcome)?;
-    if let Some(raw) = structured {
+    if let Some(raw) = raw {
         // `outcome` was written as an object: reopen it before its closing brace.
         out.pop();
         out.extend_from_slice(b",\"structuredContent\":");
