@@ -572,6 +572,28 @@ struct Row {
     peak_mib: Option<(f64, f64)>,
 }
 
+/// Runs one scenario against the server `pid` (unless `BENCH_ONLY` leaves it out) and adds its
+/// row, with the server's peak memory over what it held when the scenario started.
+async fn scenario(
+    rows: &mut Vec<Row>,
+    pid: u32,
+    name: String,
+    direct: &Stats,
+    run: impl std::future::Future<Output = Stats>,
+) {
+    if !selected(&name) {
+        return;
+    }
+    let start = reset_peak(pid);
+    let stats = run.await;
+    rows.push(Row {
+        name,
+        stats,
+        direct: Some(direct.clone()),
+        peak_mib: Some((mib(rss_kib(pid).1), start)),
+    });
+}
+
 fn print_table(rows: &[Row]) {
     println!(
         "| scenario | calls/s | p50 ms | p99 ms | errors | vs direct (rate) | p50 over direct | peak RSS MiB | peak over start MiB |"
@@ -664,17 +686,8 @@ async fn run() {
         ] {
             for (conc, direct) in [(1usize, d1), (64, d64)] {
                 let name = format!("HTTP {mode}, {tool} ({size}), {conc} in flight");
-                if !selected(&name) {
-                    continue;
-                }
-                let start = reset_peak(pid);
-                let stats = bench_http(&addr, stateless, tool, conc).await;
-                rows.push(Row {
-                    name,
-                    stats,
-                    direct: Some(direct.clone()),
-                    peak_mib: Some((mib(rss_kib(pid).1), start)),
-                });
+                let run = bench_http(&addr, stateless, tool, conc);
+                scenario(&mut rows, pid, name, direct, run).await;
             }
         }
     }
@@ -695,17 +708,8 @@ async fn run() {
         ] {
             for (conc, direct) in [(1usize, d1), (64, d64)] {
                 let name = format!("REST adapter, GET {path} ({size}), {conc} in flight");
-                if !selected(&name) {
-                    continue;
-                }
-                let start = reset_peak(pid);
-                let stats = bench_direct(rest, path, conc).await;
-                rows.push(Row {
-                    name,
-                    stats,
-                    direct: Some(direct.clone()),
-                    peak_mib: Some((mib(rss_kib(pid).1), start)),
-                });
+                let run = bench_direct(rest, path, conc);
+                scenario(&mut rows, pid, name, direct, run).await;
             }
         }
     }
@@ -733,17 +737,8 @@ async fn run() {
                     format!("{conc} in flight")
                 }
             );
-            if !selected(&name) {
-                continue;
-            }
-            let start = reset_peak(pid);
-            let stats = bench_stdio(&stdio, tool, conc).await;
-            rows.push(Row {
-                name,
-                stats,
-                direct: Some(direct.clone()),
-                peak_mib: Some((mib(rss_kib(pid).1), start)),
-            });
+            let run = bench_stdio(&stdio, tool, conc);
+            scenario(&mut rows, pid, name, direct, run).await;
         }
     }
     drop(stdio);
