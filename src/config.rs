@@ -304,8 +304,8 @@ pub struct ToolSelection {
     )]
     pub max_resync_wait_secs: u64,
 
-    /// Offer only the read-only tools: update-integration, update-integration-s-config and
-    /// delete-integration are neither listed nor callable. Over HTTP a request header
+    /// Offer only the read-only tools: update-integration, update-integration-s-config,
+    /// delete-integration and resync-integration are neither listed nor callable. Over HTTP a request header
     /// `x-read-only-mode: 1` does the same for that request.
     #[arg(long, env = "PORT_READ_ONLY", global = true, value_parser = BoolishValueParser::new())]
     pub read_only: bool,
