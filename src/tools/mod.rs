@@ -189,7 +189,7 @@ impl PortTools {
 
     /// How a call may use Port: its budget, and in passthrough mode the caller's token (taken
     /// from the HTTP request's headers, when there is one).
-    fn call_context(&self, headers: Option<&axum::http::HeaderMap>) -> CallContext {
+    pub fn call_context(&self, headers: Option<&axum::http::HeaderMap>) -> CallContext {
         let caller_token = if self.client.is_passthrough() {
             headers.and_then(bearer_token).map(Secret::new)
         } else {
@@ -230,17 +230,23 @@ impl PortTools {
         })
     }
 
-    /// The jq check of the mapping these arguments would send (empty when there is none, or
-    /// when `--no-mapping-validation` is set). Shared by the MCP tools and the REST surface.
-    pub fn mapping_findings<T: ToolArgs>(
+    /// The Port request these arguments make, with the mapping check's findings (expressions
+    /// it could not fully verify); or why nothing may be sent. Shared by the MCP tools and the
+    /// REST surface.
+    pub fn prepare<T: ToolArgs>(
         &self,
-        args: &T,
         raw: &JsonObject,
-    ) -> Vec<crate::mapping::Finding> {
-        match (self.check_mappings, args.mapping_config(raw)) {
+    ) -> Result<(PortRequest, Vec<crate::mapping::Finding>), Refusal> {
+        let args = args::parse::<T>(raw).map_err(Refusal::InvalidArgument)?;
+        // The jq check (skipped with `--no-mapping-validation`) of the mapping they would send.
+        let findings = match (self.check_mappings, args.mapping_config(raw)) {
             (true, Some(config)) => crate::mapping::check_config(config),
             _ => Vec::new(),
+        };
+        if findings.iter().any(|f| f.outcome == "refused") {
+            return Err(Refusal::Mapping(findings));
         }
+        Ok((args.request(raw), findings))
     }
 
     /// Parses the arguments, sends the request unless they are invalid, and maps the outcome.
@@ -267,15 +273,16 @@ impl PortTools {
     /// The part of a forwarding tool call that does not depend on how its answer is encoded:
     /// argument checks, the mapping check, and the request to Port.
     async fn forward_with<T: ToolArgs>(&self, raw: &JsonObject, call: &CallContext) -> Forwarded {
-        let args = match args::parse::<T>(raw) {
-            Ok(args) => args,
-            Err(e) => return Forwarded::Done(result::invalid_arguments(&e)),
+        let (request, findings) = match self.prepare::<T>(raw) {
+            Ok(prepared) => prepared,
+            Err(Refusal::InvalidArgument(e)) => {
+                return Forwarded::Done(result::invalid_arguments(&e));
+            }
+            Err(Refusal::Mapping(findings)) => {
+                return Forwarded::Done(result::mapping_refused(&findings));
+            }
         };
-        let findings = self.mapping_findings(&args, raw);
-        if findings.iter().any(|f| f.outcome == "refused") {
-            return Forwarded::Done(result::mapping_refused(&findings));
-        }
-        match self.send_with(&args.request(raw), call).await {
+        match self.send_with(&request, call).await {
             Ok(response) => Forwarded::Answer(response, findings),
             Err(failure) => Forwarded::Done(failure),
         }
@@ -315,6 +322,15 @@ impl PortTools {
             _ => return None,
         })
     }
+}
+
+/// Why a call was refused before anything was sent to Port.
+pub enum Refusal {
+    /// An argument is invalid.
+    InvalidArgument(args::ArgError),
+    /// The mapping has expressions Port's integration framework would refuse (all the
+    /// findings, refused or not).
+    Mapping(Vec<crate::mapping::Finding>),
 }
 
 /// What a forwarding tool call came to, before its answer is encoded.

@@ -26,9 +26,9 @@ use crate::{
     config::{HttpSettings, Secret},
     port::{CallContext, PortError},
     tools::{
-        PortTools, WRITE_TOOLS,
+        PortTools, Refusal, WRITE_TOOLS,
         args::{
-            self, DeleteArgs, GetArgs, ListArgs, LogsArgs, MetadataArgs, ToolArgs, UpdateArgs,
+            DeleteArgs, GetArgs, ListArgs, LogsArgs, MetadataArgs, ToolArgs, UpdateArgs,
             UpdateConfigArgs,
         },
         read_only_header,
@@ -320,9 +320,9 @@ async fn run<T: ToolArgs>(
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         return r;
     }
-    let args = match args::parse::<T>(&raw) {
-        Ok(a) => a,
-        Err(e) => {
+    let request = match state.tools.prepare::<T>(&raw) {
+        Ok((request, _)) => request,
+        Err(Refusal::InvalidArgument(e)) => {
             return refuse(
                 StatusCode::BAD_REQUEST,
                 "invalid_argument",
@@ -332,44 +332,30 @@ async fn run<T: ToolArgs>(
                 ),
             );
         }
-    };
-    let findings = state.tools.mapping_findings(&args, &raw);
-    let refused: Vec<_> = findings.iter().filter(|f| f.outcome == "refused").collect();
-    if !refused.is_empty() {
-        return (
-            StatusCode::BAD_REQUEST,
-            Json(json!({
-                "ok": false,
-                "error": "invalid_mapping",
-                "message": format!(
-                    "{} jq expression(s) in the mapping would be refused by Port's integration framework; nothing was sent to Port",
-                    refused.len()
-                ),
-                "findings": refused,
-            })),
-        )
-            .into_response();
-    }
-    let client = state.tools.client();
-    let caller_token = if client.is_passthrough() {
-        crate::tools::bearer_token(headers).map(Secret::new)
-    } else {
-        None
+        Err(Refusal::Mapping(findings)) => {
+            let refused: Vec<_> = findings.iter().filter(|f| f.outcome == "refused").collect();
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({
+                    "ok": false,
+                    "error": "invalid_mapping",
+                    "message": format!(
+                        "{} jq expression(s) in the mapping would be refused by Port's integration framework; nothing was sent to Port",
+                        refused.len()
+                    ),
+                    "findings": refused,
+                })),
+            )
+                .into_response();
+        }
     };
     let _in_flight = state.tools.calls().token();
-    let request = args.request(&raw);
-    match client
-        .send_with(
-            &request,
-            &CallContext {
-                caller_token,
-                // Port's bytes are passed on as they are: no JSON tree is needed.
-                text_only: true,
-                ..CallContext::default()
-            },
-        )
-        .await
-    {
+    let call = CallContext {
+        // Port's bytes are passed on as they are: no JSON tree is needed.
+        text_only: true,
+        ..state.tools.call_context(Some(headers))
+    };
+    match state.tools.client().send_with(&request, &call).await {
         Ok(response) => {
             let mut r = (
                 StatusCode::from_u16(response.status).unwrap_or(StatusCode::OK),
