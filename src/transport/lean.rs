@@ -104,13 +104,6 @@ impl LeanPath {
         self.session_of(headers, Era::Legacy).await.flatten()
     }
 
-    /// Cancels a session's lean call named by a `notifications/cancelled` body, if there is one.
-    fn cancel_from(&self, session: &str, body: &[u8]) {
-        if let Some(key) = cancelled_request(body) {
-            self.in_flight.cancel(&(session.to_string(), key));
-        }
-    }
-
     /// How many calls this path has answered (the rest went to rmcp).
     pub fn served(&self) -> u64 {
         self.served.load(Ordering::Relaxed)
@@ -434,8 +427,10 @@ pub async fn serve(State(lean): State<Arc<LeanPath>>, request: Request, next: Ne
     };
     let Some(call) = LeanCall::parse(&bytes, Some(&parts.headers)) else {
         // rmcp still gets the notification; the lean path only cancels its own calls.
-        if let Some(session) = lean.live_session(&parts.headers).await {
-            lean.cancel_from(&session, &bytes);
+        if let Some(request) = cancelled_request(&bytes)
+            && let Some(session) = lean.live_session(&parts.headers).await
+        {
+            lean.in_flight.cancel(&(session, request));
         }
         return next
             .run(Request::from_parts(parts, Body::from(bytes)))
