@@ -289,7 +289,7 @@ impl PortTools {
     }
 
     /// One call of a tool that only forwards to Port, by name, for transports that encode the
-    /// answer themselves (the lean stateless HTTP path). `None` for any other tool (delete asks
+    /// answer themselves (the lean path, on HTTP and stdio). `None` for any other tool (delete asks
     /// for confirmation, the mapping tools do their own work), and for tools not offered or
     /// refused by `headers` (read-only mode): rmcp's path answers those. Port's answer is not
     /// parsed into a JSON tree.
