@@ -93,6 +93,19 @@ fn check_identifier(identifier: &str) -> Result<(), ArgError> {
             format!("`{identifier}` is not an integration identifier"),
         ));
     }
+    // URL parsing (WHATWG, as the url crate does) silently drops tab, CR and LF, so `gh-\t1`
+    // would reach Port as `gh-1`: another integration. No identifier contains a control
+    // character, so refuse them all rather than send anything but what the caller named.
+    if let Some((at, c)) = identifier.char_indices().find(|(_, c)| c.is_control()) {
+        return Err(ArgError::new(
+            "identifier",
+            format!(
+                "contains the control character U+{:04X} at byte {at}; integration identifiers \
+                 never do (it would be dropped on the way to Port, naming another integration)",
+                c as u32
+            ),
+        ));
+    }
     Ok(())
 }
 
@@ -368,11 +381,21 @@ impl ToolArgs for DeleteArgs {
 /// The body of `update-integration-s-config`: exactly `{config}`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(transform = require_config)]
 pub struct ConfigBody {
     /// The new configuration (replaces the current one). `null` clears it.
     #[schemars(required)]
     #[serde(default)]
     pub config: Option<IntegrationConfig>,
+}
+
+/// `config` is required in the body (null clears it, absence is refused), but as an `Option`
+/// with a serde default schemars leaves it out of `required`; hosts and `/openapi.json` must see
+/// what the server enforces.
+fn require_config(schema: &mut schemars::Schema) {
+    if let Some(obj) = schema.as_object_mut() {
+        obj.insert("required".into(), serde_json::json!(["config"]));
+    }
 }
 
 /// Arguments of `update-integration-s-config`.

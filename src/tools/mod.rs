@@ -93,16 +93,24 @@ fn read_only_requested(ctx: &RequestContext<RoleServer>) -> bool {
 }
 
 /// Whether these HTTP headers ask for read-only mode (`x-read-only-mode: 1`, `true`, `yes`, `on`).
+///
+/// A gateway may append its own header to the client's, or fold both into one comma-separated
+/// value (`1,1`, or `0` then `1`): every occurrence and every comma-separated element counts,
+/// and one that asks for read-only wins. It is a safety switch, so it fails closed: a value that
+/// is neither clearly on nor clearly off (`0`, `false`, `no`, `off`, empty), or not text at
+/// all, also asks for read-only.
 pub fn read_only_header(headers: &axum::http::HeaderMap) -> bool {
-    headers
-        .get(READ_ONLY_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            matches!(
-                v.trim().to_ascii_lowercase().as_str(),
-                "1" | "true" | "yes" | "on"
+    headers.get_all(READ_ONLY_HEADER).iter().any(|value| {
+        let Ok(text) = value.to_str() else {
+            return true;
+        };
+        text.split(',').any(|element| {
+            !matches!(
+                element.trim().to_ascii_lowercase().as_str(),
+                "0" | "false" | "no" | "off" | ""
             )
         })
+    })
 }
 
 impl PortTools {
