@@ -11,6 +11,18 @@ use clap::{Args, Parser, Subcommand, ValueEnum, builder::BoolishValueParser};
 use reqwest::Url;
 use secrecy::{ExposeSecret, SecretString};
 
+/// Largest number of seconds any duration setting takes (a day). Durations are added to
+/// `Instant`s, which panic on overflow: a setting of u64::MAX seconds would bring down the
+/// first call, so it is refused at start instead.
+pub const MAX_SECS: u64 = 86_400;
+/// Most requests to Port in flight at once (tokio's semaphore panics beyond 2^61 permits; far
+/// fewer would already be a storm of 429s).
+pub const MAX_IN_FLIGHT: u64 = 4_096;
+/// Most attempts per call.
+pub const MAX_ATTEMPTS: i64 = 100;
+/// Largest byte-size setting (1 GiB): buffers are sized from these.
+pub const MAX_BYTES: u64 = 1 << 30;
+
 /// Command line of `port-integrations-mcp`.
 #[derive(Debug, Parser)]
 #[command(
@@ -119,11 +131,11 @@ pub struct HttpArgs {
     pub token_passthrough: bool,
 
     /// Largest MCP request body accepted, in bytes; larger requests get 413 before parsing.
-    #[arg(long, env = "PORT_MCP_MAX_REQUEST_BYTES", default_value_t = 2 * 1024 * 1024)]
+    #[arg(long, env = "PORT_MCP_MAX_REQUEST_BYTES", default_value_t = 2 * 1024 * 1024, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(..=MAX_BYTES))]
     pub max_request_bytes: usize,
 
     /// On SIGTERM or Ctrl-C, how long in-flight calls may take to finish, in seconds.
-    #[arg(long, env = "PORT_MCP_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    #[arg(long, env = "PORT_MCP_SHUTDOWN_GRACE_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(..=MAX_SECS))]
     pub shutdown_grace_secs: u64,
 
     /// Also serve the seven operations as plain REST (`/v1/v1/integration...` and
@@ -300,7 +312,8 @@ pub struct ToolSelection {
         long,
         env = "PORT_MAX_RESYNC_WAIT_SECS",
         default_value_t = 300,
-        global = true
+        global = true,
+        value_parser = clap::value_parser!(u64).range(..=MAX_SECS)
     )]
     pub max_resync_wait_secs: u64,
 
@@ -366,7 +379,7 @@ pub struct PortArgs {
     pub sandbox: bool,
 
     /// Total time allowed for one request to Port, in seconds.
-    #[arg(long, env = "PORT_TIMEOUT_SECS", default_value_t = 30, global = true)]
+    #[arg(long, env = "PORT_TIMEOUT_SECS", default_value_t = 30, global = true, value_parser = clap::value_parser!(u64).range(..=MAX_SECS))]
     pub timeout_secs: u64,
 
     /// Total time one tool call may take, retries and queueing included, in seconds. Keep it
@@ -375,28 +388,29 @@ pub struct PortArgs {
         long,
         env = "PORT_CALL_BUDGET_SECS",
         default_value_t = 30,
-        global = true
+        global = true,
+        value_parser = clap::value_parser!(u64).range(..=MAX_SECS)
     )]
     pub budget_secs: u64,
 
     /// Requests to Port in flight at once; further calls queue within their budget, so a burst
     /// of agent calls does not become a storm of 429s.
-    #[arg(long, env = "PORT_MAX_IN_FLIGHT", default_value_t = 8, global = true)]
+    #[arg(long, env = "PORT_MAX_IN_FLIGHT", default_value_t = 8, global = true, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(..=MAX_IN_FLIGHT))]
     pub max_in_flight: usize,
 
     /// Largest answer accepted from Port, in bytes.
-    #[arg(long, env = "PORT_MAX_RESPONSE_BYTES", default_value_t = 32 * 1024 * 1024, global = true)]
+    #[arg(long, env = "PORT_MAX_RESPONSE_BYTES", default_value_t = 32 * 1024 * 1024, global = true, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(..=MAX_BYTES))]
     pub max_response_bytes: usize,
 
     /// Attempts per call, the first included. Reads and deletes are retried on 408/429/502/503/504
     /// and connection failures; updates only on 429 or when the connection was never made.
-    #[arg(long, env = "PORT_MAX_ATTEMPTS", default_value_t = 4, global = true)]
+    #[arg(long, env = "PORT_MAX_ATTEMPTS", default_value_t = 4, global = true, value_parser = clap::value_parser!(u32).range(..=MAX_ATTEMPTS))]
     pub max_attempts: u32,
 
     /// Answers from Port up to this size (bytes) are returned both as text and as
     /// structuredContent; larger ones as text only (the same JSON), which keeps a large answer
     /// from costing many times its size in memory.
-    #[arg(long, env = "PORT_MAX_STRUCTURED_BYTES", default_value_t = 512 * 1024, global = true)]
+    #[arg(long, env = "PORT_MAX_STRUCTURED_BYTES", default_value_t = 512 * 1024, global = true, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(..=MAX_BYTES))]
     pub max_structured_bytes: usize,
 
     /// A Port access token; prefer the environment variable, so it never shows in `ps`. Sent as

@@ -608,3 +608,61 @@ fn arbitrary_arguments_never_crash_and_refusals_send_nothing() {
         still_serves(&port, &stateless).await;
     });
 }
+
+/// Settings are outside input too: numbers that would overflow a deadline or a semaphore (and
+/// so panic at the first call) stop the start with the setting named, before anything serves.
+#[test]
+fn absurd_numeric_settings_stop_the_start() {
+    for (variable, value, flag) in [
+        (
+            "PORT_TIMEOUT_SECS",
+            "18446744073709551615",
+            "--timeout-secs",
+        ),
+        (
+            "PORT_CALL_BUDGET_SECS",
+            "18446744073709551615",
+            "--budget-secs",
+        ),
+        (
+            "PORT_MAX_IN_FLIGHT",
+            "18446744073709551615",
+            "--max-in-flight",
+        ),
+        ("PORT_MAX_ATTEMPTS", "4294967295", "--max-attempts"),
+        (
+            "PORT_MAX_RESYNC_WAIT_SECS",
+            "18446744073709551615",
+            "--max-resync-wait-secs",
+        ),
+        (
+            "PORT_MCP_SHUTDOWN_GRACE_SECS",
+            "18446744073709551615",
+            "--shutdown-grace-secs",
+        ),
+        (
+            "PORT_MAX_RESPONSE_BYTES",
+            "18446744073709551615",
+            "--max-response-bytes",
+        ),
+        (
+            "PORT_MCP_MAX_REQUEST_BYTES",
+            "18446744073709551615",
+            "--max-request-bytes",
+        ),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_port-integrations-mcp"))
+            .args(["http", "--sandbox", "--listen", "127.0.0.1:0"])
+            .env(variable, value)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{variable}: {stderr}");
+        assert!(
+            stderr.contains(flag) && stderr.contains("is not in"),
+            "{variable}: {stderr}"
+        );
+        assert!(out.stdout.is_empty());
+    }
+}
