@@ -225,7 +225,7 @@ async fn run_child(
     };
     let read = async move {
         let mut out = Vec::new();
-        let mut bounded = stdout.take(limit as u64 + 1);
+        let mut bounded = stdout.take(u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1));
         bounded.read_to_end(&mut out).await.map(|_| out)
     };
     // What the worker said when it died (a Rust abort names the cause); the rest is dropped.

@@ -25,10 +25,10 @@ use crate::common::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_port-integrations-mcp");
 
-/// Small limits, so the attacks end quickly.
+/// Small limits, so the attacks end quickly (and burn little CPU on a shared machine).
 fn test_limits() -> MappingLimits {
     MappingLimits {
-        preview_timeout_secs: 2,
+        preview_timeout_secs: 1,
         preview_max_memory_mb: 512,
         preview_worker: Some(PathBuf::from(BIN)),
         ..MappingLimits::default()
@@ -220,6 +220,52 @@ async fn too_many_expressions_are_refused() {
         "Invalid argument `body.config`: the mapping has 203 jq expressions; at most 100 are \
          checked in one mapping (--mapping-max-expressions / PORT_MAPPING_MAX_EXPRESSIONS). \
          Nothing was sent to Port."
+    );
+    still_serving(&port, &client).await;
+}
+
+/// The check runs off the async runtime: on this test's single-threaded runtime (which also
+/// runs the in-process server), a read sent after a heavy update is answered first. Before,
+/// the check ran on the runtime's thread and every other call waited for it.
+#[tokio::test]
+async fn a_heavy_check_does_not_hold_up_other_calls() {
+    let (port, client) = client(test_limits()).await;
+    let props: serde_json::Map<String, Value> = (0..4900)
+        .map(|i| {
+            let e = if i % 700 == 0 {
+                format!(".p{i} | nope")
+            } else {
+                format!(".p{i} | tostring // \"\"")
+            };
+            (format!("p{i}"), json!(e))
+        })
+        .collect();
+    let config = json!({"resources": [{"kind": "k", "selector": {"query": "true"},
+        "port": {"entity": {"mappings": {"identifier": ".id", "blueprint": "\"b\"", "properties": props}}}}]});
+    let peer = client.peer().clone();
+    let update = tokio::spawn(async move {
+        peer.call_tool(
+            CallToolRequestParams::new("update-integration-s-config").with_arguments(args(
+                json!({"identifier": "github-ocean", "body": {"config": config}}),
+            )),
+        )
+        .await
+        .unwrap()
+    });
+    // Let the update reach the server and start its check.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let r = call(&client, "get-all-integrations", json!({})).await;
+    assert!(!is_error(&r));
+    assert!(
+        !update.is_finished(),
+        "the read waited for the update's check"
+    );
+    let r = update.await.unwrap();
+    assert!(is_error(&r));
+    assert!(
+        text(&r).starts_with("The mapping has 7 jq expression(s)"),
+        "{}",
+        text(&r)
     );
     still_serving(&port, &client).await;
 }
@@ -550,7 +596,7 @@ async fn the_stdio_server_survives_halt_and_an_endless_preview() {
     let cmd = tokio::process::Command::new(BIN).configure(|cmd| {
         cmd.env_clear()
             .env("PORT_TOOLSETS", "integrations,mapping")
-            .env("PORT_PREVIEW_TIMEOUT_SECS", "2")
+            .env("PORT_PREVIEW_TIMEOUT_SECS", "1")
             .args(["stdio", "--sandbox"]);
     });
     let (transport, _) = TokioChildProcess::builder(cmd)
