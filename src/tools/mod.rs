@@ -183,6 +183,11 @@ impl PortTools {
             .collect()
     }
 
+    /// The slots that bound concurrent jq work (mapping checks, previews).
+    pub fn jq_slots(&self) -> &crate::mapping::JqSlots {
+        &self.jq_slots
+    }
+
     /// The Port client.
     pub fn client(&self) -> &PortClient {
         &self.client

@@ -270,6 +270,70 @@ async fn a_heavy_check_does_not_hold_up_other_calls() {
     still_serving(&port, &client).await;
 }
 
+/// With every jq slot taken, checks and previews answer "busy" (REST: 503 with Retry-After)
+/// after their wait, and send nothing; once a slot is free they work again.
+#[tokio::test]
+async fn busy_jq_slots_give_a_clear_busy_error() {
+    let port = FakePort::start().await;
+    let limits = MappingLimits {
+        check_timeout_secs: 1,
+        max_concurrent: 1,
+        ..test_limits()
+    };
+    let server = tools(&port, limits);
+    let slots = server.jq_slots().clone();
+    let rest_app = rest::router(server.clone(), &crate::http::http_args(true));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let rest_addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, rest_app).await });
+    let client = connect_tools(server, (), ClientLifecycleMode::Initialize).await;
+    let good = config_with_query("true");
+    let update = json!({"identifier": "github-ocean", "body": {"config": good}});
+
+    let held = slots.checks.clone().acquire_owned().await.unwrap();
+    let r = call(&client, "update-integration-s-config", update.clone()).await;
+    assert!(is_error(&r));
+    assert!(
+        text(&r).contains("did not finish within 1 s")
+            && text(&r).contains("PORT_MAPPING_CHECK_TIMEOUT_SECS")
+            && text(&r).contains("PORT_JQ_MAX_CONCURRENT")
+            && text(&r).ends_with("Nothing was sent to Port."),
+        "{}",
+        text(&r)
+    );
+    let r = reqwest::Client::new()
+        .patch(format!(
+            "http://{rest_addr}/v1/integration/github-ocean/config"
+        ))
+        .json(&json!({"config": good}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["retry-after"], "1");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "busy", "{body}");
+    still_serving(&port, &client).await;
+    drop(held);
+
+    let held = slots.previews.clone().acquire_owned().await.unwrap();
+    let r = preview(&client, ".name").await;
+    assert!(is_error(&r));
+    assert!(
+        text(&r).contains("busy with other previews"),
+        "{}",
+        text(&r)
+    );
+    drop(held);
+    let r = preview(&client, ".name").await;
+    assert!(!is_error(&r), "{r:?}");
+
+    assert!(port.api_requests().iter().all(|r| r.method == "GET"));
+    let r = call(&client, "update-integration-s-config", update).await;
+    assert!(!is_error(&r), "{r:?}");
+    assert_eq!(port.api_requests().last().unwrap().method, "PATCH");
+}
+
 /// The same refusals over streamable HTTP and on the REST routes.
 #[tokio::test]
 async fn deep_jq_over_http_and_rest_is_refused() {
