@@ -289,6 +289,9 @@ fn why_stopped(status: &std::process::ExitStatus, stderr: &str, limits: &Mapping
         Some(signal) => format!(
             "the worker process ended with signal {signal} (out of memory or stack, most likely)"
         ),
+        None if status.code() == Some(2) => "the worker could not read the job: the config \
+            or the items are nested more than about 125 levels deep"
+            .into(),
         None => format!(
             "the worker process failed (exit code {})",
             status.code().unwrap_or(-1)
