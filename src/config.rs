@@ -49,6 +49,10 @@ pub struct Cli {
     #[command(flatten)]
     pub tools: ToolSelection,
 
+    /// Bounds on jq work: mapping checks, previews, `check-mapping`.
+    #[command(flatten)]
+    pub mapping: crate::mapping::MappingLimits,
+
     /// Log filter (tracing `EnvFilter` syntax, e.g. `info` or `port_integrations_mcp=debug`).
     /// Logs always go to stderr.
     #[arg(
@@ -73,6 +77,10 @@ pub enum Command {
     /// or a bare `resources` list) offline, as Port's integration framework would compile them.
     /// Exit code 1 when anything is refused.
     CheckMapping(CheckMappingArgs),
+    /// Internal: runs one mapping preview (job on stdin, result on stdout) for the server,
+    /// under the limits the server set on this process.
+    #[command(name = "__jq-worker", hide = true)]
+    JqWorker,
 }
 
 /// Options of the `http` command.

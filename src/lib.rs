@@ -52,7 +52,14 @@ pub enum RunError {
 /// Runs the command the user asked for.
 pub async fn run(cli: Cli) -> Result<(), RunError> {
     if let Command::CheckMapping(args) = &cli.command {
-        return mapping::report::check_files(args);
+        return mapping::report::check_files(args, &cli.mapping).await;
+    }
+    if let Command::JqWorker = &cli.command {
+        // Normally run by `main` before any runtime starts; this keeps `run` complete.
+        return match mapping::worker::worker_main() {
+            0 => Ok(()),
+            code => Err(RunError::Mcp(format!("jq worker failed ({code})"))),
+        };
     }
     if let Command::SandboxApi(args) = &cli.command {
         let bound = sandbox::Sandbox::default().serve(args.listen).await?;
@@ -100,7 +107,8 @@ pub async fn run(cli: Cli) -> Result<(), RunError> {
         }
     };
     tracing::info!(base_url = %settings.base_url, credentials, "Port client ready");
-    let tools = tools::PortTools::with_selection(PortClient::new(&settings)?, &cli.tools)?;
+    let tools = tools::PortTools::with_selection(PortClient::new(&settings)?, &cli.tools)?
+        .with_mapping_limits(cli.mapping.clone());
     match (&cli.command, http) {
         (Command::Http(_), Some(http)) => transport::http::serve(tools, &http).await,
         _ => transport::stdio::serve(tools).await,

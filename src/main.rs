@@ -44,6 +44,12 @@ fn one_malloc_arena() {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let port_integrations_mcp::config::Command::JqWorker = cli.command {
+        // A preview's worker process: no runtime, no logging, just the job.
+        return ExitCode::from(
+            u8::try_from(port_integrations_mcp::mapping::worker::worker_main()).unwrap_or(1),
+        );
+    }
     one_malloc_arena();
     match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

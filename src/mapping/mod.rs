@@ -9,22 +9,24 @@
 //! Where jaq lacks a builtin that jq has (`IN`, `$__loc__`, ...), the expression is accepted,
 //! not guessed at, and the check says so.
 
+pub mod limits;
 pub mod preview;
 pub mod report;
+pub mod worker;
 
-use std::sync::LazyLock;
-
-use fancy_regex::Regex;
 use jaq_core::load::{self, Arena, File, Loader};
 use serde::Serialize;
 use serde_json::Value;
 
+pub use limits::MappingLimits;
+
 /// What Ocean prepends before compiling (env access is off by default).
 const ENV_STUB: &str = "def env: {}; {} as $ENV | ";
 
-/// Ocean's `_format_filter`: a single quote that opens or closes a string becomes a double one.
-static QUOTES: LazyLock<Option<Regex>> =
-    LazyLock::new(|| Regex::new(r#"(^|\s)'(?!\s|")|(?<!\s|")'(\s|$)"#).ok());
+/// Ocean's `_format_filter` regex, `(^|\s)'(?!\s|")|(?<!\s|")'(\s|$)`: a single quote that
+/// opens or closes a string becomes a double one. Kept as the oracle of the scanner's test.
+#[cfg(test)]
+const OCEAN_QUOTE_REGEX: &str = r#"(^|\s)'(?!\s|")|(?<!\s|")'(\s|$)"#;
 
 /// jq 1.8's builtins as `name/arity`, its formats (`@base32d`), and its special variables. When
 /// jaq reports one of these as undefined, jaq lacks it and jq has it: the expression is accepted
@@ -272,21 +274,63 @@ pub enum Verdict {
 }
 
 /// Rewrites an expression as Ocean does before compiling it.
+///
+/// A linear scan with the same matches as Ocean's regex, leftmost first and without overlap
+/// (the regex engine hit its backtracking limit on long quote-free input and panicked):
+/// - a `'` at the start, or after whitespace, and not followed by whitespace or `"`, becomes `"`;
+/// - otherwise a `'` not after whitespace or `"` and followed by whitespace or the end becomes
+///   `"`; that whitespace belongs to the match, so it cannot open the next quote.
 pub fn ocean_rewrite(expression: &str) -> String {
-    match QUOTES.as_ref() {
-        Some(re) => re.replace_all(expression, "$1\"$2").into_owned(),
-        None => expression.to_string(),
+    let chars: Vec<char> = expression.chars().collect();
+    let mut out = String::with_capacity(expression.len());
+    let mut i = 0usize;
+    while i < chars.len() {
+        let c = chars[i];
+        // First alternative, matched at `i`: start of input before a quote, or whitespace then
+        // a quote, with no whitespace or `"` after the quote.
+        let opens_at = |q: usize| {
+            chars.get(q) == Some(&'\'')
+                && !chars
+                    .get(q + 1)
+                    .is_some_and(|n| n.is_whitespace() || *n == '"')
+        };
+        if i == 0 && opens_at(0) {
+            out.push('"');
+            i += 1;
+            continue;
+        }
+        if c.is_whitespace() && opens_at(i + 1) {
+            out.push(c);
+            out.push('"');
+            i += 2;
+            continue;
+        }
+        // Second alternative: a closing quote.
+        if c == '\''
+            && !(i > 0 && (chars[i - 1].is_whitespace() || chars[i - 1] == '"'))
+            && chars.get(i + 1).is_none_or(|n| n.is_whitespace())
+        {
+            out.push('"');
+            if let Some(&n) = chars.get(i + 1) {
+                out.push(n);
+            }
+            i += 2;
+            continue;
+        }
+        out.push(c);
+        i += 1;
     }
+    out
 }
 
 /// Whether every expression compiles, tried in one program. Each expression sits in its own
 /// definition, on its own lines (so a trailing `#` comment cannot swallow the rest).
-fn all_compile(all: &[(usize, String, String, String)]) -> bool {
+fn all_compile(all: &[&str]) -> bool {
     if all.is_empty() {
         return true;
     }
     let mut program = String::new();
-    for (k, (_, _, _, expression)) in all.iter().enumerate() {
+    for (k, expression) in all.iter().enumerate() {
         program.push_str(&format!(
             "def __expression_{k}: {ENV_STUB}(\n{}\n);\n",
             ocean_rewrite(expression)
@@ -300,7 +344,9 @@ fn all_compile(all: &[(usize, String, String, String)]) -> bool {
 /// A compiled jq filter, ready to run on JSON values.
 type Compiled = jaq_core::compile::Filter<jaq_core::Native<jaq_core::data::JustLut<jaq_json::Val>>>;
 
-/// Checks one jq expression the way Ocean compiles it.
+/// Checks one jq expression the way Ocean compiles it. Call it on a thread with a
+/// [`limits::JQ_STACK_BYTES`] stack, after [`MappingLimits::refuse_expression`]: jaq's parser
+/// recurses once per nesting level.
 pub fn check_expression(expression: &str) -> Verdict {
     match compile(expression) {
         Ok(_) => Verdict::Accepted,
@@ -310,6 +356,9 @@ pub fn check_expression(expression: &str) -> Verdict {
 
 /// Runs one expression on `input` as Ocean does (after its rewrites), returning its first
 /// output (`null` when it outputs nothing) or the error, as the exporter would meet it.
+///
+/// Evaluation has no time or memory bound of its own: only the preview worker process, which
+/// runs under rlimits and is killed at its deadline, calls it on callers' expressions.
 pub fn evaluate(expression: &str, input: &Value) -> Result<Value, String> {
     let filter = compile(expression).map_err(|v| match v {
         Verdict::Refused(m) | Verdict::AcceptedUnchecked(m) => m,
@@ -321,17 +370,22 @@ pub fn evaluate(expression: &str, input: &Value) -> Result<Value, String> {
         &filter.lut,
         jaq_core::Vars::new([]),
     );
-    let first = filter
-        .id
-        .run((ctx, input))
-        .map(jaq_core::unwrap_valr)
-        .next();
+    // Not `jaq_core::unwrap_valr`: it exits the process on `halt`.
+    let first = filter.id.run((ctx, input)).next();
     match first {
         None => Ok(Value::Null),
         Some(Ok(v)) => {
             serde_json::from_str(&v.to_string()).map_err(|e| format!("the output is not JSON: {e}"))
         }
-        Some(Err(e)) => Err(format!("jq error: {e}")),
+        Some(Err(exn)) => Err(match exn.get_err() {
+            Ok(e) => format!("jq error: {e}"),
+            Err(exn) => match exn.get_halt() {
+                Ok(code) => format!(
+                    "the expression calls halt (exit code {code}); a mapping expression must produce a value"
+                ),
+                Err(_) => "jq error: the expression ended abnormally".to_string(),
+            },
+        }),
     }
 }
 
@@ -457,18 +511,31 @@ pub struct Finding {
     pub message: String,
 }
 
+/// Whether a resource is the legacy AWS exporter's (`AWS::...` kind, list-form `mappings`),
+/// whose `blueprint` is static text, not jq: the exporter strips surrounding double quotes
+/// and uses the rest as is (Port's docs: it "has to be a static string"). Ocean's own AWS
+/// integrations use object-form mappings with a jq blueprint.
+pub fn static_blueprint(resource: &Value) -> bool {
+    resource["kind"]
+        .as_str()
+        .is_some_and(|k| k.starts_with("AWS::"))
+        && resource["port"]["entity"]["mappings"].is_array()
+}
+
 /// Every jq expression of a config, with where it sits: `(resource, kind, field, expression)`.
-/// The keys are those Ocean evaluates as jq; `file://` and `search://` values are not jq.
+/// The keys are those Ocean evaluates as jq; `file://` and `search://` values are not jq, nor
+/// is the legacy AWS exporter's static blueprint.
 pub fn expressions(config: &Value) -> Vec<(usize, String, String, String)> {
+    let empty = Vec::new();
     let resources = config
         .get("resources")
         .and_then(Value::as_array)
         .or_else(|| config.as_array())
-        .cloned()
-        .unwrap_or_default();
+        .unwrap_or(&empty);
     let mut out = Vec::new();
     for (i, resource) in resources.iter().enumerate() {
         let kind = resource["kind"].as_str().unwrap_or("?").to_string();
+        let static_blueprint = static_blueprint(resource);
         let mut push = |field: String, v: &Value| {
             if let Some(s) = v.as_str()
                 && !s.starts_with("file://")
@@ -493,6 +560,9 @@ pub fn expressions(config: &Value) -> Vec<(usize, String, String, String)> {
         };
         for (at, m) in list {
             for key in ["identifier", "title", "blueprint", "team", "icon"] {
+                if key == "blueprint" && static_blueprint {
+                    continue;
+                }
                 push(format!("{at}.{key}"), &m[key]);
             }
             for group in ["properties", "relations"] {
@@ -507,34 +577,218 @@ pub fn expressions(config: &Value) -> Vec<(usize, String, String, String)> {
     out
 }
 
+/// Why a config cannot be checked at all (rather than an expression of it refused).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CheckError {
+    /// More expressions than `--mapping-max-expressions`.
+    #[error(
+        "the mapping has {found} jq expressions; at most {limit} are checked in one mapping \
+         (--mapping-max-expressions / PORT_MAPPING_MAX_EXPRESSIONS)"
+    )]
+    TooManyExpressions {
+        /// How many the config has.
+        found: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// No check slot came free, or the check did not finish, in time.
+    #[error(
+        "the mapping check did not finish within {secs} s (other checks may be running; at most \
+         {concurrent} run at once): retry in a moment. Limits: --mapping-check-timeout-secs / \
+         PORT_MAPPING_CHECK_TIMEOUT_SECS, --jq-max-concurrent / PORT_JQ_MAX_CONCURRENT"
+    )]
+    Busy {
+        /// The time limit, in seconds.
+        secs: u64,
+        /// Checks allowed at once.
+        concurrent: usize,
+    },
+    /// The checking thread could not be started or died.
+    #[error("the mapping check could not run: {0}")]
+    Internal(String),
+}
+
+/// The first characters of an expression, for a finding about one too long to echo whole.
+fn shown_expression(expression: &str) -> String {
+    const SHOWN: usize = 200;
+    if expression.len() <= SHOWN {
+        return expression.to_string();
+    }
+    let mut end = SHOWN;
+    while !expression.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &expression[..end], expression.len())
+}
+
+/// After this many refused expressions a check stops: the mapping is refused either way.
+pub const MAX_REFUSALS: usize = 20;
+
 /// Checks every expression of a config; returns what was refused or left unchecked.
 ///
-/// Compiling jq means loading the whole standard library each time, so a config's
-/// expressions are first compiled together, each as its own definition: when that succeeds,
-/// every expression compiles (one compilation instead of one per expression). Otherwise
-/// each is checked alone, so every finding names its own expression.
-pub fn check_config(config: &Value) -> Vec<Finding> {
+/// CPU-bound and recursive: run it as [`check_config_async`] does, on a thread of its own with
+/// a [`limits::JQ_STACK_BYTES`] stack, never on an async runtime's worker.
+///
+/// Expressions that break a length or depth limit are refused unparsed. The others are first
+/// compiled together, each as its own definition: when that succeeds, every expression
+/// compiles (one compilation, which loads jq's standard library once, instead of one per
+/// expression). Otherwise the batch is halved until each failing part is small enough to
+/// check expression by expression, so one bad expression among thousands costs a few dozen
+/// compilations, not thousands; after [`MAX_REFUSALS`] refusals the check stops.
+pub fn check_config(config: &Value, limits: &MappingLimits) -> Result<Vec<Finding>, CheckError> {
     let all = expressions(config);
-    if all_compile(&all) {
-        return Vec::new();
+    if all.len() > limits.max_expressions {
+        return Err(CheckError::TooManyExpressions {
+            found: all.len(),
+            limit: limits.max_expressions,
+        });
     }
-    all.into_iter()
-        .filter_map(|(resource, kind, field, expression)| {
-            let (outcome, message) = match check_expression(&expression) {
-                Verdict::Accepted => return None,
+    let mut findings: Vec<(usize, Finding)> = Vec::new();
+    let mut parseable: Vec<usize> = Vec::new();
+    for (k, (resource, kind, field, expression)) in all.iter().enumerate() {
+        match limits.refuse_expression(expression) {
+            Some(message) => findings.push((
+                k,
+                Finding {
+                    resource: *resource,
+                    kind: kind.clone(),
+                    field: field.clone(),
+                    expression: shown_expression(expression),
+                    outcome: "refused",
+                    message,
+                },
+            )),
+            None => parseable.push(k),
+        }
+    }
+    let mut pending = vec![parseable];
+    while let Some(part) = pending.pop() {
+        let refused = findings
+            .iter()
+            .filter(|(_, f)| f.outcome == "refused")
+            .count();
+        if refused >= MAX_REFUSALS {
+            // The mapping is refused anyway; checking thousands more costs CPU and says little.
+            let (resource, kind) = part
+                .first()
+                .and_then(|&k| all.get(k))
+                .map(|(r, kind, _, _)| (*r, kind.clone()))
+                .unwrap_or_default();
+            findings.push((
+                usize::MAX,
+                Finding {
+                    resource,
+                    kind,
+                    field: "(the rest)".into(),
+                    expression: String::new(),
+                    outcome: "refused",
+                    message: format!(
+                        "the check stopped after {MAX_REFUSALS} refused expressions; the others \
+                         were not checked. Fix these and check again"
+                    ),
+                },
+            ));
+            break;
+        }
+        let texts: Vec<&str> = part.iter().map(|&k| all[k].3.as_str()).collect();
+        if all_compile(&texts) {
+            continue;
+        }
+        if part.len() > 8 {
+            let (left, right) = part.split_at(part.len() / 2);
+            pending.push(right.to_vec());
+            pending.push(left.to_vec());
+            continue;
+        }
+        for k in part {
+            let (resource, kind, field, expression) = &all[k];
+            let (outcome, message) = match check_expression(expression) {
+                Verdict::Accepted => continue,
                 Verdict::AcceptedUnchecked(m) => ("unchecked", m),
                 Verdict::Refused(m) => ("refused", m),
             };
-            Some(Finding {
-                resource,
-                kind,
-                field,
-                expression,
-                outcome,
-                message,
-            })
+            findings.push((
+                k,
+                Finding {
+                    resource: *resource,
+                    kind: kind.clone(),
+                    field: field.clone(),
+                    expression: shown_expression(expression),
+                    outcome,
+                    message,
+                },
+            ));
+        }
+    }
+    findings.sort_by_key(|(k, _)| *k);
+    Ok(findings.into_iter().map(|(_, f)| f).collect())
+}
+
+/// Runs `work` on a fresh thread whose stack fits jaq's recursion, and waits for it without
+/// blocking the async runtime.
+pub async fn on_jq_thread<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, CheckError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("jq-check".into())
+        .stack_size(limits::JQ_STACK_BYTES)
+        .spawn(move || {
+            let _ = tx.send(work());
         })
-        .collect()
+        .map_err(|e| CheckError::Internal(format!("cannot start a thread: {e}")))?;
+    rx.await
+        .map_err(|_| CheckError::Internal("the checking thread stopped".into()))
+}
+
+/// Bounds on concurrent jq work: the checks' and the previews' slots.
+#[derive(Debug, Clone)]
+pub struct JqSlots {
+    /// Mapping checks (update calls).
+    pub checks: std::sync::Arc<tokio::sync::Semaphore>,
+    /// Previews (each one a worker process).
+    pub previews: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+impl JqSlots {
+    /// `n` slots of each kind (at least one).
+    pub fn new(n: usize) -> Self {
+        JqSlots {
+            checks: std::sync::Arc::new(tokio::sync::Semaphore::new(n.max(1))),
+            previews: std::sync::Arc::new(tokio::sync::Semaphore::new(n.max(1))),
+        }
+    }
+}
+
+/// [`check_config`] off the async runtime: on its own thread, after waiting for one of the
+/// `--jq-max-concurrent` check slots, all within `--mapping-check-timeout-secs`.
+pub async fn check_config_async(
+    config: Value,
+    limits: &MappingLimits,
+    slots: &JqSlots,
+) -> Result<Vec<Finding>, CheckError> {
+    let busy = CheckError::Busy {
+        secs: limits.check_timeout().as_secs(),
+        concurrent: limits.max_concurrent.max(1),
+    };
+    let owned = limits.clone();
+    let semaphore = slots.checks.clone();
+    let run = async move {
+        let permit = semaphore
+            .acquire_owned()
+            .await
+            .map_err(|_| CheckError::Internal("the check slots are closed".into()))?;
+        // The permit goes with the thread: a check abandoned at its deadline still holds its
+        // slot until it really ends, so abandoned checks cannot pile up.
+        on_jq_thread(move || {
+            let _permit = permit;
+            check_config(&config, &owned)
+        })
+        .await?
+    };
+    tokio::time::timeout(limits.check_timeout(), run)
+        .await
+        .unwrap_or(Err(busy))
 }
 
 #[cfg(test)]
@@ -610,6 +864,224 @@ mod tests {
                 "port.entity.mappings[0].blueprint",
                 "port.entity.mappings[0].relations.repo"
             ]
+        );
+    }
+}
+
+#[cfg(test)]
+mod hostile_tests {
+    use super::*;
+    use serde_json::json;
+
+    /// Runs `f` on a thread with the stack the server gives jq work.
+    fn on_big_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        std::thread::Builder::new()
+            .stack_size(limits::JQ_STACK_BYTES)
+            .spawn(f)
+            .unwrap()
+            .join()
+            .unwrap()
+    }
+
+    fn config_with(expression: &str) -> Value {
+        json!({"resources": [{"kind": "k", "selector": {"query": expression},
+            "port": {"entity": {"mappings": {"identifier": ".id", "blueprint": "\"b\""}}}}]})
+    }
+
+    /// The issue's examples of nesting that aborted the process are refused as too deep.
+    #[test]
+    fn deep_nesting_is_refused_not_a_crash() {
+        let hostile = vec![
+            format!("{}.id{}", "(".repeat(1000), ")".repeat(1000)),
+            format!("{}1{}", "[".repeat(1000), "]".repeat(1000)),
+            format!("{}1{}", "{a:".repeat(1000), "}".repeat(1000)),
+            format!("{}.{}", "if . then ".repeat(700), " end".repeat(700)),
+            "-".repeat(3000),
+            vec![".a"; 3000].join(" | "),
+            vec!["1"; 3000].join(" + "),
+            vec![".a"; 3000].join(" // "),
+            format!("{}.{}", "reduce . as $x (.; ".repeat(500), ")".repeat(500)),
+            format!("{}.", "def f: ".repeat(1000)),
+            ".a".repeat(5000),
+        ];
+        for expr in hostile {
+            let shown: String = expr.chars().take(30).collect();
+            let findings =
+                on_big_stack(move || check_config(&config_with(&expr), &MappingLimits::default()))
+                    .unwrap();
+            assert_eq!(findings.len(), 1, "{shown}");
+            assert_eq!(findings[0].outcome, "refused");
+            // The longest of them break the length limit first; both name their setting.
+            let m = &findings[0].message;
+            assert!(
+                (m.contains("too deeply nested") && m.contains("PORT_MAPPING_MAX_DEPTH"))
+                    || m.contains("PORT_MAPPING_MAX_EXPRESSION_BYTES"),
+                "{shown}: {m}"
+            );
+        }
+    }
+
+    /// Right under the depth limit, jaq parses and compiles on the server's jq stack.
+    #[test]
+    fn nesting_at_the_limit_compiles() {
+        let limits = MappingLimits::default();
+        let d = limits.max_depth - 2;
+        for expr in [
+            format!("{}.id{}", "(".repeat(d), ")".repeat(d)),
+            vec!["1"; d / 2].join(" + "),
+            format!("{}1", "-".repeat(d - 1)),
+        ] {
+            assert!(limits.refuse_expression(&expr).is_none(), "{expr}");
+            let findings =
+                on_big_stack(move || check_config(&config_with(&expr), &MappingLimits::default()))
+                    .unwrap();
+            assert!(findings.is_empty(), "{findings:?}");
+        }
+    }
+
+    /// A 400 KB expression without quotes panicked the quote rewrite (fancy_regex's backtrack
+    /// limit); the scan is linear, and the length limit refuses it.
+    #[test]
+    fn a_long_quote_free_expression_is_refused_by_length() {
+        let long = ".a + ".repeat(80_000) + ".a";
+        assert_eq!(ocean_rewrite(&long).len(), long.len());
+        let findings =
+            on_big_stack(move || check_config(&config_with(&long), &MappingLimits::default()))
+                .unwrap();
+        assert_eq!(findings.len(), 1);
+        assert!(
+            findings[0]
+                .message
+                .contains("PORT_MAPPING_MAX_EXPRESSION_BYTES"),
+            "{}",
+            findings[0].message
+        );
+        assert!(findings[0].expression.len() < 300, "not echoed whole");
+    }
+
+    /// The scan makes exactly the replacements Ocean's regex makes.
+    #[test]
+    fn quote_scan_matches_oceans_regex() {
+        let re = fancy_regex::Regex::new(OCEAN_QUOTE_REGEX).unwrap();
+        let alphabet = ['\'', '"', ' ', 'a', '\n', '.', '\t'];
+        let mut seed = 12345u64;
+        for _ in 0..20_000 {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let len = (seed >> 60) as usize + 1;
+            let mut s = String::new();
+            let mut x = seed;
+            for _ in 0..len {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+                s.push(alphabet[(x >> 59) as usize % alphabet.len()]);
+            }
+            let expected = re.replace_all(&s, "$1\"$2").into_owned();
+            assert_eq!(ocean_rewrite(&s), expected, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn too_many_expressions_is_one_clear_refusal() {
+        let limits = MappingLimits {
+            max_expressions: 10,
+            ..MappingLimits::default()
+        };
+        let props: serde_json::Map<String, Value> =
+            (0..20).map(|i| (format!("p{i}"), json!(".a"))).collect();
+        let config = json!({"resources": [{"kind": "k", "selector": {"query": "true"},
+            "port": {"entity": {"mappings": {"identifier": ".id", "blueprint": "\"b\"", "properties": props}}}}]});
+        let e = check_config(&config, &limits).unwrap_err();
+        assert!(
+            e.to_string().contains("at most 10")
+                && e.to_string().contains("PORT_MAPPING_MAX_EXPRESSIONS"),
+            "{e}"
+        );
+    }
+
+    /// One bad expression among many is found by halving, with the same finding as alone.
+    #[test]
+    fn bisection_finds_every_bad_expression() {
+        let mut props = serde_json::Map::new();
+        for i in 0..300 {
+            let e = match i {
+                17 => ".a | nope".to_string(),
+                250 => ".b ==".to_string(),
+                251 => "$__loc__".to_string(),
+                _ => format!(".p{i} // \"\""),
+            };
+            props.insert(format!("p{i:03}"), json!(e));
+        }
+        let config = json!({"resources": [{"kind": "k", "selector": {"query": "true"},
+            "port": {"entity": {"mappings": {"identifier": ".id", "blueprint": "\"b\"", "properties": props}}}}]});
+        let findings =
+            on_big_stack(move || check_config(&config, &MappingLimits::default())).unwrap();
+        let got: Vec<(&str, &str)> = findings
+            .iter()
+            .map(|f| (f.field.as_str(), f.outcome))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("port.entity.mappings.properties.p017", "refused"),
+                ("port.entity.mappings.properties.p250", "refused"),
+                ("port.entity.mappings.properties.p251", "unchecked"),
+            ]
+        );
+    }
+
+    /// `halt` is the error of its expression, never the end of the process.
+    #[test]
+    fn halt_is_an_error_of_the_expression() {
+        for expr in [
+            "halt",
+            "halt_error(0)",
+            "halt_error",
+            "\"x\" | halt_error(42)",
+        ] {
+            let e = evaluate(expr, &json!({})).unwrap_err();
+            assert!(
+                e.contains("halt") || e.starts_with("jq error"),
+                "{expr}: {e}"
+            );
+        }
+    }
+
+    /// The legacy AWS exporter's list-form mappings take a static blueprint, not jq.
+    #[test]
+    fn legacy_aws_blueprint_is_static_text() {
+        let legacy = json!({"resources": [{"kind": "AWS::S3::Bucket", "port": {"entity": {"mappings": [
+            {"identifier": ".BucketName", "title": ".BucketName", "blueprint": "s3",
+             "properties": {"arn": ".Arn"}}]}}}]});
+        let fields: Vec<String> = expressions(&legacy).into_iter().map(|e| e.2).collect();
+        assert_eq!(
+            fields,
+            [
+                "port.entity.mappings[0].identifier",
+                "port.entity.mappings[0].title",
+                "port.entity.mappings[0].properties.arn"
+            ]
+        );
+        assert!(
+            check_config(&legacy, &MappingLimits::default())
+                .unwrap()
+                .is_empty()
+        );
+        // Ocean's AWS integration (object form) keeps a jq blueprint, and `s3` is no jq.
+        let ocean = json!({"resources": [{"kind": "AWS::S3::Bucket", "selector": {"query": "true"},
+            "port": {"entity": {"mappings": {"identifier": ".Identifier", "blueprint": "s3"}}}}]});
+        let findings = check_config(&ocean, &MappingLimits::default()).unwrap();
+        assert_eq!(findings.len(), 1);
+        assert!(
+            findings[0].message.contains("undefined filter `s3/0`"),
+            "{findings:?}"
+        );
+        // Nor does a list-form mapping of another kind (the Kubernetes exporter's are jq).
+        let k8s = json!({"resources": [{"kind": "apps/v1/deployments", "selector": {"query": "true"},
+            "port": {"entity": {"mappings": [{"identifier": ".metadata.name", "blueprint": "s3"}]}}}]});
+        assert_eq!(
+            check_config(&k8s, &MappingLimits::default()).unwrap().len(),
+            1
         );
     }
 }

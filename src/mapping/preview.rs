@@ -10,10 +10,26 @@
 
 use serde_json::{Map, Value, json};
 
-use super::evaluate;
+use super::{MappingLimits, static_blueprint};
+
+/// One expression's first output, or why there is none; an expression over the length or depth
+/// limit is refused before jaq parses it.
+fn evaluate(expression: &str, input: &Value, limits: &MappingLimits) -> Result<Value, String> {
+    if let Some(refusal) = limits.refuse_expression(expression) {
+        return Err(refusal);
+    }
+    super::evaluate(expression, input)
+}
 
 /// Runs `config` (a whole config, or one resource) on `items`, for the resources of `kind`.
-pub fn preview(config: &Value, kind: Option<&str>, items: &[Value]) -> Result<Value, String> {
+///
+/// Runs callers' jq without bounds of its own: only the preview worker process calls it.
+pub fn preview(
+    config: &Value,
+    kind: Option<&str>,
+    items: &[Value],
+    limits: &MappingLimits,
+) -> Result<Value, String> {
     let resources: Vec<Value> = match (config.get("resources"), config.get("port")) {
         (Some(Value::Array(r)), _) => r.clone(),
         (_, Some(_)) => vec![config.clone()],
@@ -40,7 +56,7 @@ pub fn preview(config: &Value, kind: Option<&str>, items: &[Value]) -> Result<Va
         for (i, item) in items.iter().enumerate() {
             let mut result = json!({"resource": r, "kind": resource["kind"], "item": i});
             let query = resource["selector"]["query"].as_str().unwrap_or("true");
-            match evaluate(query, item) {
+            match evaluate(query, item, limits) {
                 Ok(Value::Bool(true)) => result["kept"] = json!(true),
                 Ok(other) => {
                     result["kept"] = json!(false);
@@ -56,7 +72,7 @@ pub fn preview(config: &Value, kind: Option<&str>, items: &[Value]) -> Result<Va
                 }
             }
             if result["kept"] == json!(true) {
-                result["entities"] = Value::Array(entities(resource, item));
+                result["entities"] = Value::Array(entities(resource, item, limits));
             }
             results.push(result);
         }
@@ -64,10 +80,11 @@ pub fn preview(config: &Value, kind: Option<&str>, items: &[Value]) -> Result<Va
     Ok(json!({"results": results}))
 }
 
-fn entities(resource: &Value, item: &Value) -> Vec<Value> {
+fn entities(resource: &Value, item: &Value, limits: &MappingLimits) -> Vec<Value> {
+    let static_blueprint = static_blueprint(resource);
     let inputs: Vec<Value> = match resource["port"]["itemsToParse"].as_str() {
         None => vec![item.clone()],
-        Some(expr) => match evaluate(expr, item) {
+        Some(expr) => match evaluate(expr, item, limits) {
             Ok(Value::Array(elements)) => elements
                 .into_iter()
                 .map(|e| {
@@ -96,14 +113,23 @@ fn entities(resource: &Value, item: &Value) -> Vec<Value> {
             let mut errors = Map::new();
             for key in ["identifier", "title", "blueprint", "team", "icon"] {
                 if let Some(expr) = mapping.get(key) {
-                    let v = eval_field(expr, input, key, &mut errors);
+                    // The legacy AWS exporter takes the blueprint as written, quotes stripped.
+                    if key == "blueprint"
+                        && static_blueprint
+                        && let Some(text) = expr.as_str()
+                    {
+                        entity.insert(key.into(), json!(text.trim_matches('"')));
+                        continue;
+                    }
+                    let v = eval_field(expr, input, key, &mut errors, limits);
                     entity.insert(key.into(), v);
                 }
             }
             for group in ["properties", "relations"] {
                 let mut values = Map::new();
                 for (name, expr) in mapping[group].as_object().into_iter().flatten() {
-                    let v = eval_field(expr, input, &format!("{group}.{name}"), &mut errors);
+                    let v =
+                        eval_field(expr, input, &format!("{group}.{name}"), &mut errors, limits);
                     values.insert(name.clone(), v);
                 }
                 entity.insert(group.into(), Value::Object(values));
@@ -127,12 +153,18 @@ fn entities(resource: &Value, item: &Value) -> Vec<Value> {
 
 /// A field's value: a jq expression's first output, a search query with its leaves evaluated,
 /// or (on error) null with the error recorded under the field's path.
-fn eval_field(expr: &Value, input: &Value, path: &str, errors: &mut Map<String, Value>) -> Value {
+fn eval_field(
+    expr: &Value,
+    input: &Value,
+    path: &str,
+    errors: &mut Map<String, Value>,
+    limits: &MappingLimits,
+) -> Value {
     match expr {
         Value::String(s) if s.starts_with("file://") || s.starts_with("search://") => {
             json!(s)
         }
-        Value::String(s) => evaluate(s, input).unwrap_or_else(|e| {
+        Value::String(s) => evaluate(s, input, limits).unwrap_or_else(|e| {
             errors.insert(path.into(), json!(e));
             Value::Null
         }),
@@ -141,7 +173,7 @@ fn eval_field(expr: &Value, input: &Value, path: &str, errors: &mut Map<String, 
                 .map(|(k, v)| {
                     (
                         k.clone(),
-                        eval_field(v, input, &format!("{path}.{k}"), errors),
+                        eval_field(v, input, &format!("{path}.{k}"), errors, limits),
                     )
                 })
                 .collect(),
@@ -149,7 +181,7 @@ fn eval_field(expr: &Value, input: &Value, path: &str, errors: &mut Map<String, 
         Value::Array(a) => Value::Array(
             a.iter()
                 .enumerate()
-                .map(|(i, v)| eval_field(v, input, &format!("{path}[{i}]"), errors))
+                .map(|(i, v)| eval_field(v, input, &format!("{path}[{i}]"), errors, limits))
                 .collect(),
         ),
         other => other.clone(),

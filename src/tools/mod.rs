@@ -67,6 +67,8 @@ pub struct PortTools {
     draining: CancellationToken,
     check_mappings: bool,
     max_resync_wait: std::time::Duration,
+    mapping_limits: Arc<crate::mapping::MappingLimits>,
+    jq_slots: crate::mapping::JqSlots,
 }
 
 /// The HTTP request behind a call, when there is one (not on stdio).
@@ -123,7 +125,16 @@ impl PortTools {
             draining: CancellationToken::new(),
             check_mappings: true,
             max_resync_wait: std::time::Duration::from_secs(300),
+            mapping_limits: Arc::new(crate::mapping::MappingLimits::default()),
+            jq_slots: crate::mapping::JqSlots::new(2),
         }
+    }
+
+    /// The same server with these bounds on jq work (mapping checks and previews).
+    pub fn with_mapping_limits(mut self, limits: crate::mapping::MappingLimits) -> Self {
+        self.jq_slots = crate::mapping::JqSlots::new(limits.max_concurrent);
+        self.mapping_limits = Arc::new(limits);
+        self
     }
 
     /// A server offering the tools `selection` allows; an unknown tool name is an error.
@@ -178,6 +189,11 @@ impl PortTools {
             .into_iter()
             .map(|t| t.name.to_string())
             .collect()
+    }
+
+    /// The slots that bound concurrent jq work (mapping checks, previews).
+    pub fn jq_slots(&self) -> &crate::mapping::JqSlots {
+        &self.jq_slots
     }
 
     /// The Port client.
@@ -241,14 +257,30 @@ impl PortTools {
     /// The Port request these arguments make, with the mapping check's findings (expressions
     /// it could not fully verify); or why nothing may be sent. Shared by the MCP tools and the
     /// REST surface.
-    pub fn prepare<T: ToolArgs>(
+    ///
+    /// The jq check is CPU work: it runs on a thread of its own, within the check limits.
+    pub async fn prepare<T: ToolArgs>(
         &self,
         raw: &JsonObject,
     ) -> Result<(PortRequest, Vec<crate::mapping::Finding>), Refusal> {
         let args = args::parse::<T>(raw).map_err(Refusal::InvalidArgument)?;
         // The jq check (skipped with `--no-mapping-validation`) of the mapping they would send.
         let findings = match (self.check_mappings, args.mapping_config(raw)) {
-            (true, Some(config)) => crate::mapping::check_config(config),
+            (true, Some(config)) => crate::mapping::check_config_async(
+                config.clone(),
+                &self.mapping_limits,
+                &self.jq_slots,
+            )
+            .await
+            .map_err(|e| match e {
+                crate::mapping::CheckError::TooManyExpressions { .. } => {
+                    Refusal::InvalidArgument(args::ArgError {
+                        argument: "body.config".into(),
+                        message: e.to_string(),
+                    })
+                }
+                other => Refusal::Busy(other.to_string()),
+            })?,
             _ => Vec::new(),
         };
         if findings.iter().any(|f| f.outcome == "refused") {
@@ -281,8 +313,11 @@ impl PortTools {
     /// The part of a forwarding tool call that does not depend on how its answer is encoded:
     /// argument checks, the mapping check, and the request to Port.
     async fn forward_with<T: ToolArgs>(&self, raw: &JsonObject, call: &CallContext) -> Forwarded {
-        let (request, findings) = match self.prepare::<T>(raw) {
+        let (request, findings) = match self.prepare::<T>(raw).await {
             Ok(prepared) => prepared,
+            Err(Refusal::Busy(message)) => {
+                return Forwarded::Done(result::jq_unavailable(&message));
+            }
             Err(Refusal::InvalidArgument(e)) => {
                 return Forwarded::Done(result::invalid_arguments(&e));
             }
@@ -339,6 +374,9 @@ pub enum Refusal {
     /// The mapping has expressions Port's integration framework would refuse (all the
     /// findings, refused or not).
     Mapping(Vec<crate::mapping::Finding>),
+    /// The mapping check could not run in time (busy, or over its time limit); the message
+    /// names the limits.
+    Busy(String),
 }
 
 /// What a forwarding tool call came to, before its answer is encoded.
@@ -578,6 +616,7 @@ impl PortTools {
     async fn preview_integration_mapping(
         &self,
         Parameters(raw): Parameters<JsonObject>,
+        ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
         let args: PreviewArgs =
             match serde_path_to_error::deserialize(serde_json::Value::Object(raw)) {
@@ -596,7 +635,40 @@ impl PortTools {
             });
         }
         let config = serde_json::Value::Object(args.config);
-        match crate::mapping::preview::preview(&config, args.kind.as_deref(), &args.items) {
+        // Refuse what breaks a limit before starting a worker, naming the expression.
+        let limits = &self.mapping_limits;
+        let found = crate::mapping::expressions(&config);
+        if found.len() > limits.max_expressions {
+            return result::invalid_arguments(&args::ArgError {
+                argument: "config".into(),
+                message: crate::mapping::CheckError::TooManyExpressions {
+                    found: found.len(),
+                    limit: limits.max_expressions,
+                }
+                .to_string(),
+            });
+        }
+        for (i, _, field, expression) in &found {
+            if let Some(refusal) = limits.refuse_expression(expression) {
+                return result::invalid_arguments(&args::ArgError {
+                    argument: format!("config.resources[{i}].{field}"),
+                    message: refusal,
+                });
+            }
+        }
+        let job = crate::mapping::worker::Job {
+            config,
+            kind: args.kind,
+            items: args.items,
+            max_expression_bytes: limits.max_expression_bytes,
+            max_depth: limits.max_depth,
+        };
+        // A cancelled call drops the worker's future, which kills the worker.
+        let outcome = tokio::select! {
+            _ = ctx.ct.cancelled() => return result::cancelled(),
+            outcome = crate::mapping::worker::run(&job, limits, &self.jq_slots) => outcome,
+        };
+        match outcome {
             Ok(value) => {
                 let mut r = CallToolResult::success(vec![rmcp::model::ContentBlock::text(
                     value.to_string(),
@@ -604,10 +676,16 @@ impl PortTools {
                 r.structured_content = Some(value);
                 r
             }
-            Err(m) => result::invalid_arguments(&args::ArgError {
-                argument: "config".into(),
-                message: m,
-            }),
+            Err(crate::mapping::worker::PreviewError::Invalid(m)) => {
+                result::invalid_arguments(&args::ArgError {
+                    argument: "config".into(),
+                    message: m,
+                })
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "preview stopped");
+                result::jq_unavailable(&e.to_string())
+            }
         }
     }
 

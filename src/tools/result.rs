@@ -70,6 +70,14 @@ pub fn mapping_refused(findings: &[crate::mapping::Finding]) -> CallToolResult {
     )
 }
 
+/// jq work that could not be done within its limits (busy, too slow, too big): nothing was sent.
+pub fn jq_unavailable(message: &str) -> CallToolResult {
+    error_result(
+        format!("{message}. Nothing was sent to Port."),
+        json!({"error": "jq_limit", "message": message}),
+    )
+}
+
 /// Adds a note about expressions the local check could not fully verify.
 pub fn add_mapping_notes(result: &mut CallToolResult, findings: &[crate::mapping::Finding]) {
     for f in findings.iter().filter(|f| f.outcome == "unchecked") {

@@ -320,8 +320,18 @@ async fn run<T: ToolArgs>(
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         return r;
     }
-    let request = match state.tools.prepare::<T>(&raw) {
+    let request = match state.tools.prepare::<T>(&raw).await {
         Ok((request, _)) => request,
+        Err(Refusal::Busy(message)) => {
+            let mut r = refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                format!("{message}. Nothing was sent to Port."),
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            return r;
+        }
         Err(Refusal::InvalidArgument(e)) => {
             return refuse(
                 StatusCode::BAD_REQUEST,

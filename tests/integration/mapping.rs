@@ -5,7 +5,9 @@ use std::{path::PathBuf, time::Instant};
 
 use port_integrations_mcp::{
     config::ToolSelection,
-    mapping::{Verdict, check_expression, expressions},
+    mapping::{
+        MappingLimits, Verdict, check_config, check_expression, expressions, limits::nesting_depth,
+    },
     port::PortClient,
     tools::PortTools,
 };
@@ -32,12 +34,30 @@ fn ports_own_mappings_are_all_accepted() {
             .collect();
         files.sort();
         let (mut checked, mut unchecked) = (0, 0);
+        let (mut max_depth, mut max_len) = (0, 0);
         let mut refused = Vec::new();
         for file in &files {
             let config: Value =
                 yaml_serde::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+            // The whole file, as an update or `check-mapping` checks it, within the default
+            // limits (and on the stack the server gives jq work).
+            let whole = config.clone();
+            let findings = std::thread::Builder::new()
+                .stack_size(port_integrations_mcp::mapping::limits::JQ_STACK_BYTES)
+                .spawn(move || check_config(&whole, &MappingLimits::default()))
+                .unwrap()
+                .join()
+                .unwrap()
+                .unwrap();
+            assert!(
+                findings.iter().all(|f| f.outcome != "refused"),
+                "{}: {findings:?}",
+                file.display()
+            );
             for (i, kind, field, expr) in expressions(&config) {
                 checked += 1;
+                max_depth = max_depth.max(nesting_depth(&expr));
+                max_len = max_len.max(expr.len());
                 match check_expression(&expr) {
                     Verdict::Accepted => {}
                     Verdict::AcceptedUnchecked(_) => unchecked += 1,
@@ -54,12 +74,74 @@ fn ports_own_mappings_are_all_accepted() {
             "{folder}: false refusals:\n{}",
             refused.join("\n")
         );
+        // The default limits leave a wide margin over Port's own mappings.
+        let limits = MappingLimits::default();
+        assert!(
+            max_depth * 4 <= limits.max_depth,
+            "{folder}: depth {max_depth}"
+        );
+        assert!(
+            max_len * 4 <= limits.max_expression_bytes,
+            "{folder}: length {max_len}"
+        );
         summary.push(format!(
-            "{folder}: {} files, {checked} expressions, {unchecked} unchecked, 0 refused",
+            "{folder}: {} files, {checked} expressions, {unchecked} unchecked, 0 refused, \
+             deepest {max_depth}, longest {max_len} bytes",
             files.len()
         ));
     }
     eprintln!("{} in {:?}", summary.join("; "), started.elapsed());
+}
+
+/// The legacy AWS exporter's configs (Port's docs show them for S3 buckets, Lambda functions,
+/// ECS clusters and services, SQS queues, SNS topics, App Runner services, ...): list-form
+/// `mappings` under `AWS::` kinds, whose `blueprint` is static text, not jq. Written here in
+/// their documented shape; `"blueprint": "s3"` was refused as "undefined filter s3/0".
+#[test]
+fn legacy_aws_exporter_configs_are_accepted() {
+    let kinds = [
+        ("AWS::S3::Bucket", "s3", ".BucketName"),
+        ("AWS::Lambda::Function", "lambda", ".FunctionName"),
+        ("AWS::ECS::Cluster", "ecsCluster", ".ClusterName"),
+        ("AWS::ECS::Service", "ecsService", ".ServiceName"),
+        ("AWS::SQS::Queue", "sqs", ".QueueName"),
+        ("AWS::SNS::Topic", "sns", ".TopicName"),
+        ("AWS::AppRunner::Service", "apprunner", ".ServiceId"),
+        (
+            "AWS::ElastiCache::CacheCluster",
+            "aws_cache_cluster",
+            ".CacheClusterId",
+        ),
+        (
+            "AWS::RDS::DBInstance",
+            "rdsInstance",
+            ".DBInstanceIdentifier",
+        ),
+        ("AWS::DynamoDB::Table", "dynamodb", ".TableName"),
+    ];
+    let resources: Vec<Value> = kinds
+        .iter()
+        .map(|(kind, blueprint, id)| {
+            json!({"kind": kind, "selector": {"aws": {"regions": ["eu-west-1"]}},
+            "port": {"entity": {"mappings": [{
+                "identifier": id, "title": id, "blueprint": blueprint,
+                "properties": {
+                    "link": "\"https://console.aws.amazon.com/go/view?arn=\" + .Arn",
+                    "tags": ".Tags",
+                    "region": ".Arn | split(\":\") | .[3]"
+                }
+            }]}}})
+        })
+        .collect();
+    let config = json!({"resources": resources});
+    let findings = check_config(&config, &MappingLimits::default()).unwrap();
+    assert!(findings.is_empty(), "{findings:?}");
+    assert!(
+        expressions(&config)
+            .iter()
+            .all(|(_, _, field, _)| !field.ends_with(".blueprint")),
+        "the static blueprint is not jq"
+    );
 }
 
 async fn client_with(selection: ToolSelection) -> (FakePort, Client) {
@@ -68,7 +150,12 @@ async fn client_with(selection: ToolSelection) -> (FakePort, Client) {
         PortClient::new(&port.settings(static_token())).unwrap(),
         &selection,
     )
-    .unwrap();
+    .unwrap()
+    // In-process, this program is the test harness: previews need the server's binary.
+    .with_mapping_limits(port_integrations_mcp::mapping::MappingLimits {
+        preview_worker: Some(env!("CARGO_BIN_EXE_port-integrations-mcp").into()),
+        ..Default::default()
+    });
     let client = connect_tools(tools, (), ClientLifecycleMode::Initialize).await;
     (port, client)
 }
