@@ -155,8 +155,10 @@ fn describe(error: &PortError) -> (String, Value) {
         PortError::Busy { waited } => (
             format!(
                 "{error}. Nothing was sent to Port. The server bounds the calls in flight to Port \
-                 (--max-in-flight) so a burst does not turn into rate limiting; retry shortly, or \
-                 make fewer calls at once."
+                 (--max-in-flight / PORT_MAX_IN_FLIGHT) so a burst does not turn into rate \
+                 limiting, and starts a request only with at least --min-request-budget-ms / \
+                 PORT_MIN_REQUEST_BUDGET_MS of the call's budget left; retry shortly, or make \
+                 fewer calls at once."
             ),
             json!({"error": "busy", "waitedSeconds": waited.as_secs()}),
         ),
@@ -170,6 +172,13 @@ fn describe(error: &PortError) -> (String, Value) {
         PortError::NoCallerToken => (
             format!("{error}."),
             json!({"error": "no_caller_token", "hint": "send Authorization: Bearer <Port access token>"}),
+        ),
+        PortError::Redirected { status, location } => (
+            format!(
+                "{error}. Nothing was processed. Check PORT_BASE_URL / --region: it should name \
+                 Port's API origin itself (https, no proxy that redirects)."
+            ),
+            json!({"error": "redirected", "status": status, "location": location}),
         ),
         PortError::InvalidBody { status, detail } => (
             format!("Port answered HTTP {status} with a body that is not JSON ({detail})."),

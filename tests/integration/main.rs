@@ -10,6 +10,7 @@ mod access;
 mod auth;
 mod deploy;
 mod errors;
+mod hostile_port;
 mod http;
 mod lean;
 mod lifecycle;
