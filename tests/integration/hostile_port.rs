@@ -17,7 +17,7 @@ use port_integrations_mcp::{
 use rmcp::{
     ServiceExt,
     model::CallToolResult,
-    transport::{ConfigureCommandExt, TokioChildProcess},
+    transport::{ConfigureCommandExt, StreamableHttpClientTransport, TokioChildProcess},
 };
 use serde_json::{Value, json};
 use tokio::io::AsyncBufReadExt;
@@ -99,6 +99,14 @@ async fn apps(settings: &PortSettings) -> Apps {
         rest: listen(rest::router(tools, &http_args(true))).await,
         lean: lean.unwrap(),
     }
+}
+
+/// rmcp's own client over HTTP, on the app with the lean path.
+async fn http_client(apps: &Apps) -> Client {
+    let uri = format!("http://{}/mcp", apps.mcp);
+    ().serve(StreamableHttpClientTransport::from_uri(uri))
+        .await
+        .unwrap()
 }
 
 /// One stateless `tools/call` over HTTP, as a 2025-11-25 client sends it (the lean path's).
@@ -524,6 +532,7 @@ async fn bodies_strict_parsers_refuse_are_errors_on_every_path() {
     large.max_structured_bytes = 8;
     let rmcp_large = connect(&large).await;
     let apps = apps(&settings).await;
+    let over_http = http_client(&apps).await;
     for (what, body, problem) in hostile_bodies() {
         let expected = format!("Port answered HTTP 200 with a body that is not JSON ({problem}).");
         for (path, client) in [("rmcp", &rmcp_client), ("rmcp, text only", &rmcp_large)] {
@@ -546,6 +555,9 @@ async fn bodies_strict_parsers_refuse_are_errors_on_every_path() {
             lean["structuredContent"]["error"],
             json!("invalid_response")
         );
+        port.port.script(ScriptedResponse::bytes(200, body.clone()));
+        let r = call(&over_http, "get-all-integrations", json!({})).await;
+        assert_eq!(text(&r), expected, "{what} (rmcp's HTTP client)");
         port.port.script(ScriptedResponse::bytes(200, body.clone()));
         let (status, _, answer) = rest_get(&apps, "/v1/integration").await;
         assert_eq!(status, 502, "{what} (REST): {answer}");
@@ -600,51 +612,40 @@ async fn secrets_echoed_by_port_never_reach_a_result_or_an_answer() {
     let settings = port.settings(static_token());
     let client = connect(&settings).await;
     let apps = apps(&settings).await;
+    let over_http = http_client(&apps).await;
+    let clean = |what: &str, surface: &str, shown: &str| {
+        assert!(!shown.contains(STATIC_TOKEN), "{what} ({surface}): {shown}");
+        // Not even the head of a secret cut by an excerpt.
+        let head = format!("Bearer {}", &STATIC_TOKEN[..5]);
+        assert!(!shown.contains(&head), "{what} ({surface}): {shown}");
+        assert!(shown.contains("[RED"), "{what} ({surface}): {shown}");
+    };
+    let patch = json!({"identifier": "github-ocean"});
     for (what, script) in echoes(STATIC_TOKEN) {
         // A PATCH: never retried on a 5xx, so the echo is the answer seen.
         port.port.clear_requests();
         port.port.script(script.clone());
-        let r = call(
-            &client,
-            "update-integration",
-            json!({"identifier": "github-ocean"}),
-        )
-        .await;
-        let shown = seen(&r);
-        assert!(!shown.contains(STATIC_TOKEN), "{what} (rmcp): {shown}");
-        // Not even the head of a secret cut by an excerpt.
-        assert!(
-            !shown.contains(&format!("Bearer {}", &STATIC_TOKEN[..5])),
-            "{what} (rmcp): {shown}"
-        );
-        assert!(shown.contains("[RED"), "{what} (rmcp): {shown}");
+        let r = call(&client, "update-integration", patch.clone()).await;
+        clean(what, "rmcp", &seen(&r));
         port.port.script(script.clone());
-        let lean = lean_call(
-            &apps,
-            "update-integration",
-            json!({"identifier": "github-ocean"}),
-        )
-        .await
-        .to_string();
-        assert!(!lean.contains(STATIC_TOKEN), "{what} (lean): {lean}");
-        assert!(
-            !lean.contains(&format!("Bearer {}", &STATIC_TOKEN[..5])),
-            "{what} (lean): {lean}"
+        let lean = lean_call(&apps, "update-integration", patch.clone()).await;
+        clean(what, "lean", &lean.to_string());
+        port.port.script(script.clone());
+        let served = apps.lean.served();
+        let r = call(&over_http, "update-integration", patch.clone()).await;
+        assert_eq!(
+            apps.lean.served(),
+            served + 1,
+            "rmcp's HTTP client, lean path"
         );
-        assert!(lean.contains("[RED"), "{what} (lean): {lean}");
+        clean(what, "rmcp's HTTP client", &seen(&r));
         port.port.script(script);
         let (_, headers, body) =
             rest_send(&apps, "PATCH", "/v1/integration/github-ocean", Some("{}")).await;
-        let all = format!("{headers:?} {body}");
-        assert!(!all.contains(STATIC_TOKEN), "{what} (REST): {all}");
-        assert!(
-            !all.contains(&format!("Bearer {}", &STATIC_TOKEN[..5])),
-            "{what} (REST): {all}"
-        );
-        assert!(all.contains("[RED"), "{what} (REST): {all}");
+        clean(what, "REST", &format!("{headers:?} {body}"));
         assert_eq!(
             requests(&port),
-            ["PATCH /v1/integration/github-ocean"; 3],
+            ["PATCH /v1/integration/github-ocean"; 4],
             "{what}"
         );
     }
