@@ -2,8 +2,11 @@
 //!
 //! One `reqwest::Client` is shared by every call (connection reuse, HTTP keep-alive), with a
 //! connect timeout and a total timeout so a stuck Port never holds a tool call past what hosts
-//! wait for. Success bodies are passed through untouched: Port publishes no 2xx schemas, so we
-//! do not pretend to know them.
+//! wait for. Success bodies are passed through as Port wrote them: Port publishes no 2xx
+//! schemas, so we do not pretend to know them. But nothing from an answer is trusted: bodies
+//! must be JSON a strict client accepts ([`json::check`]), credentials are masked in all of it
+//! ([`Redactor`]), redirects are refused rather than followed (they would carry the token, or
+//! the client secret, elsewhere), and waits Port asks for are capped.
 
 use std::{
     sync::{Arc, Mutex},
@@ -30,6 +33,9 @@ use crate::config::{Credentials, PortSettings, Secret};
 /// The longest wait Port can ask for that we report: `Retry-After` and `x-ratelimit-reset` come
 /// from outside, and a value such as `1e300` must neither overflow a clock nor mean "forever".
 pub(crate) const MAX_RETRY_AFTER_SECS: u64 = 24 * 3600;
+
+/// Answers larger than this are checked and parsed on a blocking thread.
+const BLOCKING_CHECK_BYTES: usize = 256 * 1024;
 
 /// Port's trace ids are short; a longer one is cut, so a hostile header cannot fill a result.
 const MAX_TRACE_ID_CHARS: usize = 200;
@@ -369,7 +375,22 @@ impl PortClient {
         } else {
             self.inner.max_structured_bytes
         };
-        (interpret(raw, tree_limit, &redact), Some(kind), requested)
+        let status = raw.status;
+        let outcome = if raw.body.len() <= BLOCKING_CHECK_BYTES {
+            interpret(raw, tree_limit, &redact)
+        } else {
+            // Checking and parsing megabytes takes milliseconds of CPU: not on a runtime worker,
+            // where it would hold up every other call and probe.
+            tokio::task::spawn_blocking(move || interpret(raw, tree_limit, &redact))
+                .await
+                .unwrap_or_else(|e| {
+                    Err(PortError::InvalidBody {
+                        status,
+                        detail: format!("the answer could not be checked: {e}"),
+                    })
+                })
+        };
+        (outcome, Some(kind), requested)
     }
 
     async fn send_once(

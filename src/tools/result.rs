@@ -1,6 +1,7 @@
 //! The one place where outcomes become what the model sees.
 //!
-//! Success passes Port's body through unchanged (as text, and parsed as structuredContent).
+//! Success passes Port's body through unchanged (as text, and parsed as structuredContent);
+//! the client has already checked it and masked any credential in it (`port::redact`).
 //! Every failure becomes a tool result with `isError: true` whose text says what happened, what
 //! Port said, the trace id Port support asks for, and what to do next; the same facts are also
 //! given as structuredContent for programs. Protocol errors are left to rmcp for unknown tools

@@ -504,6 +504,17 @@ fn hostile_bodies() -> Vec<(&'static str, Vec<u8>, &'static str)> {
             "it is not valid UTF-8 (invalid byte sequence at byte 42)",
         ),
         (
+            // Large enough to be checked on a blocking thread.
+            "not UTF-8, 300 KiB",
+            [
+                b"{\"ok\":true,\"pad\":\"".to_vec(),
+                vec![b'a'; 300 * 1024],
+                b"\",\"x\":\"\xff\"}".to_vec(),
+            ]
+            .concat(),
+            "it is not valid UTF-8 (invalid byte sequence at byte 307225)",
+        ),
+        (
             "100k deep",
             format!(
                 "{{\"ok\":true,\"x\":{}1{}}}",
@@ -568,6 +579,19 @@ async fn bodies_strict_parsers_refuse_are_errors_on_every_path() {
             "{what} (REST): {answer}"
         );
     }
+    // A large answer that is fine passes, byte for byte, on both paths.
+    let fine = format!("{{\"ok\":true,\"pad\":\"{}\"}}", "é".repeat(150 * 1024));
+    port.port.script(ScriptedResponse::bytes(200, fine.clone()));
+    let r = call(&rmcp_large, "get-all-integrations", json!({})).await;
+    assert!(!is_error(&r));
+    assert_eq!(text(&r), fine);
+    port.port.script(ScriptedResponse::bytes(200, fine.clone()));
+    let lean = lean_call(&apps, "get-all-integrations", json!({})).await;
+    assert_eq!(lean["content"][0]["text"], json!(fine));
+    assert_eq!(
+        lean["structuredContent"]["pad"].as_str().unwrap().len(),
+        300 * 1024
+    );
     still_serves(&port, &rmcp_client).await;
 }
 
