@@ -4,8 +4,9 @@
 //! serde_json (rmcp's path), or passed on as Port's own bytes (the lean path and REST). Both
 //! must refuse the same bodies, or a body one path refuses would reach clients verbatim by the
 //! other: invalid UTF-8, nesting deeper than serde_json's recursion limit (which strict clients
-//! share), and lone UTF-16 surrogate escapes (`"\ud800"`), which strict parsers reject. Syntax
-//! itself is checked by serde_json where the body is read (`client::interpret`).
+//! share), lone UTF-16 surrogate escapes (`"\ud800"`), which strict parsers reject, and numbers
+//! that overflow a 64-bit float (`1e400`). Syntax itself is checked by serde_json where the body
+//! is read (`client::interpret`).
 
 /// Nesting levels serde_json accepts: its recursion limit is 128, and the 128th level is the
 /// one it refuses.
@@ -27,6 +28,15 @@ pub enum JsonProblem {
     )]
     TooDeep {
         /// Offset of the bracket that went one level too deep.
+        at: usize,
+    },
+    /// A number too large for a 64-bit float (`1e400`), which serde_json refuses.
+    #[error(
+        "it has a number at byte {at} too large for a 64-bit float, which strict JSON parsers \
+         refuse"
+    )]
+    NumberOutOfRange {
+        /// Offset of the number.
         at: usize,
     },
     /// A `\uD800`–`\uDFFF` escape without its pair.
@@ -57,6 +67,19 @@ pub fn check(body: &[u8]) -> Result<&str, JsonProblem> {
             }
             b']' | b'}' => depth = depth.saturating_sub(1),
             b'"' => i = skip_string(bytes, i + 1)?,
+            b'-' | b'0'..=b'9' => {
+                let end = bytes[i..]
+                    .iter()
+                    .position(|b| !matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
+                    .map_or(bytes.len(), |n| i + n);
+                // Only a number that overflows to infinity is refused (as serde_json does);
+                // anything that does not parse is a syntax error serde_json reports.
+                if text[i..end].parse::<f64>().is_ok_and(|n| n.is_infinite()) {
+                    return Err(JsonProblem::NumberOutOfRange { at: i });
+                }
+                i = end;
+                continue;
+            }
             _ => {}
         }
         i += 1;
@@ -162,6 +185,50 @@ mod tests {
             check(br#"{"a":"\ud800"}"#),
             Err(JsonProblem::LoneSurrogate { at: 6 })
         );
+    }
+
+    #[test]
+    fn numbers_match_serde_json() {
+        for (body, ok) in [
+            ("[1e400]", false),
+            ("[-1e400]", false),
+            ("[1e308]", true),
+            ("[1e-400]", true),
+            ("[0e999999]", true),
+            ("[123456789012345678901234567890]", true),
+            ("{\"a\":-0.5E+3}", true),
+        ] {
+            assert_eq!(agree(body.as_bytes()), ok, "{body}");
+        }
+        let long = format!("[{}]", "9".repeat(400));
+        assert!(!agree(long.as_bytes()));
+    }
+
+    /// Random JSON-like texts: the check plus a syntax-only parse accepts exactly what
+    /// serde_json's full parse accepts.
+    #[test]
+    fn agrees_with_serde_json_on_random_texts() {
+        const PIECES: &[&str] = &[
+            "[", "]", "{", "}", "\"", "\\", ",", ":", "1", "-", "e400", ".5", "\\u", "d800",
+            "dc00", "0041", "a", " ", "\"k\":", "\u{e9}", "true", "null",
+        ];
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut accepted = 0;
+        for _ in 0..50_000 {
+            let len = (next() % 12) as usize;
+            let text: String = (0..len)
+                .map(|_| PIECES[(next() % PIECES.len() as u64) as usize])
+                .collect();
+            accepted += usize::from(agree(text.as_bytes()));
+        }
+        // The comparison is not only between two refusals.
+        assert!(accepted > 500, "{accepted}");
     }
 
     #[test]

@@ -526,6 +526,12 @@ fn hostile_bodies() -> Vec<(&'static str, Vec<u8>, &'static str)> {
              parsers refuse",
         ),
         (
+            "a number beyond f64",
+            br#"{"ok":true,"n":1e400}"#.to_vec(),
+            "it has a number at byte 15 too large for a 64-bit float, which strict JSON parsers \
+             refuse",
+        ),
+        (
             "lone surrogate",
             br#"{"ok":true,"integrations":[{"identifier":"\ud800"}]}"#.to_vec(),
             "it has a lone UTF-16 surrogate escape at byte 42, which strict JSON parsers refuse",

@@ -499,6 +499,14 @@ fn cases() -> Vec<Case> {
             )
         },
         Case {
+            script: Some(ScriptedResponse::bytes(200, r#"{"ok":true,"n":1e400}"#)),
+            ..case(
+                "hostile: a number beyond f64",
+                tool_call(json!(35), "get-all-integrations", json!({})),
+                true,
+            )
+        },
+        Case {
             script: Some(ScriptedResponse::json(
                 200,
                 json!({"ok": true, "echo": format!("Authorization: Bearer {STATIC_TOKEN}")}),
