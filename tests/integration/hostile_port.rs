@@ -949,6 +949,25 @@ async fn huge_slow_and_oddly_headed_answers_are_bounded() {
         .unwrap()
         .to_string();
     assert_eq!(trace, "t".repeat(200));
-    assert_eq!(requests(&port), ["PATCH /v1/integration/github-ocean"; 3]);
+    // More headers than the HTTP client parses: a transport failure, not a crash.
+    let mut crowded = ScriptedResponse::json(200, json!({"ok": true}));
+    for n in 0..150 {
+        crowded = crowded.with_header(&format!("x-junk-{n}"), "1");
+    }
+    port.port.script(crowded);
+    let r = call(
+        &client,
+        "update-integration",
+        json!({"identifier": "github-ocean"}),
+    )
+    .await;
+    assert!(is_error(&r));
+    assert_eq!(
+        r.structured_content.clone().unwrap()["error"],
+        json!("unreachable"),
+        "{}",
+        text(&r)
+    );
+    assert_eq!(requests(&port), ["PATCH /v1/integration/github-ocean"; 4]);
     still_serves(&port, &client).await;
 }
