@@ -344,8 +344,13 @@ impl PortClient {
             Ok(b) => b,
             // The request itself was never sent, so a transport failure here is safe to retry.
             Err(e) => {
-                let kind = matches!(e, PortError::Unreachable { .. } | PortError::Timeout { .. })
-                    .then_some(Attempt::ConnectFailed);
+                let kind = matches!(
+                    e,
+                    PortError::Unreachable { .. }
+                        | PortError::ConnectionLost { .. }
+                        | PortError::Timeout { .. }
+                )
+                .then_some(Attempt::ConnectFailed);
                 return (Err(e), kind, None);
             }
         };
@@ -461,12 +466,19 @@ impl PortClient {
             } else {
                 Attempt::TransportFailed
             };
-            let error = if e.is_timeout() {
+            let timed_out = e.is_timeout();
+            let detail = || redact.text(&error_chain(&e.without_url()));
+            let error = if timed_out {
                 timeout()
-            } else {
+            } else if kind == Attempt::ConnectFailed {
                 PortError::Unreachable {
                     origin: origin.clone(),
-                    detail: redact.text(&error_chain(&e.without_url())),
+                    detail: detail(),
+                }
+            } else {
+                PortError::ConnectionLost {
+                    origin: origin.clone(),
+                    detail: detail(),
                 }
             };
             (kind, error)

@@ -34,6 +34,16 @@ pub enum PortError {
         detail: String,
     },
 
+    /// The connection broke after the request may have reached Port: unlike
+    /// [`PortError::Unreachable`], Port may have acted on it.
+    #[error("the connection to Port at {origin} broke after the request was sent: {detail}")]
+    ConnectionLost {
+        /// The API origin called.
+        origin: String,
+        /// The transport's description of the failure.
+        detail: String,
+    },
+
     /// Port did not answer in time.
     #[error("Port did not answer within {} s", .after.as_secs())]
     Timeout {

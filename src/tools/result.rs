@@ -143,6 +143,14 @@ fn describe(error: &PortError) -> (String, Value) {
             ),
             json!({"error": "unreachable", "origin": origin, "message": detail}),
         ),
+        PortError::ConnectionLost { origin, detail } => (
+            format!(
+                "The connection to Port at {origin} broke after the request was sent: {detail}. \
+                 A read can simply be retried; an update or delete may or may not have been \
+                 applied, so check with get-integration before repeating it."
+            ),
+            json!({"error": "connection_lost", "origin": origin, "message": detail}),
+        ),
         PortError::Timeout { after } => (
             format!(
                 "Port did not answer within {} s (the call's time budget is \

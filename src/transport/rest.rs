@@ -428,6 +428,7 @@ fn port_error(error: &PortError) -> Response {
             refuse(StatusCode::GATEWAY_TIMEOUT, "timeout", error.to_string())
         }
         PortError::Unreachable { .. }
+        | PortError::ConnectionLost { .. }
         | PortError::Redirected { .. }
         | PortError::InvalidBody { .. }
         | PortError::ResponseTooLarge { .. } => {

@@ -964,7 +964,7 @@ async fn huge_slow_and_oddly_headed_answers_are_bounded() {
     assert!(is_error(&r));
     assert_eq!(
         r.structured_content.clone().unwrap()["error"],
-        json!("unreachable"),
+        json!("connection_lost"),
         "{}",
         text(&r)
     );
