@@ -421,6 +421,19 @@ pub struct PortArgs {
     #[arg(long, env = "PORT_MAX_STRUCTURED_BYTES", default_value_t = 512 * 1024, global = true, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(..=MAX_BYTES))]
     pub max_structured_bytes: usize,
 
+    /// Least time (milliseconds) a call must have left of its budget to send a request to Port
+    /// (first or retry). A call that waited behind --max-in-flight until less is left gets the
+    /// busy error and sends nothing: a request started with milliseconds to spare would time out
+    /// in flight, and Port could still apply an update the caller was told had failed. Never
+    /// more than half a call's own budget is required.
+    #[arg(
+        long,
+        env = "PORT_MIN_REQUEST_BUDGET_MS",
+        default_value_t = 2000,
+        global = true
+    )]
+    pub min_request_budget_ms: u64,
+
     /// A Port access token; prefer the environment variable, so it never shows in `ps`. Sent as
     /// `Authorization: Bearer <token>`; kept as is if it already starts with `Bearer `.
     #[arg(
@@ -518,6 +531,8 @@ pub struct PortSettings {
     pub max_attempts: u32,
     /// Answers larger than this are passed on as text only, without structuredContent.
     pub max_structured_bytes: usize,
+    /// Least budget a call must have left to send a request (capped at half its budget).
+    pub min_request_budget: Duration,
 }
 
 /// A setting that cannot be used, found at start-up.
@@ -634,6 +649,7 @@ impl PortArgs {
             max_response_bytes: self.max_response_bytes,
             max_attempts: self.max_attempts,
             max_structured_bytes: self.max_structured_bytes,
+            min_request_budget: Duration::from_millis(self.min_request_budget_ms),
         })
     }
 }
@@ -641,7 +657,8 @@ impl PortArgs {
 /// Parses an API origin, tolerating a trailing `/` or `/v1` (Port's own tools disagree on it).
 pub fn normalize_base_url(raw: &str) -> Result<Url, ConfigError> {
     let refuse = |reason: &str| ConfigError::BaseUrl {
-        value: raw.to_string(),
+        // A proxy URL may carry a password; the error is printed.
+        value: crate::port::redact::raw_url_for_display(raw),
         reason: reason.to_string(),
     };
     let mut trimmed = raw.trim().trim_end_matches('/');
@@ -676,6 +693,7 @@ mod tests {
             max_response_bytes: 1 << 20,
             max_attempts: 4,
             max_structured_bytes: 512 * 1024,
+            min_request_budget_ms: 2000,
             api_key: None,
             client_id: None,
             client_secret: None,

@@ -106,7 +106,11 @@ pub async fn run(cli: Cli) -> Result<(), RunError> {
             "client credentials (PORT_CLIENT_ID/PORT_CLIENT_SECRET)"
         }
     };
-    tracing::info!(base_url = %settings.base_url, credentials, "Port client ready");
+    tracing::info!(
+        base_url = %port::redact::url_for_display(&settings.base_url),
+        credentials,
+        "Port client ready"
+    );
     let tools = tools::PortTools::with_selection(PortClient::new(&settings)?, &cli.tools)?
         .with_mapping_limits(cli.mapping.clone());
     match (&cli.command, http) {

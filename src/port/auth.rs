@@ -16,6 +16,10 @@ use crate::config::{Credentials, Secret};
 /// Refresh this long before Port says the token expires (capped at a tenth of its lifetime).
 const EXPIRY_MARGIN: Duration = Duration::from_secs(300);
 
+/// The longest `expiresIn` believed. Port's tokens last 3 hours; a larger number (up to
+/// u64::MAX seconds, which would overflow the clock) is not a reason to keep a token longer.
+const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
 /// The `Authorization` header value to send, marked sensitive so no log or debug print shows it.
 #[derive(Clone)]
 pub(crate) struct Bearer(pub(crate) HeaderValue);
@@ -33,6 +37,12 @@ impl Bearer {
         })?;
         value.set_sensitive(true);
         Ok(Bearer(value))
+    }
+
+    /// The token itself, to mask it in whatever Port sends back.
+    pub(crate) fn token(&self) -> &str {
+        let text = self.0.to_str().unwrap_or("");
+        text.strip_prefix("Bearer ").unwrap_or(text)
     }
 }
 
@@ -150,10 +160,15 @@ impl Auth {
             "clientId": client_id.expose(),
             "clientSecret": client_secret.expose(),
         });
-        let response = client.post_token(&body, deadline).await?;
+        // The token endpoint's answer may quote the request, secret included.
+        let redact = client.redactor(&[]);
+        let response = client.post_token(&body, deadline, &redact).await?;
         let status = response.status;
-        let parsed: Option<serde_json::Value> = serde_json::from_slice(&response.body).ok();
+        let mut parsed: Option<serde_json::Value> = serde_json::from_slice(&response.body).ok();
         if !(200..300).contains(&status) {
+            if let Some(json) = parsed.as_mut() {
+                redact.json(json);
+            }
             let mut failure = ApiFailure::from_body(status, parsed);
             failure.trace_id = response.trace_id;
             // The token endpoint's body is not echoed: it could one day carry the token.
@@ -166,11 +181,16 @@ impl Auth {
                 status,
                 detail: "the access-token response has no `accessToken`".into(),
             })?;
-        let lifetime = Duration::from_secs(token.expires_in.unwrap_or(10_800));
+        let lifetime =
+            Duration::from_secs(token.expires_in.unwrap_or(10_800)).min(MAX_TOKEN_LIFETIME);
         let margin = EXPIRY_MARGIN.min(lifetime / 10);
+        let now = Instant::now();
         Ok(Cached {
             bearer: Bearer::from_token(&token.access_token)?,
-            refresh_at: Instant::now() + lifetime - margin,
+            // Saturating: a clock that cannot add the lifetime refreshes on the next call.
+            refresh_at: now
+                .checked_add(lifetime.saturating_sub(margin))
+                .unwrap_or(now),
         })
     }
 }

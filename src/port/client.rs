@@ -2,8 +2,11 @@
 //!
 //! One `reqwest::Client` is shared by every call (connection reuse, HTTP keep-alive), with a
 //! connect timeout and a total timeout so a stuck Port never holds a tool call past what hosts
-//! wait for. Success bodies are passed through untouched: Port publishes no 2xx schemas, so we
-//! do not pretend to know them.
+//! wait for. Success bodies are passed through as Port wrote them: Port publishes no 2xx
+//! schemas, so we do not pretend to know them. But nothing from an answer is trusted: bodies
+//! must be JSON a strict client accepts ([`json::check`]), credentials are masked in all of it
+//! ([`Redactor`]), redirects are refused rather than followed (they would carry the token, or
+//! the client secret, elsewhere), and waits Port asks for are capped.
 
 use std::{
     sync::{Arc, Mutex},
@@ -20,10 +23,22 @@ use tokio::sync::Semaphore;
 use super::{
     auth::{Auth, Bearer},
     error::{ApiFailure, PortError},
+    json,
+    redact::{Redactor, raw_url_for_display, url_for_display},
     request::{Method, PortRequest},
     retry::{Attempt, RetryPolicy, jitter},
 };
-use crate::config::{PortSettings, Secret};
+use crate::config::{Credentials, PortSettings, Secret};
+
+/// The longest wait Port can ask for that we report: `Retry-After` and `x-ratelimit-reset` come
+/// from outside, and a value such as `1e300` must neither overflow a clock nor mean "forever".
+pub(crate) const MAX_RETRY_AFTER_SECS: u64 = 24 * 3600;
+
+/// Answers larger than this are checked and parsed on a blocking thread.
+const BLOCKING_CHECK_BYTES: usize = 256 * 1024;
+
+/// Port's trace ids are short; a longer one is cut, so a hostile header cannot fill a result.
+const MAX_TRACE_ID_CHARS: usize = 200;
 
 /// `User-Agent` sent to Port, so Port can tell our traffic apart.
 pub const USER_AGENT: &str = concat!("port-integrations-mcp/", env!("CARGO_PKG_VERSION"));
@@ -88,17 +103,20 @@ struct Inner {
     auth: Auth,
     timeout: Duration,
     budget: Duration,
+    min_request_budget: Duration,
     slots: Semaphore,
     max_response_bytes: usize,
     max_structured_bytes: usize,
     retry: RetryPolicy,
     last_call: Mutex<Option<LastCall>>,
+    /// The configured credentials, masked in everything read from an answer.
+    secrets: Vec<Secret>,
 }
 
 impl std::fmt::Debug for PortClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PortClient")
-            .field("base", &self.inner.base.as_str())
+            .field("base", &url_for_display(&self.inner.base))
             .finish_non_exhaustive()
     }
 }
@@ -113,6 +131,11 @@ impl PortClient {
     /// Builds the client from validated settings.
     pub fn new(settings: &PortSettings) -> Result<Self, PortError> {
         install_crypto_provider();
+        let secrets = match &settings.credentials {
+            Credentials::Token(token) => vec![token.clone()],
+            Credentials::ClientCredentials { client_secret, .. } => vec![client_secret.clone()],
+            Credentials::None | Credentials::Passthrough => Vec::new(),
+        };
         Ok(PortClient {
             inner: Arc::new(Inner {
                 http: std::sync::OnceLock::new(),
@@ -121,6 +144,7 @@ impl PortClient {
                 auth: Auth::new(&settings.credentials)?,
                 timeout: settings.timeout,
                 budget: settings.budget,
+                min_request_budget: settings.min_request_budget,
                 slots: Semaphore::new(settings.max_in_flight.max(1)),
                 max_response_bytes: settings.max_response_bytes,
                 max_structured_bytes: settings.max_structured_bytes,
@@ -129,6 +153,7 @@ impl PortClient {
                     ..RetryPolicy::default()
                 },
                 last_call: Mutex::new(None),
+                secrets,
             }),
         })
     }
@@ -142,12 +167,15 @@ impl PortClient {
             .user_agent(USER_AGENT)
             .connect_timeout(self.inner.connect_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
+            // A redirect would re-send the request, its token (or, on the token route, the
+            // client secret) to wherever the answer points: none is followed.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| {
                 (
                     Attempt::TransportFailed,
                     PortError::Unreachable {
-                        origin: self.inner.base.to_string(),
+                        origin: url_for_display(&self.inner.base),
                         detail: format!("cannot build the HTTP client: {e}"),
                     },
                 )
@@ -213,6 +241,15 @@ impl PortClient {
         url
     }
 
+    /// Masks the configured credentials and `also` (the token a call was sent with).
+    pub(crate) fn redactor(&self, also: &[&str]) -> Redactor {
+        let mut redactor = Redactor::new(self.inner.secrets.iter().map(Secret::expose));
+        for secret in also {
+            redactor = redactor.with(secret);
+        }
+        redactor
+    }
+
     /// Answers up to this size also come back as structuredContent (`--max-structured-bytes`).
     pub fn max_structured_bytes(&self) -> usize {
         self.inner.max_structured_bytes
@@ -230,13 +267,24 @@ impl PortClient {
         request: &PortRequest,
         call: &CallContext,
     ) -> Result<PortResponse, PortError> {
+        let queued = Instant::now();
         let deadline = call
             .deadline
-            .unwrap_or_else(|| Instant::now() + self.inner.budget);
-        let queued = Instant::now();
+            .unwrap_or_else(|| far(queued, self.inner.budget));
+        // What a request needs at least; never more than half the call's own budget, so a
+        // call given a short budget on purpose still runs.
+        let needed = self
+            .inner
+            .min_request_budget
+            .min(deadline.saturating_duration_since(queued) / 2);
         let _slot = match tokio::time::timeout_at(deadline.into(), self.inner.slots.acquire()).await
         {
-            Ok(Ok(permit)) => permit,
+            Ok(Ok(permit)) if deadline.saturating_duration_since(Instant::now()) >= needed => {
+                permit
+            }
+            // No slot in time, or one so late that the request would run out of time in
+            // flight: then Port might still act on it (a PATCH) after the caller was told it
+            // failed. Nothing is sent.
             _ => {
                 return Err(PortError::Busy {
                     waited: queued.elapsed(),
@@ -254,7 +302,9 @@ impl PortClient {
                 return outcome;
             }
             let wait = policy.delay(attempt, requested, jitter());
-            if Instant::now() + wait >= deadline {
+            let next_start = Instant::now().checked_add(wait);
+            let next_end = next_start.and_then(|start| start.checked_add(needed));
+            if next_end.is_none_or(|end| end >= deadline) {
                 // Sleeping would overrun the budget: hand the failure (and its wait) to the model.
                 tracing::info!(
                     wait_ms = wait.as_millis() as u64,
@@ -294,27 +344,34 @@ impl PortClient {
             Ok(b) => b,
             // The request itself was never sent, so a transport failure here is safe to retry.
             Err(e) => {
-                let kind = matches!(e, PortError::Unreachable { .. } | PortError::Timeout { .. })
-                    .then_some(Attempt::ConnectFailed);
+                let kind = matches!(
+                    e,
+                    PortError::Unreachable { .. }
+                        | PortError::ConnectionLost { .. }
+                        | PortError::Timeout { .. }
+                )
+                .then_some(Attempt::ConnectFailed);
                 return (Err(e), kind, None);
             }
         };
-        let raw = match self.send_once(request, &bearer, deadline).await {
+        let redact = self.redactor(&[bearer.token(), caller_token(call)]);
+        let raw = match self.send_once(request, &bearer, deadline, &redact).await {
             Ok(raw) => raw,
             Err((kind, e)) => return (Err(e), Some(kind), None),
         };
-        let raw = if raw.status == 401 && auth.can_refresh() {
+        let (raw, redact) = if raw.status == 401 && auth.can_refresh() {
             tracing::info!("Port answered 401; refreshing the access token and retrying once");
             let fresh = match auth.refresh(self, &bearer, deadline).await {
                 Ok(b) => b,
                 Err(e) => return (Err(e), None, None),
             };
-            match self.send_once(request, &fresh, deadline).await {
-                Ok(raw) => raw,
+            let redact = redact.with(fresh.token());
+            match self.send_once(request, &fresh, deadline, &redact).await {
+                Ok(raw) => (raw, redact),
                 Err((kind, e)) => return (Err(e), Some(kind), None),
             }
         } else {
-            raw
+            (raw, redact)
         };
         let kind = Attempt::Status(raw.status);
         let requested = raw.retry_after.map(Duration::from_secs);
@@ -323,7 +380,22 @@ impl PortClient {
         } else {
             self.inner.max_structured_bytes
         };
-        (interpret(raw, tree_limit), Some(kind), requested)
+        let status = raw.status;
+        let outcome = if raw.body.len() <= BLOCKING_CHECK_BYTES {
+            interpret(raw, tree_limit, &redact)
+        } else {
+            // Checking and parsing megabytes takes milliseconds of CPU: not on a runtime worker,
+            // where it would hold up every other call and probe.
+            tokio::task::spawn_blocking(move || interpret(raw, tree_limit, &redact))
+                .await
+                .unwrap_or_else(|e| {
+                    Err(PortError::InvalidBody {
+                        status,
+                        detail: format!("the answer could not be checked: {e}"),
+                    })
+                })
+        };
+        (outcome, Some(kind), requested)
     }
 
     async fn send_once(
@@ -331,6 +403,7 @@ impl PortClient {
         request: &PortRequest,
         bearer: &Bearer,
         deadline: Instant,
+        redact: &Redactor,
     ) -> Result<RawResponse, (Attempt, PortError)> {
         let url = self.url_for(&request.segments, &request.query);
         let method = match request.method {
@@ -349,7 +422,7 @@ impl PortClient {
                 .body(serde_json::to_vec(body).unwrap_or_default());
         }
         tracing::debug!(method = request.method.as_str(), path = ?request.segments, "calling Port");
-        self.execute(builder, deadline).await
+        self.execute(builder, deadline, redact).await
     }
 
     /// `POST /v1/auth/access_token`; used by [`Auth`] only.
@@ -357,6 +430,7 @@ impl PortClient {
         &self,
         body: &Value,
         deadline: Instant,
+        redact: &Redactor,
     ) -> Result<RawResponse, PortError> {
         let url = self.url_for(&["auth".into(), "access_token".into()], &[]);
         let builder = self
@@ -366,13 +440,16 @@ impl PortClient {
             .header(header::CONTENT_TYPE, "application/json")
             .header(header::ACCEPT, "application/json")
             .body(serde_json::to_vec(body).unwrap_or_default());
-        self.execute(builder, deadline).await.map_err(|(_, e)| e)
+        self.execute(builder, deadline, redact)
+            .await
+            .map_err(|(_, e)| e)
     }
 
     async fn execute(
         &self,
         builder: reqwest::RequestBuilder,
         deadline: Instant,
+        redact: &Redactor,
     ) -> Result<RawResponse, (Attempt, PortError)> {
         let limit = self
             .inner
@@ -389,12 +466,19 @@ impl PortClient {
             } else {
                 Attempt::TransportFailed
             };
-            let error = if e.is_timeout() {
+            let timed_out = e.is_timeout();
+            let detail = || redact.text(&error_chain(&e.without_url()));
+            let error = if timed_out {
                 timeout()
-            } else {
+            } else if kind == Attempt::ConnectFailed {
                 PortError::Unreachable {
                     origin: origin.clone(),
-                    detail: error_chain(&e.without_url()),
+                    detail: detail(),
+                }
+            } else {
+                PortError::ConnectionLost {
+                    origin: origin.clone(),
+                    detail: detail(),
                 }
             };
             (kind, error)
@@ -403,6 +487,18 @@ impl PortClient {
             let mut response = builder.send().await.map_err(map_err)?;
             let status = response.status().as_u16();
             let headers = std::mem::take(response.headers_mut());
+            if (300..400).contains(&status) {
+                let location = header_str(&headers, "location").map(|l| {
+                    let shown = raw_url_for_display(&redact.text(&l));
+                    // The path and query may carry anything; the origin says where it pointed.
+                    let shown = shown.split(['?', '#']).next().unwrap_or_default();
+                    shown.chars().take(MAX_TRACE_ID_CHARS).collect::<String>()
+                });
+                return Err((
+                    Attempt::Status(status),
+                    PortError::Redirected { status, location },
+                ));
+            }
             let cap = self.inner.max_response_bytes;
             let too_large = || {
                 (
@@ -424,8 +520,9 @@ impl PortClient {
             Ok(RawResponse {
                 status,
                 body,
-                trace_id: header_str(&headers, "x-trace-id"),
-                retry_after: retry_after(&headers),
+                trace_id: header_str(&headers, "x-trace-id")
+                    .map(|t| redact.text(&t.chars().take(MAX_TRACE_ID_CHARS).collect::<String>())),
+                retry_after: retry_after(&headers, status),
             })
         };
         match tokio::time::timeout(limit, work).await {
@@ -444,69 +541,104 @@ struct OkFlag {
 
 /// Turns a raw answer into a success or a [`PortError`]. Bodies up to `tree_limit` bytes are
 /// parsed into a JSON value (for structuredContent); larger successful bodies are only checked,
-/// and passed on as text.
-fn interpret(raw: RawResponse, tree_limit: usize) -> Result<PortResponse, PortError> {
-    let success = (200..300).contains(&raw.status);
-    if success && raw.body.len() > tree_limit {
-        match serde_json::from_slice::<OkFlag>(&raw.body) {
-            Ok(OkFlag { ok: Some(false) }) => {}
-            Ok(_) => {
-                return Ok(PortResponse {
-                    status: raw.status,
-                    text: String::from_utf8(raw.body).unwrap_or_default(),
-                    json: None,
-                    trace_id: raw.trace_id,
-                });
-            }
-            // Not an object, or not JSON: the full parse below tells which.
-            Err(_) => {}
-        }
-    }
+/// and passed on as text. Both kinds pass the same [`json::check`], so whether a body is
+/// accepted does not depend on the path that reads it. Every text taken from the answer is
+/// `redact`ed here, before anything else sees it.
+fn interpret(
+    raw: RawResponse,
+    tree_limit: usize,
+    redact: &Redactor,
+) -> Result<PortResponse, PortError> {
     let RawResponse {
         status,
         body,
         trace_id,
         retry_after,
     } = raw;
-    let parsed: Result<Value, _> = if body.iter().all(u8::is_ascii_whitespace) {
-        Ok(Value::Null)
-    } else {
-        serde_json::from_slice(&body)
-    };
-    let success = (200..300).contains(&status);
-    match parsed {
-        Ok(json) if success && json.get("ok") != Some(&Value::Bool(false)) => {
-            let text = String::from_utf8(body).unwrap_or_default();
-            Ok(PortResponse {
-                status,
-                text,
-                json: Some(json),
-                trace_id,
-            })
+    if !(200..300).contains(&status) {
+        return Err(failure(status, &body, trace_id, retry_after, redact));
+    }
+    let invalid = |detail: String| PortError::InvalidBody { status, detail };
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(PortResponse {
+            status,
+            text: String::from_utf8(body).unwrap_or_default(),
+            json: Some(Value::Null),
+            trace_id,
+        });
+    }
+    json::check(&body).map_err(|p| invalid(p.to_string()))?;
+    let mut text = String::from_utf8(body).map_err(|e| invalid(e.to_string()))?;
+    if redact.finds(&text) {
+        text = redact.text(&text);
+        json::check(text.as_bytes()).map_err(|p| invalid(p.to_string()))?;
+    }
+    if text.len() > tree_limit {
+        match serde_json::from_str::<OkFlag>(&text) {
+            Ok(OkFlag { ok: Some(false) }) => {}
+            Ok(_) => {
+                return Ok(PortResponse {
+                    status,
+                    text,
+                    json: None,
+                    trace_id,
+                });
+            }
+            // Not an object, or not JSON: the full parse below tells which.
+            Err(_) => {}
         }
-        Ok(json) => {
-            let body = (!json.is_null()).then_some(json);
-            let mut failure = ApiFailure::from_body(status, body);
+    }
+    match serde_json::from_str::<Value>(&text) {
+        Ok(json) if json.get("ok") != Some(&Value::Bool(false)) => Ok(PortResponse {
+            status,
+            text,
+            json: Some(json),
+            trace_id,
+        }),
+        Ok(mut json) => {
+            redact.json(&mut json);
+            let mut failure = ApiFailure::from_body(status, Some(json));
             failure.trace_id = trace_id;
             failure.retry_after = retry_after;
             Err(PortError::Api(Box::new(failure)))
         }
-        Err(e) if success => Err(PortError::InvalidBody {
-            status,
-            detail: e.to_string(),
-        }),
-        Err(_) => {
-            // An error page from a proxy or load balancer: keep a short excerpt as the message.
-            let excerpt: String = String::from_utf8_lossy(&body).chars().take(200).collect();
-            Err(PortError::Api(Box::new(ApiFailure {
+        Err(e) => Err(invalid(e.to_string())),
+    }
+}
+
+/// A non-2xx answer as an [`ApiFailure`], with Port's JSON error body, or a short excerpt of an
+/// error page from a proxy or load balancer.
+fn failure(
+    status: u16,
+    body: &[u8],
+    trace_id: Option<String>,
+    retry_after: Option<u64>,
+    redact: &Redactor,
+) -> PortError {
+    let parsed = if body.iter().all(u8::is_ascii_whitespace) {
+        Some(Value::Null)
+    } else {
+        serde_json::from_slice::<Value>(body).ok()
+    };
+    let mut failure = match parsed {
+        Some(mut json) => {
+            redact.json(&mut json);
+            ApiFailure::from_body(status, (!json.is_null()).then_some(json))
+        }
+        None => {
+            // Redacted whole before it is cut, so no part of a secret survives at the cut.
+            let page = redact.text(&String::from_utf8_lossy(body));
+            let excerpt: String = page.chars().take(200).collect();
+            ApiFailure {
                 status,
                 message: Some(excerpt.trim().to_string()).filter(|m| !m.is_empty()),
-                trace_id,
-                retry_after,
                 ..Default::default()
-            })))
+            }
         }
-    }
+    };
+    failure.trace_id = trace_id;
+    failure.retry_after = retry_after;
+    PortError::Api(Box::new(failure))
 }
 
 fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -517,12 +649,21 @@ fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-/// Seconds until Port accepts calls again: `Retry-After` (seconds), else `x-ratelimit-reset`,
-/// which Port documents as epoch seconds but its own clients also read as a delta: a value
-/// above 10 000 is taken as an epoch, anything smaller as a delta (as Ocean does).
-fn retry_after(headers: &HeaderMap) -> Option<u64> {
+/// Seconds until Port accepts calls again, when it said so. `Retry-After` (seconds) always
+/// counts. `x-ratelimit-reset` comes on every answer of Port's, as the end of the current rate
+/// window: it is a wait only on a 429, or when `x-ratelimit-remaining` says the window is used
+/// up. Port documents it as epoch seconds, but its own clients also read it as a delta: a value
+/// above 10 000 is taken as an epoch, anything smaller as a delta (as Ocean does). Outside
+/// numbers are capped at [`MAX_RETRY_AFTER_SECS`].
+fn retry_after(headers: &HeaderMap, status: u16) -> Option<u64> {
     if let Some(secs) = header_str(headers, "retry-after").and_then(|v| v.parse::<u64>().ok()) {
-        return Some(secs);
+        return Some(secs.min(MAX_RETRY_AFTER_SECS));
+    }
+    let window_used_up = header_str(headers, "x-ratelimit-remaining")
+        .and_then(|v| v.parse::<f64>().ok())
+        .is_some_and(|r| r <= 0.0);
+    if status != 429 && !window_used_up {
+        return None;
     }
     let reset = header_str(headers, "x-ratelimit-reset")?
         .parse::<f64>()
@@ -530,15 +671,29 @@ fn retry_after(headers: &HeaderMap) -> Option<u64> {
     if !reset.is_finite() || reset < 0.0 {
         return None;
     }
-    if reset > 10_000.0 {
+    let secs = if reset > 10_000.0 {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs_f64())
             .unwrap_or(0.0);
-        Some((reset - now).max(0.0).ceil() as u64)
+        (reset - now).max(0.0).ceil()
     } else {
-        Some(reset.ceil() as u64)
-    }
+        reset.ceil()
+    };
+    // `as` saturates; the cap keeps the wait a real one.
+    Some((secs.min(MAX_RETRY_AFTER_SECS as f64)) as u64)
+}
+
+/// `start + budget`, or a day from `start` when that overflows the clock.
+fn far(start: Instant, budget: Duration) -> Instant {
+    start
+        .checked_add(budget)
+        .or_else(|| start.checked_add(Duration::from_secs(24 * 3600)))
+        .unwrap_or(start)
+}
+
+fn caller_token(call: &CallContext) -> &str {
+    call.caller_token.as_ref().map(Secret::expose).unwrap_or("")
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -568,11 +723,15 @@ mod tests {
         h
     }
 
+    fn interpret_plain(raw: RawResponse, tree_limit: usize) -> Result<PortResponse, PortError> {
+        interpret(raw, tree_limit, &Redactor::default())
+    }
+
     #[test]
     fn retry_after_reads_delta_and_epoch() {
-        assert_eq!(retry_after(&headers(&[("retry-after", "7")])), Some(7));
+        assert_eq!(retry_after(&headers(&[("retry-after", "7")]), 503), Some(7));
         assert_eq!(
-            retry_after(&headers(&[("x-ratelimit-reset", "12")])),
+            retry_after(&headers(&[("x-ratelimit-reset", "12")]), 429),
             Some(12)
         );
         let now = std::time::SystemTime::now()
@@ -580,12 +739,48 @@ mod tests {
             .unwrap()
             .as_secs();
         let epoch = (now + 20).to_string();
-        let got = retry_after(&headers(&[("x-ratelimit-reset", &epoch)])).unwrap();
+        let got = retry_after(&headers(&[("x-ratelimit-reset", &epoch)]), 429).unwrap();
         assert!((19..=21).contains(&got), "{got}");
         assert_eq!(
-            retry_after(&headers(&[("x-ratelimit-reset", "soon")])),
+            retry_after(&headers(&[("x-ratelimit-reset", "soon")]), 429),
             None
         );
+    }
+
+    #[test]
+    fn ratelimit_reset_is_a_wait_only_when_the_window_is_used_up() {
+        // Port sends the window's reset on every answer: it says nothing about a 404 or a 503.
+        for status in [200, 404, 422, 500, 503] {
+            let h = headers(&[
+                ("x-ratelimit-reset", "59"),
+                ("x-ratelimit-remaining", "998"),
+            ]);
+            assert_eq!(retry_after(&h, status), None, "{status}");
+        }
+        let used_up = headers(&[("x-ratelimit-reset", "59"), ("x-ratelimit-remaining", "0")]);
+        assert_eq!(retry_after(&used_up, 503), Some(59));
+        assert_eq!(
+            retry_after(&headers(&[("x-ratelimit-reset", "59")]), 429),
+            Some(59)
+        );
+    }
+
+    #[test]
+    fn absurd_waits_are_capped() {
+        for (name, value) in [
+            ("retry-after", "18446744073709551615"),
+            ("x-ratelimit-reset", "1e300"),
+            ("x-ratelimit-reset", "1e19"),
+        ] {
+            let got = retry_after(&headers(&[(name, value)]), 429);
+            assert_eq!(got, Some(MAX_RETRY_AFTER_SECS), "{name}: {value}");
+        }
+        assert_eq!(
+            retry_after(&headers(&[("x-ratelimit-reset", "inf")]), 429),
+            None
+        );
+        let start = Instant::now();
+        assert!(far(start, Duration::MAX) > start);
     }
 
     #[test]
@@ -596,7 +791,7 @@ mod tests {
             trace_id: Some("t1".into()),
             retry_after: None,
         };
-        let Err(PortError::Api(f)) = interpret(raw, usize::MAX) else {
+        let Err(PortError::Api(f)) = interpret(raw, usize::MAX, &Redactor::default()) else {
             panic!("expected an API failure")
         };
         assert_eq!(
@@ -614,12 +809,12 @@ mod tests {
             trace_id: None,
             retry_after: None,
         };
-        let ok = interpret(raw(r#"{"ok":true,"integrations":[1,2,3]}"#), 8).unwrap();
+        let ok = interpret_plain(raw(r#"{"ok":true,"integrations":[1,2,3]}"#), 8).unwrap();
         assert_eq!(ok.json, None);
         assert_eq!(ok.text, r#"{"ok":true,"integrations":[1,2,3]}"#);
-        let failed = interpret(raw(r#"{"ok":false,"error":"bad","message":"no"}"#), 8);
+        let failed = interpret_plain(raw(r#"{"ok":false,"error":"bad","message":"no"}"#), 8);
         assert!(matches!(failed, Err(PortError::Api(f)) if f.code.as_deref() == Some("bad")));
-        let broken = interpret(raw(r#"{"ok":true,"integrations":[1,2"#), 8);
+        let broken = interpret_plain(raw(r#"{"ok":true,"integrations":[1,2"#), 8);
         assert!(matches!(broken, Err(PortError::InvalidBody { .. })));
     }
 
@@ -632,7 +827,7 @@ mod tests {
             trace_id: None,
             retry_after: None,
         };
-        let r = interpret(raw, usize::MAX).unwrap();
+        let r = interpret(raw, usize::MAX, &Redactor::default()).unwrap();
         assert_eq!(r.text.as_bytes(), &body[..]);
         assert_eq!(r.json.unwrap()["integrations"], serde_json::json!([]));
     }

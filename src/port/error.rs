@@ -34,6 +34,16 @@ pub enum PortError {
         detail: String,
     },
 
+    /// The connection broke after the request may have reached Port: unlike
+    /// [`PortError::Unreachable`], Port may have acted on it.
+    #[error("the connection to Port at {origin} broke after the request was sent: {detail}")]
+    ConnectionLost {
+        /// The API origin called.
+        origin: String,
+        /// The transport's description of the failure.
+        detail: String,
+    },
+
     /// Port did not answer in time.
     #[error("Port did not answer within {} s", .after.as_secs())]
     Timeout {
@@ -41,8 +51,13 @@ pub enum PortError {
         after: Duration,
     },
 
-    /// Too many calls were already waiting for Port; this one could not start within its budget.
-    #[error("too many calls to Port are in flight; this one waited {} s without starting", .waited.as_secs())]
+    /// Too many calls were already waiting for Port; this one could not start while enough of
+    /// its budget was left (`--min-request-budget-ms`), so nothing was sent.
+    #[error(
+        "too many calls to Port are in flight; this one waited {} s and did not start, as too \
+         little of its time budget was left for a request (--min-request-budget-ms)",
+        .waited.as_secs()
+    )]
     Busy {
         /// How long it waited for a slot.
         waited: Duration,
@@ -61,6 +76,20 @@ pub enum PortError {
          request carried none: send `Authorization: Bearer <Port access token>`"
     )]
     NoCallerToken,
+
+    /// Port (or something in between) answered with a redirect, which is never followed: it
+    /// would send the request, and its credentials, to wherever the answer points.
+    #[error(
+        "Port answered HTTP {status} (a redirect{}); redirects are not followed, so that \
+         credentials go only to the configured Port API origin",
+        .location.as_deref().map(|l| format!(" to {l}")).unwrap_or_default()
+    )]
+    Redirected {
+        /// HTTP status (3xx).
+        status: u16,
+        /// Where it pointed, without userinfo or query.
+        location: Option<String>,
+    },
 
     /// Port answered 2xx with a body that is not JSON.
     #[error("Port answered HTTP {status} with a body that is not JSON: {detail}")]
@@ -83,7 +112,8 @@ pub struct ApiFailure {
     pub message: Option<String>,
     /// The `x-trace-id` response header.
     pub trace_id: Option<String>,
-    /// Seconds to wait before retrying, from `Retry-After` or `x-ratelimit-reset`.
+    /// Seconds to wait before retrying: Port's `Retry-After`, or `x-ratelimit-reset` when the
+    /// answer is a 429 or the rate window is used up (Port sends that header on every answer).
     pub retry_after: Option<u64>,
     /// The body as Port sent it, when it was JSON.
     pub body: Option<serde_json::Value>,

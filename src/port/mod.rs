@@ -6,6 +6,8 @@
 mod auth;
 mod client;
 mod error;
+pub mod json;
+pub mod redact;
 mod request;
 mod retry;
 

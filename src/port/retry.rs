@@ -4,9 +4,10 @@
 //! transport failures. A PATCH is different: Port starts a resync for every PATCH it processes,
 //! so a duplicate doubles the resync. A PATCH is therefore retried only when Port provably did
 //! not act on it: a 429 (refused before processing) or a connection that was never made.
-//! Waits grow exponentially with full jitter, never below what Port asked for (`Retry-After`
-//! or `x-ratelimit-reset`), and never past the call's budget: a wait that would overrun it is
-//! not slept through, the failure is returned at once so the model can decide.
+//! Waits grow exponentially with full jitter, never below what Port asked for (`Retry-After`,
+//! or `x-ratelimit-reset` on a 429 or a used-up rate window), and never past the call's
+//! budget: a wait that would overrun it, or leave less than `--min-request-budget-ms` for the
+//! next request, is not slept through; the failure is returned at once so the model can decide.
 
 use std::time::Duration;
 

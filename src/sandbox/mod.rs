@@ -79,8 +79,12 @@ pub struct ScriptedResponse {
     pub headers: Vec<(String, String)>,
     /// Body.
     pub body: String,
+    /// Body as bytes, sent instead of `body` when set: for answers that are not UTF-8.
+    pub raw_body: Option<Vec<u8>>,
     /// Wait this long before answering (to provoke timeouts).
     pub delay: Option<Duration>,
+    /// Leave out the fake's own `x-trace-id` (a header in `headers` is then the only one).
+    pub own_trace_id: bool,
 }
 
 impl ScriptedResponse {
@@ -91,8 +95,29 @@ impl ScriptedResponse {
             status,
             headers: vec![("content-type".into(), "application/json".into())],
             body: body.to_string(),
+            raw_body: None,
             delay: None,
+            own_trace_id: false,
         }
+    }
+
+    /// An answer with these exact bytes as its body (any bytes: a hostile or broken Port).
+    pub fn bytes(status: u16, body: impl Into<Vec<u8>>) -> Self {
+        ScriptedResponse {
+            raw_body: Some(body.into()),
+            ..ScriptedResponse::json(status, Value::Null)
+        }
+    }
+
+    /// Answers with this `x-trace-id` instead of the fake's own.
+    pub fn with_trace_id(mut self, trace_id: &str) -> Self {
+        self.own_trace_id = true;
+        self.with_header("x-trace-id", trace_id)
+    }
+
+    /// A redirect to `location`.
+    pub fn redirect(status: u16, location: &str) -> Self {
+        ScriptedResponse::bytes(status, Vec::new()).with_header("location", location)
     }
 
     /// Adds a header.
@@ -375,13 +400,19 @@ async fn handle(
         }
         in_flight.finished = true;
         let mut builder = Response::builder()
-            .status(StatusCode::from_u16(s.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
-            .header("x-trace-id", &trace_id);
+            .status(StatusCode::from_u16(s.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
+        if !s.own_trace_id {
+            builder = builder.header("x-trace-id", &trace_id);
+        }
         for (k, v) in &s.headers {
             builder = builder.header(k.as_str(), v.as_str());
         }
+        let body = match s.raw_body {
+            Some(bytes) => Body::from(bytes),
+            None => Body::from(s.body),
+        };
         return builder
-            .body(Body::from(s.body))
+            .body(body)
             .unwrap_or_else(|_| Response::new(Body::empty()));
     }
     let (status, value) = answer(&sandbox, &method, &record, &body);
@@ -403,6 +434,8 @@ async fn handle(
         .header("x-ratelimit-limit", "1000")
         .header("x-ratelimit-remaining", "999")
         .header("x-ratelimit-period", "60")
+        // Port sends the window's reset on every answer, not only when it limits.
+        .header("x-ratelimit-reset", "59")
         .body(Body::from(value.to_string()))
         .unwrap_or_else(|_| Response::new(Body::empty()))
 }

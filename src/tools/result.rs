@@ -1,6 +1,7 @@
 //! The one place where outcomes become what the model sees.
 //!
-//! Success passes Port's body through unchanged (as text, and parsed as structuredContent).
+//! Success passes Port's body through unchanged (as text, and parsed as structuredContent);
+//! the client has already checked it and masked any credential in it (`port::redact`).
 //! Every failure becomes a tool result with `isError: true` whose text says what happened, what
 //! Port said, the trace id Port support asks for, and what to do next; the same facts are also
 //! given as structuredContent for programs. Protocol errors are left to rmcp for unknown tools
@@ -150,6 +151,14 @@ fn describe(error: &PortError) -> (String, Value) {
             ),
             json!({"error": "unreachable", "origin": origin, "message": detail}),
         ),
+        PortError::ConnectionLost { origin, detail } => (
+            format!(
+                "The connection to Port at {origin} broke after the request was sent: {detail}. \
+                 A read can simply be retried; an update or delete may or may not have been \
+                 applied, so check with get-integration before repeating it."
+            ),
+            json!({"error": "connection_lost", "origin": origin, "message": detail}),
+        ),
         PortError::Timeout { after } => (
             format!(
                 "Port did not answer within {} s (the call's time budget is \
@@ -163,8 +172,10 @@ fn describe(error: &PortError) -> (String, Value) {
         PortError::Busy { waited } => (
             format!(
                 "{error}. Nothing was sent to Port. The server bounds the calls in flight to Port \
-                 (--max-in-flight) so a burst does not turn into rate limiting; retry shortly, or \
-                 make fewer calls at once."
+                 (--max-in-flight / PORT_MAX_IN_FLIGHT) so a burst does not turn into rate \
+                 limiting, and starts a request only with at least --min-request-budget-ms / \
+                 PORT_MIN_REQUEST_BUDGET_MS of the call's budget left; retry shortly, or make \
+                 fewer calls at once."
             ),
             json!({"error": "busy", "waitedSeconds": waited.as_secs()}),
         ),
@@ -178,6 +189,13 @@ fn describe(error: &PortError) -> (String, Value) {
         PortError::NoCallerToken => (
             format!("{error}."),
             json!({"error": "no_caller_token", "hint": "send Authorization: Bearer <Port access token>"}),
+        ),
+        PortError::Redirected { status, location } => (
+            format!(
+                "{error}. Nothing was processed. Check PORT_BASE_URL / --region: it should name \
+                 Port's API origin itself (https, no proxy that redirects)."
+            ),
+            json!({"error": "redirected", "status": status, "location": location}),
         ),
         PortError::InvalidBody { status, detail } => (
             format!("Port answered HTTP {status} with a body that is not JSON ({detail})."),

@@ -482,8 +482,10 @@ fn encode(
             // Escaping adds a backslash before each quote: a quarter more covers Port's JSON.
             size += len + len / 4;
             // The same structuredContent rmcp's path gives (an object, up to the limit), but
-            // as Port's bytes rather than a tree serialized again. `interpret` has checked
-            // that they are one JSON document.
+            // as Port's bytes rather than a tree serialized again. The client has checked
+            // that they are one JSON document, by the same rules as the tree rmcp's path
+            // parses (`port::json::check`: UTF-8, serde_json's depth limit, no lone
+            // surrogates), so a body one path refuses never reaches a client by the other.
             let structured = len <= max_structured && response.text.trim_start().starts_with('{');
             if structured {
                 size += len;

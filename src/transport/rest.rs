@@ -438,6 +438,8 @@ fn port_error(error: &PortError) -> Response {
             refuse(StatusCode::GATEWAY_TIMEOUT, "timeout", error.to_string())
         }
         PortError::Unreachable { .. }
+        | PortError::ConnectionLost { .. }
+        | PortError::Redirected { .. }
         | PortError::InvalidBody { .. }
         | PortError::ResponseTooLarge { .. } => {
             refuse(StatusCode::BAD_GATEWAY, "bad_gateway", error.to_string())

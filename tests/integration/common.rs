@@ -74,6 +74,7 @@ pub fn settings_for(url: &str, credentials: Credentials) -> PortSettings {
         max_response_bytes: 1 << 20,
         max_attempts: 4,
         max_structured_bytes: 512 * 1024,
+        min_request_budget: Duration::from_secs(2),
     }
 }
 

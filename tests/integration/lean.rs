@@ -460,6 +460,63 @@ fn cases() -> Vec<Case> {
                 true,
             )
         },
+        // Hostile answers: both paths must refuse the same bodies, with the same error.
+        Case {
+            script: Some(ScriptedResponse::bytes(
+                200,
+                format!(
+                    "{{\"ok\":true,\"x\":{}1{}}}",
+                    "[".repeat(100_000),
+                    "]".repeat(100_000)
+                ),
+            )),
+            ..case(
+                "hostile: 100k-deep JSON",
+                tool_call(json!(16), "get-all-integrations", json!({})),
+                true,
+            )
+        },
+        Case {
+            script: Some(ScriptedResponse::bytes(
+                200,
+                r#"{"ok":true,"integrations":[{"identifier":"\ud800"}]}"#,
+            )),
+            ..case(
+                "hostile: a lone surrogate escape",
+                tool_call(json!(17), "get-all-integrations", json!({})),
+                true,
+            )
+        },
+        Case {
+            script: Some(ScriptedResponse::bytes(
+                200,
+                b"{\"ok\":true,\"integrations\":[{\"identifier\":\"\xff\xfe\"}]}".to_vec(),
+            )),
+            ..case(
+                "hostile: a body that is not UTF-8",
+                tool_call(json!(18), "get-all-integrations", json!({})),
+                true,
+            )
+        },
+        Case {
+            script: Some(ScriptedResponse::bytes(200, r#"{"ok":true,"n":1e400}"#)),
+            ..case(
+                "hostile: a number beyond f64",
+                tool_call(json!(35), "get-all-integrations", json!({})),
+                true,
+            )
+        },
+        Case {
+            script: Some(ScriptedResponse::json(
+                200,
+                json!({"ok": true, "echo": format!("Authorization: Bearer {STATIC_TOKEN}")}),
+            )),
+            ..case(
+                "hostile: a success that quotes the token",
+                tool_call(json!(19), "get-all-integrations", json!({})),
+                true,
+            )
+        },
         Case {
             headers: vec![
                 ("content-type", "application/json; charset=utf-8"),

@@ -12,6 +12,7 @@ mod deploy;
 mod errors;
 mod hostile_args;
 mod hostile_jq;
+mod hostile_port;
 mod http;
 mod lean;
 mod lifecycle;
