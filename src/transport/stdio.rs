@@ -601,8 +601,77 @@ mod tests {
                 .unwrap()
                 .contains("-32600")
         );
+        // Ids that cannot be echoed are answered with `id: null`; `"id": null` is no
+        // notification.
+        for id in ["null", "{\"a\":1}", "[1]", "1.5", "true"] {
+            let line = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/list"}}"#);
+            let answer = check(&line).unwrap_or_else(|| panic!("{line} got no answer"));
+            assert!(
+                answer.contains(r#""id":null"#) && answer.contains("-32600"),
+                "{answer}"
+            );
+        }
         // An unknown notification is ignored, as JSON-RPC requires.
         assert_eq!(check(r#"{"jsonrpc":"2.0","method":"$/lsp-thing"}"#), None);
         assert_eq!(trim(b"\xEF\xBB\xBF {\"a\":1} \r"), b"{\"a\":1}");
+    }
+
+    /// An endless line, produced as it is read.
+    struct Endless {
+        left: u64,
+    }
+
+    impl Read for Endless {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            let n = out
+                .len()
+                .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+            out[..n].fill(b'x');
+            if n > 0 && self.left == n as u64 {
+                out[n - 1] = b'\n';
+            }
+            self.left -= n as u64;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_line_over_the_limit_is_skipped_without_being_held() {
+        let mut input = BufReader::with_capacity(1 << 16, Endless { left: 200 << 20 });
+        let mut buf = Vec::new();
+        assert_eq!(
+            read_line(&mut input, &mut buf, 1000).unwrap(),
+            Line::TooLong
+        );
+        assert_eq!(buf.len(), 1000);
+        assert!(buf.capacity() < 1 << 16, "{}", buf.capacity());
+        assert_eq!(read_line(&mut input, &mut buf, 1000).unwrap(), Line::End);
+
+        let mut input = BufReader::new(&b"{\"a\":1}\r\nxxxxxxxxxxxx\nlast"[..]);
+        assert_eq!(read_line(&mut input, &mut buf, 10).unwrap(), Line::Message);
+        assert_eq!(buf, b"{\"a\":1}\r");
+        assert_eq!(read_line(&mut input, &mut buf, 10).unwrap(), Line::TooLong);
+        assert_eq!(read_line(&mut input, &mut buf, 10).unwrap(), Line::Message);
+        assert_eq!(buf, b"last");
+        assert_eq!(read_line(&mut input, &mut buf, 10).unwrap(), Line::End);
+    }
+
+    #[test]
+    fn the_id_of_a_cut_message_is_found_when_it_came_first() {
+        let id = |s: &str| leading_id(s.as_bytes());
+        assert_eq!(
+            id(r#"{"jsonrpc":"2.0","id":7,"params":{"x":"aaa"#),
+            Some(json!(7))
+        );
+        assert_eq!(id(r#" { "id" : "a-1" , "method""#), Some(json!("a-1")));
+        assert_eq!(
+            id(r#"{"jsonrpc":"2.0","method":"m","id":"x","params":[1,2"#),
+            Some(json!("x"))
+        );
+        assert_eq!(id(r#"{"params":{"x":"aaaa"#), None);
+        assert_eq!(id(r#"{"id":{"a":1},"x":"#), None);
+        assert_eq!(id(r#"{"id":1.5,"x":"#), None);
+        assert_eq!(id("xxxx"), None);
+        assert_eq!(id(""), None);
     }
 }
