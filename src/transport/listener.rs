@@ -206,7 +206,15 @@ async fn serve_connection(
     let connection = builder.serve_connection(TokioIo::new(tcp), service);
     tokio::pin!(connection);
     tokio::select! {
-        _ = connection.as_mut() => return,
+        served = connection.as_mut() => {
+            if served.is_err_and(|e| e.is_timeout()) {
+                tracing::debug!(
+                    "closed a connection whose request headers did not come within \
+                     --header-timeout-secs (PORT_MCP_HEADER_TIMEOUT_SECS)"
+                );
+            }
+            return;
+        }
         _ = stop.kill.cancelled() => return,
         _ = stop.stop.cancelled() => connection.as_mut().graceful_shutdown(),
     }

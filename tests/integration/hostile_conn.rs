@@ -544,6 +544,26 @@ async fn oversized_and_unreadable_requests_get_json_errors() {
         fake.port.requests()
     );
     still_serves(&fake, server.mcp).await;
+    // Port's own 413 (JSON) passes through REST as Port sent it.
+    fake.port.clear_requests();
+    fake.port.script(ScriptedResponse::json(
+        413,
+        json!({"ok": false, "error": "request_too_large", "message": "Port's own limit"}),
+    ));
+    let r = reqwest::Client::new()
+        .patch(format!(
+            "http://{}/v1/integration/github-ocean",
+            server.rest
+        ))
+        .header("content-type", "application/json")
+        .body(r#"{"title":"t"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["message"], "Port's own limit");
+    assert_eq!(fake.single_request().method, "PATCH");
 }
 
 /// A stdio server process on the fake Port, with raw line access.
