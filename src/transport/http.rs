@@ -6,6 +6,11 @@
 //! origin (or an `--allowed-origin`); requests without `Origin` (non-browser clients) pass.
 //! With server-held Port credentials, anyone who reaches `/mcp` acts with them, so an inbound
 //! bearer token can be required (and must be, off loopback).
+//!
+//! One server is shared by many agents, so no client may starve the others: connections are
+//! served by our own accept loop (`listener.rs`: header and body timeouts, a connection cap),
+//! MCP sessions are capped and expire when idle (`CappedSessions`, `guard_mcp`), and a
+//! shutdown ends, after its grace period, whatever is still running.
 
 use std::{sync::Arc, time::Duration};
 
