@@ -22,6 +22,9 @@ pub const MAX_IN_FLIGHT: u64 = 4_096;
 pub const MAX_ATTEMPTS: i64 = 100;
 /// Largest byte-size setting (1 GiB): buffers are sized from these.
 pub const MAX_BYTES: u64 = 1 << 30;
+/// Most client connections or MCP sessions allowed at once (far beyond what one process
+/// should hold; the connection cap is lowered further to fit the descriptor limit).
+pub const MAX_CONNECTIONS: u64 = 1_000_000;
 
 /// Command line of `port-integrations-mcp`.
 #[derive(Debug, Parser)]
@@ -68,7 +71,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve MCP over stdin/stdout (logs on stderr only).
-    Stdio,
+    Stdio(StdioArgs),
     /// Serve MCP over streamable HTTP at `/mcp`; `GET /healthz` answers 200 without touching Port.
     Http(HttpArgs),
     /// Serve the built-in in-memory Port organization as a plain HTTP API (demos, interop, benchmarks).
@@ -142,9 +145,37 @@ pub struct HttpArgs {
     #[arg(long, env = "PORT_MCP_MAX_REQUEST_BYTES", default_value_t = 2 * 1024 * 1024, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(..=MAX_BYTES))]
     pub max_request_bytes: usize,
 
-    /// On SIGTERM or Ctrl-C, how long in-flight calls may take to finish, in seconds.
+    /// On SIGTERM or Ctrl-C, how long in-flight calls may take to finish, in seconds; calls
+    /// still running then are ended (their connections closed), and the process exits.
     #[arg(long, env = "PORT_MCP_SHUTDOWN_GRACE_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(..=MAX_SECS))]
     pub shutdown_grace_secs: u64,
+
+    /// Longest a client may take to send a request's headers, in seconds; also how long an idle
+    /// keep-alive connection is kept. Slow or silent connections are closed after it, so they
+    /// cannot hold connection slots (slowloris).
+    #[arg(long, env = "PORT_MCP_HEADER_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=MAX_SECS))]
+    pub header_timeout_secs: u64,
+
+    /// Longest a client may take to send a request's body, in seconds, counted from its first
+    /// read; a stalled or endless upload then gets 408 and its connection is closed.
+    #[arg(long, env = "PORT_MCP_BODY_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=MAX_SECS))]
+    pub body_timeout_secs: u64,
+
+    /// Client connections open at once, MCP and REST listeners together. Beyond it a new
+    /// connection gets 503 and is closed, so connections cannot exhaust the process's file
+    /// descriptors (the cap is also lowered to fit the descriptor limit).
+    #[arg(long, env = "PORT_MCP_MAX_CONNECTIONS", default_value_t = 512, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=MAX_CONNECTIONS))]
+    pub max_connections: usize,
+
+    /// MCP sessions open at once (stateful mode). Beyond it an `initialize` gets 503 with
+    /// Retry-After; each session costs memory until it ends or expires.
+    #[arg(long, env = "PORT_MCP_MAX_SESSIONS", default_value_t = 1000, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=MAX_CONNECTIONS))]
+    pub max_sessions: usize,
+
+    /// A session with no request for this long is closed, in seconds (its client starts a new
+    /// one on the 404 that follows, as MCP requires). Abandoned sessions are freed by it.
+    #[arg(long, env = "PORT_MCP_SESSION_IDLE_SECS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=MAX_SECS))]
+    pub session_idle_secs: u64,
 
     /// Also serve the seven operations as plain REST (`/v1/v1/integration...` and
     /// `/v1/integration...`, plus `/openapi.json`) on this address, e.g. `127.0.0.1:8080`.
@@ -174,6 +205,16 @@ pub struct HttpSettings {
     pub shutdown_grace: Duration,
     /// Where to serve the REST surface, if anywhere.
     pub rest_listen: Option<SocketAddr>,
+    /// Longest wait for a request's headers, and longest idle keep-alive.
+    pub header_timeout: Duration,
+    /// Longest wait for a request's whole body.
+    pub body_timeout: Duration,
+    /// Client connections open at once (both listeners).
+    pub max_connections: usize,
+    /// MCP sessions open at once.
+    pub max_sessions: usize,
+    /// How long an idle MCP session is kept.
+    pub session_idle: Duration,
 }
 
 impl HttpSettings {
@@ -189,6 +230,11 @@ impl HttpSettings {
             max_request_bytes: 2 * 1024 * 1024,
             shutdown_grace: Duration::from_secs(10),
             rest_listen: None,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            max_connections: 512,
+            max_sessions: 1000,
+            session_idle: Duration::from_secs(120),
         }
     }
 }
@@ -222,6 +268,15 @@ impl HttpArgs {
             (None, Some(token)) => Some(Secret::new(token.expose().trim())),
             (None, None) => None,
         };
+        if self.header_timeout_secs == 0
+            || self.body_timeout_secs == 0
+            || self.session_idle_secs == 0
+            || self.max_connections == 0
+            || self.max_sessions == 0
+            || self.max_request_bytes == 0
+        {
+            return Err(ConfigError::ZeroHttpLimit);
+        }
         for addr in std::iter::once(self.listen).chain(self.rest_listen) {
             if !addr.ip().is_loopback() && auth_token.is_none() && !self.token_passthrough {
                 return Err(ConfigError::ExposedWithoutToken { addr });
@@ -237,7 +292,58 @@ impl HttpArgs {
             max_request_bytes: self.max_request_bytes,
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
             rest_listen: self.rest_listen,
+            header_timeout: Duration::from_secs(self.header_timeout_secs),
+            body_timeout: Duration::from_secs(self.body_timeout_secs),
+            max_connections: self.max_connections,
+            max_sessions: self.max_sessions,
+            session_idle: Duration::from_secs(self.session_idle_secs),
         })
+    }
+}
+
+/// Options of the `stdio` command.
+#[derive(Debug, Clone, Args)]
+pub struct StdioArgs {
+    /// Largest message accepted, in bytes (one line); a longer line is answered with an error
+    /// and skipped without being held in memory. The same setting as HTTP's body limit.
+    #[arg(long, env = "PORT_MCP_MAX_REQUEST_BYTES", default_value_t = 2 * 1024 * 1024, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(..=MAX_BYTES))]
+    pub max_request_bytes: usize,
+
+    /// On SIGTERM or Ctrl-C (or the end of stdin), how long calls in flight may take to finish,
+    /// in seconds; calls still running then are ended, and the process exits.
+    #[arg(long, env = "PORT_MCP_SHUTDOWN_GRACE_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(..=MAX_SECS))]
+    pub shutdown_grace_secs: u64,
+}
+
+impl StdioArgs {
+    /// Checks the stdio options once.
+    pub fn settings(&self) -> Result<StdioSettings, ConfigError> {
+        if self.max_request_bytes == 0 {
+            return Err(ConfigError::ZeroHttpLimit);
+        }
+        Ok(StdioSettings {
+            max_request_bytes: self.max_request_bytes,
+            shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
+        })
+    }
+}
+
+/// Validated settings of the `stdio` command.
+#[derive(Debug, Clone)]
+pub struct StdioSettings {
+    /// Longest line accepted, in bytes.
+    pub max_request_bytes: usize,
+    /// How long calls in flight may take to finish on shutdown.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for StdioSettings {
+    /// What the command line gives with no flags.
+    fn default() -> Self {
+        StdioSettings {
+            max_request_bytes: 2 * 1024 * 1024,
+            shutdown_grace: Duration::from_secs(10),
+        }
     }
 }
 
@@ -592,6 +698,12 @@ pub enum ConfigError {
         /// Why.
         reason: String,
     },
+    /// A zero connection or session limit or timeout.
+    #[error(
+        "--header-timeout-secs, --body-timeout-secs, --session-idle-secs, --max-connections, \
+         --max-sessions and --max-request-bytes must be at least 1"
+    )]
+    ZeroHttpLimit,
     /// Passthrough with server credentials makes no sense.
     #[error(
         "--token-passthrough holds no Port credentials: unset PORT_API_KEY, PORT_CLIENT_ID and PORT_CLIENT_SECRET, or drop --token-passthrough"

@@ -76,6 +76,10 @@ pub async fn run(cli: Cli) -> Result<(), RunError> {
         Command::Http(args) => Some(args.settings()?),
         _ => None,
     };
+    let stdio = match &cli.command {
+        Command::Stdio(args) => args.settings()?,
+        _ => config::StdioSettings::default(),
+    };
     if cli.port.sandbox {
         // Resyncs in the demo organization complete after a few seconds, so resync-integration
         // can be tried end to end.
@@ -115,6 +119,6 @@ pub async fn run(cli: Cli) -> Result<(), RunError> {
         .with_mapping_limits(cli.mapping.clone());
     match (&cli.command, http) {
         (Command::Http(_), Some(http)) => transport::http::serve(tools, &http).await,
-        _ => transport::stdio::serve(tools).await,
+        _ => transport::stdio::serve(tools, &stdio).await,
     }
 }

@@ -55,7 +55,13 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
     {
-        Ok(runtime) => runtime.block_on(serve(cli)),
+        Ok(runtime) => {
+            let code = runtime.block_on(serve(cli));
+            // Calls still running past the shutdown grace (on blocking threads, or work that
+            // never yields) would hold the runtime's drop forever: it is not waited for.
+            runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+            code
+        }
         Err(e) => {
             let _ = writeln!(
                 std::io::stderr(),

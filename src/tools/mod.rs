@@ -65,6 +65,7 @@ pub struct PortTools {
     tool_router: Arc<ToolRouter<Self>>,
     calls: TaskTracker,
     draining: CancellationToken,
+    ended: CancellationToken,
     check_mappings: bool,
     max_resync_wait: std::time::Duration,
     mapping_limits: Arc<crate::mapping::MappingLimits>,
@@ -123,6 +124,7 @@ impl PortTools {
             tool_router: Arc::new(Self::tool_router()),
             calls: TaskTracker::new(),
             draining: CancellationToken::new(),
+            ended: CancellationToken::new(),
             check_mappings: true,
             max_resync_wait: std::time::Duration::from_secs(300),
             mapping_limits: Arc::new(crate::mapping::MappingLimits::default()),
@@ -209,6 +211,12 @@ impl PortTools {
     /// Once cancelled, new tool calls are refused (the server is shutting down).
     pub fn draining(&self) -> &CancellationToken {
         &self.draining
+    }
+
+    /// Once cancelled, calls still in flight end with an error answer (the shutdown's grace
+    /// period is over): their clients get an answer rather than a cut connection.
+    pub fn ended(&self) -> &CancellationToken {
+        &self.ended
     }
 
     /// How a call may use Port: its budget, and in passthrough mode the caller's token (taken
@@ -353,17 +361,25 @@ impl PortTools {
             text_only: true,
             ..self.call_context(Some(headers))
         };
-        Some(match name {
-            "get-all-integrations" => self.forward_with::<ListArgs>(raw, &call).await,
-            "get-all-integrations-meta-data" => self.forward_with::<MetadataArgs>(raw, &call).await,
-            "get-integration" => self.forward_with::<GetArgs>(raw, &call).await,
-            "update-integration" => self.forward_with::<UpdateArgs>(raw, &call).await,
-            "update-integration-s-config" => {
-                self.forward_with::<UpdateConfigArgs>(raw, &call).await
-            }
-            "get-integration-s-event-logs" => self.forward_with::<LogsArgs>(raw, &call).await,
-            _ => return None,
-        })
+        let forwarded = async {
+            Some(match name {
+                "get-all-integrations" => self.forward_with::<ListArgs>(raw, &call).await,
+                "get-all-integrations-meta-data" => {
+                    self.forward_with::<MetadataArgs>(raw, &call).await
+                }
+                "get-integration" => self.forward_with::<GetArgs>(raw, &call).await,
+                "update-integration" => self.forward_with::<UpdateArgs>(raw, &call).await,
+                "update-integration-s-config" => {
+                    self.forward_with::<UpdateConfigArgs>(raw, &call).await
+                }
+                "get-integration-s-event-logs" => self.forward_with::<LogsArgs>(raw, &call).await,
+                _ => return None,
+            })
+        };
+        tokio::select! {
+            forwarded = forwarded => forwarded,
+            _ = self.ended.cancelled() => Some(Forwarded::Done(result::ended_by_shutdown())),
+        }
     }
 }
 
@@ -761,6 +777,9 @@ impl ServerHandler for PortTools {
         }
         let _in_flight = self.calls.token();
         let tcc = ToolCallContext::new(self, request, ctx);
-        self.tool_router.call(tcc).await
+        tokio::select! {
+            answer = self.tool_router.call(tcc) => answer,
+            _ = self.ended.cancelled() => Ok(result::ended_by_shutdown().into()),
+        }
     }
 }

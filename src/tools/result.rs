@@ -107,6 +107,16 @@ pub fn shutting_down() -> CallToolResult {
     )
 }
 
+/// The server shut down before the call finished: its grace period ran out.
+pub fn ended_by_shutdown() -> CallToolResult {
+    error_result(
+        "The server shut down before this call finished (its shutdown grace period ran out). A \
+         request to Port may have been sent: check before retrying a change."
+            .into(),
+        json!({"error": "shutting_down"}),
+    )
+}
+
 /// A confirmation the person declined or cancelled: nothing was deleted.
 pub fn not_confirmed(identifier: &str, answer: &str) -> CallToolResult {
     error_result(

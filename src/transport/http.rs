@@ -6,27 +6,40 @@
 //! origin (or an `--allowed-origin`); requests without `Origin` (non-browser clients) pass.
 //! With server-held Port credentials, anyone who reaches `/mcp` acts with them, so an inbound
 //! bearer token can be required (and must be, off loopback).
+//!
+//! One server is shared by many agents, so no client may starve the others: connections are
+//! served by our own accept loop (`listener.rs`: header and body timeouts, a connection cap),
+//! MCP sessions are capped and expire when idle (`CappedSessions`, `guard_mcp`), and a
+//! shutdown ends, after its grace period, whatever is still running.
 
 use std::{sync::Arc, time::Duration};
 
 use axum::{
     Json, Router,
+    body::Body,
     extract::{Request, State},
     http::{StatusCode, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::{any, get},
-    serve::ListenerExt,
 };
-use rmcp::transport::streamable_http_server::{
-    StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
+use futures_core::Stream;
+use rmcp::{
+    model::{ClientJsonRpcMessage, ServerJsonRpcMessage},
+    transport::streamable_http_server::{
+        StreamableHttpServerConfig, StreamableHttpService,
+        session::{
+            ServerSseMessage, SessionId, SessionManager,
+            local::{LocalSessionManager, LocalSessionManagerError},
+        },
+    },
 };
 use serde_json::json;
 use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::lean::LeanPath;
+use super::{lean::LeanPath, listener};
 use crate::{
     RunError,
     config::{HttpSettings, Secret},
@@ -90,7 +103,15 @@ pub fn app_with(
             .with_json_response(true);
     }
     let factory = tools.clone();
-    let sessions = Arc::new(LocalSessionManager::default());
+    let mut sessions = LocalSessionManager::default();
+    sessions.session_config.keep_alive = Some(settings.session_idle);
+    let sessions = Arc::new(sessions);
+    let guard = Arc::new(Guard {
+        sessions: (!settings.stateless).then(|| sessions.clone()),
+        max_sessions: settings.max_sessions,
+        session_idle: settings.session_idle,
+        max_request_bytes: settings.max_request_bytes,
+    });
     let lean = lean.then(|| {
         let sessions = (!settings.stateless).then(|| sessions.clone());
         LeanPath::new(tools.clone(), settings, sessions)
@@ -99,14 +120,20 @@ pub fn app_with(
     // rmcp's service copies its whole config (a dozen strings of allowed hosts and origins).
     let mcp = Arc::new(StreamableHttpService::new(
         move || Ok(factory.clone()),
-        sessions,
+        Arc::new(CappedSessions {
+            inner: sessions,
+            max: settings.max_sessions,
+            creating: tokio::sync::Mutex::new(()),
+        }),
         config,
     ));
     let mcp = any(move |request: Request| {
         let mcp = mcp.clone();
         async move { mcp.handle(request).await }
     });
-    let mut mcp_routes = Router::new().nest_service("/mcp", mcp);
+    let mut mcp_routes = Router::new()
+        .nest_service("/mcp", mcp)
+        .layer(middleware::from_fn_with_state(guard, guard_mcp));
     if let Some(lean) = &lean {
         mcp_routes = mcp_routes.layer(middleware::from_fn_with_state(
             lean.clone(),
@@ -124,6 +151,228 @@ pub fn app_with(
         .route("/readyz", get(readyz).with_state(tools))
         .merge(mcp_routes);
     (router, lean)
+}
+
+/// rmcp's session manager with a cap on live sessions: each costs memory (about 50 KiB) until
+/// it ends or idles out, so an endless stream of `initialize` requests must not grow the
+/// process without bound. [`guard_mcp`] answers the requests over the cap with a clear 503
+/// first; this refuses the ones that race past it.
+struct CappedSessions {
+    inner: Arc<LocalSessionManager>,
+    max: usize,
+    /// Counting and creating are one step.
+    creating: tokio::sync::Mutex<()>,
+}
+
+/// Why a session was not created or used.
+#[derive(Debug, thiserror::Error)]
+enum SessionsError {
+    #[error(
+        "{0} MCP sessions are open, the limit (--max-sessions / PORT_MCP_MAX_SESSIONS); retry later"
+    )]
+    Full(usize),
+    #[error(transparent)]
+    Local(#[from] LocalSessionManagerError),
+}
+
+impl SessionManager for CappedSessions {
+    type Error = SessionsError;
+    type Transport = <LocalSessionManager as SessionManager>::Transport;
+
+    async fn create_session(&self) -> Result<(SessionId, Self::Transport), Self::Error> {
+        let _one_at_a_time = self.creating.lock().await;
+        if self.inner.sessions.read().await.len() >= self.max {
+            return Err(SessionsError::Full(self.max));
+        }
+        Ok(self.inner.create_session().await?)
+    }
+
+    async fn initialize_session(
+        &self,
+        id: &SessionId,
+        message: ClientJsonRpcMessage,
+    ) -> Result<ServerJsonRpcMessage, Self::Error> {
+        Ok(self.inner.initialize_session(id, message).await?)
+    }
+
+    async fn has_session(&self, id: &SessionId) -> Result<bool, Self::Error> {
+        Ok(self.inner.has_session(id).await?)
+    }
+
+    async fn close_session(&self, id: &SessionId) -> Result<(), Self::Error> {
+        Ok(self.inner.close_session(id).await?)
+    }
+
+    async fn create_stream(
+        &self,
+        id: &SessionId,
+        message: ClientJsonRpcMessage,
+    ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
+        Ok(self.inner.create_stream(id, message).await?)
+    }
+
+    async fn accept_message(
+        &self,
+        id: &SessionId,
+        message: ClientJsonRpcMessage,
+    ) -> Result<(), Self::Error> {
+        Ok(self.inner.accept_message(id, message).await?)
+    }
+
+    async fn create_standalone_stream(
+        &self,
+        id: &SessionId,
+    ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
+        Ok(self.inner.create_standalone_stream(id).await?)
+    }
+
+    async fn resume(
+        &self,
+        id: &SessionId,
+        last_event_id: String,
+    ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
+        Ok(self.inner.resume(id, last_event_id).await?)
+    }
+}
+
+/// What [`guard_mcp`] needs.
+struct Guard {
+    /// rmcp's sessions, in stateful mode.
+    sessions: Option<Arc<LocalSessionManager>>,
+    max_sessions: usize,
+    session_idle: Duration,
+    max_request_bytes: usize,
+}
+
+/// In front of rmcp on `/mcp`: refuses an `initialize` over the session cap with 503, and gives
+/// rmcp's plain-text refusals of a request it could not read (too large, not JSON-RPC) the
+/// JSON-RPC shape clients parse.
+async fn guard_mcp(State(guard): State<Arc<Guard>>, request: Request, next: Next) -> Response {
+    let request = match session_cap(&guard, request).await {
+        Ok(request) => request,
+        Err(refused) => return *refused,
+    };
+    let response = next.run(request).await;
+    match response.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => too_large(guard.max_request_bytes),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => unreadable(response).await,
+        _ => response,
+    }
+}
+
+/// The request, unless it would open a session beyond the cap.
+async fn session_cap(guard: &Guard, request: Request) -> Result<Request, Box<Response>> {
+    let Some(sessions) = &guard.sessions else {
+        return Ok(request);
+    };
+    if request.method() != axum::http::Method::POST
+        || request.headers().contains_key("mcp-session-id")
+        || sessions.sessions.read().await.len() < guard.max_sessions
+    {
+        return Ok(request);
+    }
+    // At the cap (rare): only an `initialize` opens a session, so read the body to tell.
+    let (parts, body) = request.into_parts();
+    let bytes = match axum::body::to_bytes(body, guard.max_request_bytes).await {
+        Ok(bytes) => bytes,
+        Err(_) => return Err(Box::new(too_large(guard.max_request_bytes))),
+    };
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        #[serde(default)]
+        id: Option<serde_json::Value>,
+        method: Option<String>,
+    }
+    if let Ok(Probe {
+        id,
+        method: Some(method),
+    }) = serde_json::from_slice::<Probe>(&bytes)
+        && method == "initialize"
+    {
+        let retry = guard.session_idle.as_secs().clamp(1, 5);
+        let id = id.filter(super::valid_id).unwrap_or_default();
+        let mut refused = (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({
+                "jsonrpc": "2.0",
+                "id": id,
+                "error": {
+                    "code": -32000,
+                    "message": SessionsError::Full(guard.max_sessions).to_string(),
+                },
+            })),
+        )
+            .into_response();
+        if let Ok(v) = header::HeaderValue::from_str(&retry.to_string()) {
+            refused.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return Err(Box::new(refused));
+    }
+    Ok(Request::from_parts(parts, Body::from(bytes)))
+}
+
+/// rmcp's 413, as a JSON-RPC error naming the setting.
+fn too_large(max: usize) -> Response {
+    (
+        StatusCode::PAYLOAD_TOO_LARGE,
+        Json(json!({
+            "jsonrpc": "2.0",
+            "id": null,
+            "error": {
+                "code": -32600,
+                "message": format!(
+                    "Invalid Request: the request body is larger than {max} bytes \
+                     (--max-request-bytes / PORT_MCP_MAX_REQUEST_BYTES)"
+                ),
+            },
+        })),
+    )
+        .into_response()
+}
+
+/// rmcp answers a body that is not one JSON-RPC message with a plain-text 415; JSON-RPC over
+/// HTTP wants 400 with a JSON-RPC error (`id` null: the request's own could not be read).
+/// Other 415s (a wrong Content-Type) stay as they are.
+async fn unreadable(response: Response) -> Response {
+    let (parts, body) = response.into_parts();
+    let Ok(text) = axum::body::to_bytes(body, 64 * 1024).await else {
+        return Response::from_parts(parts, Body::empty());
+    };
+    let Some(reason) = std::str::from_utf8(&text)
+        .ok()
+        .and_then(|t| t.strip_prefix("fail to deserialize request body"))
+    else {
+        return Response::from_parts(parts, Body::from(text));
+    };
+    let reason = reason.trim();
+    // serde_json's wording for a body that is not JSON at all; anything else is JSON that is
+    // not a message we can take.
+    let syntax = [
+        "EOF while parsing",
+        "expected value",
+        "expected `",
+        "trailing characters",
+        "trailing comma",
+        "key must be a string",
+        "invalid escape",
+        "invalid number",
+        "invalid unicode code point",
+        "control character",
+        "lone leading surrogate",
+        "recursion limit exceeded",
+    ]
+    .iter()
+    .any(|m| reason.contains(m));
+    let (code, message) = if syntax {
+        (-32700, format!("Parse error: {reason}"))
+    } else {
+        (-32600, format!("Invalid Request: {reason}"))
+    };
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({"jsonrpc": "2.0", "id": null, "error": {"code": code, "message": message}})),
+    )
+        .into_response()
 }
 
 /// Whether the request carries `token` as its bearer token (compared in constant time).
@@ -173,32 +422,39 @@ async fn readyz(State(tools): State<PortTools>) -> Response {
     (status, Json(body)).into_response()
 }
 
-/// Binds the listen address and serves until Ctrl-C or SIGTERM, then drains: new calls are
-/// refused, in-flight calls get up to the grace period to finish, then sessions close.
+/// Binds the listen address (and the REST one, if any) and serves until Ctrl-C or SIGTERM, then
+/// drains: new calls are refused, in-flight calls get up to the grace period to finish, then
+/// sessions close, and connections still open are dropped.
 pub async fn serve(tools: PortTools, settings: &HttpSettings) -> Result<(), RunError> {
     let listener = TcpListener::bind(settings.listen)
         .await
         .map_err(|e| RunError::Bind(settings.listen, e))?;
-    if let Some(addr) = settings.rest_listen {
-        let rest = TcpListener::bind(addr)
-            .await
-            .map_err(|e| RunError::Bind(addr, e))?;
-        let app = super::rest::router(tools.clone(), settings);
-        let draining = tools.draining().clone();
-        tracing::info!("serving REST on http://{addr}/v1/integration (OpenAPI at /openapi.json)");
-        let rest = rest.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        tokio::spawn(async move {
-            let served = axum::serve(rest, app)
-                .with_graceful_shutdown(async move { draining.cancelled().await })
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "REST server stopped");
-            }
-        });
+    let rest = match settings.rest_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|e| RunError::Bind(addr, e))?,
+        ),
+        None => None,
+    };
+    // Connections must not be what runs the process out of descriptors: raise the soft limit
+    // to the hard one, and keep the cap within it.
+    let mut settings = settings.clone();
+    let fitted =
+        listener::fit_connections(settings.max_connections, listener::raise_descriptor_limit());
+    if fitted < settings.max_connections {
+        tracing::warn!(
+            "--max-connections lowered from {} to {fitted} to fit the open-files limit (ulimit -n)",
+            settings.max_connections
+        );
+        settings.max_connections = fitted;
     }
-    serve_on(listener, tools, settings, super::shutdown_signal()).await
+    let grace = settings.shutdown_grace;
+    let stop = async move {
+        super::shutdown_signal().await;
+        super::exit_after(grace + super::SHUTDOWN_MARGIN);
+    };
+    serve_listeners(listener, rest, tools, &settings, stop).await
 }
 
 /// [`serve`] on a bound listener, stopping when `stop` resolves.
@@ -208,9 +464,43 @@ pub async fn serve_on(
     settings: &HttpSettings,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
+    serve_listeners(listener, None, tools, settings, stop).await
+}
+
+/// [`serve`] on bound listeners: MCP on `listener`, REST on `rest`.
+pub async fn serve_listeners(
+    listener: TcpListener,
+    rest: Option<TcpListener>,
+    tools: PortTools,
+    settings: &HttpSettings,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
     let sessions = CancellationToken::new();
     let router = app(tools.clone(), settings, sessions.clone());
     let addr = listener.local_addr().map_err(RunError::Io)?;
+    let limits = listener::Limits::new(
+        settings.header_timeout,
+        settings.body_timeout,
+        settings.max_connections,
+    );
+    let lifecycle = listener::Stop::default();
+    let rest = match rest {
+        Some(rest) => {
+            let addr = rest.local_addr().map_err(RunError::Io)?;
+            let app = super::rest::router(tools.clone(), settings);
+            tracing::info!(
+                "serving REST on http://{addr}/v1/integration (OpenAPI at /openapi.json)"
+            );
+            Some(tokio::spawn(listener::serve(
+                rest,
+                app,
+                limits.clone(),
+                listener::Dialect::Rest,
+                lifecycle.clone(),
+            )))
+        }
+        None => None,
+    };
     tracing::info!(
         "serving MCP on http://{addr}/mcp{}{}",
         if settings.stateless {
@@ -225,43 +515,51 @@ pub async fn serve_on(
         },
     );
     let grace = settings.shutdown_grace;
-    let stopping = CancellationToken::new();
     let drain = {
-        let stopping = stopping.clone();
+        let lifecycle = lifecycle.clone();
         let sessions = sessions.clone();
         async move {
             stop.await;
             tools.draining().cancel();
-            stopping.cancel();
+            // The listeners close now: no new connections once draining.
+            lifecycle.stop.cancel();
             tools.calls().close();
             let started = std::time::Instant::now();
-            if tokio::time::timeout(grace, tools.calls().wait())
+            let ended = tokio::time::timeout(grace, tools.calls().wait())
                 .await
-                .is_err()
-            {
-                tracing::warn!("calls still in flight after the {grace:?} grace period; closing");
+                .is_err();
+            if ended {
+                tracing::warn!(
+                    "calls still in flight after the {grace:?} grace period; ending them"
+                );
+                tools.ended().cancel();
             }
             // A call is done when its handler returns, but its answer is still on its way
             // through the session's stream: give it a moment before the streams are closed.
-            let flush = Duration::from_millis(500).min(grace.saturating_sub(started.elapsed()));
+            let flush = if ended {
+                Duration::from_millis(300)
+            } else {
+                Duration::from_millis(500).min(grace.saturating_sub(started.elapsed()))
+            };
             tokio::time::sleep(flush).await;
             sessions.cancel();
+            // Streams end with their sessions; whatever is still open then (a call past the
+            // grace, a client that does not close) is dropped.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            lifecycle.kill.cancel();
         }
     };
     tokio::spawn(drain);
-    // SSE answers go out as several small writes; without TCP_NODELAY, Nagle's algorithm and
-    // the client's delayed ACK hold each one back by ~40 ms.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let server = axum::serve(listener, router)
-        .with_graceful_shutdown(async move { stopping.cancelled().await })
-        .into_future();
-    tokio::pin!(server);
-    tokio::select! {
-        outcome = &mut server => outcome.map_err(RunError::Io)?,
-        // Keep-alive connections and open streams must not hold the process past the grace.
-        _ = async { sessions.cancelled().await; tokio::time::sleep(Duration::from_secs(2)).await } => {}
+    listener::serve(
+        listener,
+        router,
+        limits,
+        listener::Dialect::Mcp,
+        lifecycle.clone(),
+    )
+    .await;
+    if let Some(rest) = rest {
+        let _ = rest.await;
     }
     tracing::info!("HTTP server stopped");
     Ok(())

@@ -152,6 +152,35 @@ pub fn router(tools: PortTools, settings: &HttpSettings) -> Router {
         (hosts, origins),
         check_host_and_origin,
     ))
+    .layer(middleware::from_fn_with_state(
+        settings.max_request_bytes,
+        too_large_as_json,
+    ))
+    .layer(axum::extract::DefaultBodyLimit::max(
+        settings.max_request_bytes,
+    ))
+}
+
+/// axum refuses a body over the limit with a plain-text 413 ("Failed to buffer the request
+/// body"); this surface answers in its documented JSON shape, naming the setting.
+async fn too_large_as_json(State(max): State<usize>, request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    // Port's own 413 passes through as JSON, and stays as it is.
+    let plain = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_none_or(|v| !v.as_bytes().starts_with(b"application/json"));
+    if response.status() != StatusCode::PAYLOAD_TOO_LARGE || !plain {
+        return response;
+    }
+    refuse(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "request_too_large",
+        format!(
+            "the request body is larger than {max} bytes (--max-request-bytes / \
+             PORT_MCP_MAX_REQUEST_BYTES); nothing was sent to Port"
+        ),
+    )
 }
 
 /// A refusal in Port's error shape.

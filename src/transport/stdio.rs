@@ -18,6 +18,7 @@ use std::{
         atomic::{AtomicU64, Ordering},
         mpsc as std_mpsc,
     },
+    time::Duration,
 };
 
 use rmcp::{
@@ -31,7 +32,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::lean::{self, InFlight, LeanCall};
-use crate::{RunError, tools::PortTools};
+use crate::{RunError, config::StdioSettings, tools::PortTools};
 
 /// What the writer thread receives.
 enum Out {
@@ -147,14 +148,27 @@ impl StdioLean {
 }
 
 /// Serves until the host closes stdin or a shutdown signal arrives.
-pub async fn serve(tools: PortTools) -> Result<(), RunError> {
+pub async fn serve(tools: PortTools, settings: &StdioSettings) -> Result<(), RunError> {
     let served = Some(Arc::default());
-    serve_with(std::io::stdin(), std::io::stdout(), tools, served).await
+    let grace = settings.shutdown_grace;
+    let stop = async move {
+        super::shutdown_signal().await;
+        super::exit_after(grace + super::SHUTDOWN_MARGIN);
+    };
+    serve_until(
+        std::io::stdin(),
+        std::io::stdout(),
+        tools,
+        served,
+        settings,
+        stop,
+    )
+    .await
 }
 
-/// Serves MCP over any blocking byte streams (stdin/stdout in production). With `lean`, the
-/// lean path answers the calls it can, counting them there; without, rmcp answers everything
-/// (tests compare the two).
+/// Serves MCP over any blocking byte streams (stdin/stdout in production), with the default
+/// settings. With `lean`, the lean path answers the calls it can, counting them there;
+/// without, rmcp answers everything (tests compare the two).
 pub async fn serve_with<R, W>(
     input: R,
     output: W,
@@ -165,6 +179,26 @@ where
     R: Read + Send + 'static,
     W: Write + Send + 'static,
 {
+    let stop = super::shutdown_signal();
+    serve_until(input, output, tools, lean, &StdioSettings::default(), stop).await
+}
+
+/// [`serve_with`] with `settings`, until the input ends or `stop` resolves. On `stop`, new
+/// calls are refused, calls in flight get the grace period to finish (their answers are
+/// written), and whatever is still running then is abandoned.
+pub async fn serve_until<R, W>(
+    input: R,
+    output: W,
+    tools: PortTools,
+    lean: Option<Arc<AtomicU64>>,
+    settings: &StdioSettings,
+    stop: impl Future<Output = ()> + Send,
+) -> Result<(), RunError>
+where
+    R: Read + Send + 'static,
+    W: Write + Send + 'static,
+{
+    let max_line = settings.max_request_bytes;
     let (in_tx, in_rx) = mpsc::unbounded_channel();
     let (out_tx, out_rx) = std_mpsc::channel();
     let rejects = out_tx.clone();
@@ -187,6 +221,7 @@ where
                 in_tx,
                 rejects,
                 lean,
+                max_line,
             )
         })
         .map_err(RunError::Io)?;
@@ -200,13 +235,38 @@ where
         outgoing: out_tx.clone(),
     };
     let running = tools
+        .clone()
         .serve(transport)
         .await
         .map_err(|e| RunError::Mcp(e.to_string()))?;
     let cancel = running.cancellation_token();
+    let waiting = running.waiting();
+    tokio::pin!(waiting);
     let outcome = tokio::select! {
-        outcome = running.waiting() => outcome.map(|_| ()).map_err(|e| RunError::Mcp(e.to_string())),
-        _ = super::shutdown_signal() => { cancel.cancel(); Ok(()) }
+        outcome = &mut waiting => outcome.map(|_| ()).map_err(|e| RunError::Mcp(e.to_string())),
+        _ = stop => {
+            let grace = settings.shutdown_grace;
+            tools.draining().cancel();
+            tools.calls().close();
+            let started = std::time::Instant::now();
+            let ended = tokio::time::timeout(grace, tools.calls().wait()).await.is_err();
+            if ended {
+                tracing::warn!("calls still in flight after the {grace:?} grace period; ending them");
+                tools.ended().cancel();
+            }
+            // A call is done when its handler returns; its answer is then a moment away from
+            // the writer.
+            let flush = if ended {
+                Duration::from_millis(200)
+            } else {
+                Duration::from_millis(100).min(grace.saturating_sub(started.elapsed()))
+            };
+            tokio::time::sleep(flush).await;
+            cancel.cancel();
+            // rmcp writes what it still has, then ends; it is not waited for past a moment.
+            let _ = tokio::time::timeout(Duration::from_millis(500), &mut waiting).await;
+            Ok(())
+        }
     };
     // Everything rmcp sent is queued before Stop, so it is all written and flushed.
     let _ = out_tx.send(Out::Stop);
@@ -219,16 +279,33 @@ fn read_lines(
     messages: mpsc::UnboundedSender<RxJsonRpcMessage<RoleServer>>,
     rejects: std_mpsc::Sender<Out>,
     lean: Option<Arc<StdioLean>>,
+    max_line: usize,
 ) {
     let mut buf = Vec::with_capacity(1 << 12);
     // Calls before 2026-07-28 need the session's handshake first: until the client says
     // `notifications/initialized`, rmcp answers them (with its errors).
     let mut initialized = false;
     loop {
-        buf.clear();
-        match input.read_until(b'\n', &mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
+        match read_line(&mut input, &mut buf, max_line) {
+            Ok(Line::End) | Err(_) => break,
+            Ok(Line::Message) => {}
+            Ok(Line::TooLong) => {
+                tracing::warn!(
+                    limit = max_line,
+                    "answered an stdin line over --max-request-bytes with a JSON-RPC error"
+                );
+                if rejects
+                    .send(Out::Line(too_long(&buf, max_line).into_bytes()))
+                    .is_err()
+                {
+                    break;
+                }
+                continue;
+            }
+        }
+        // A large message's buffer is not kept for the small ones that follow.
+        if buf.capacity() > 1 << 20 && buf.len() < 1 << 16 {
+            buf.shrink_to(1 << 16);
         }
         let line = trim(&buf);
         if line.is_empty() {
@@ -249,6 +326,103 @@ fn read_lines(
         }
     }
     // Dropping `messages` is the end of input: rmcp ends the session.
+}
+
+/// What [`read_line`] found.
+#[derive(Debug, PartialEq, Eq)]
+enum Line {
+    /// A line (without its newline) is in the buffer.
+    Message,
+    /// A line longer than the limit was skipped; the buffer holds its first `limit` bytes.
+    TooLong,
+    /// The input ended.
+    End,
+}
+
+/// Reads one line into `buf`, holding at most `limit` bytes of it: the rest of a longer line
+/// is read and dropped as it comes, so a huge line costs no more memory than the limit.
+fn read_line(input: &mut impl BufRead, buf: &mut Vec<u8>, limit: usize) -> std::io::Result<Line> {
+    buf.clear();
+    let mut too_long = false;
+    loop {
+        let available = match input.fill_buf() {
+            Ok(available) => available,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            return Ok(match (too_long, buf.is_empty()) {
+                (true, _) => Line::TooLong,
+                (false, true) => Line::End,
+                (false, false) => Line::Message,
+            });
+        }
+        let newline = available.iter().position(|&b| b == b'\n');
+        let content = newline.unwrap_or(available.len());
+        if !too_long {
+            let room = limit.saturating_sub(buf.len());
+            if content > room {
+                too_long = true;
+                buf.extend_from_slice(&available[..room]);
+            } else {
+                buf.extend_from_slice(&available[..content]);
+            }
+        }
+        let used = newline.map_or(available.len(), |n| n + 1);
+        input.consume(used);
+        if newline.is_some() {
+            return Ok(if too_long {
+                Line::TooLong
+            } else {
+                Line::Message
+            });
+        }
+    }
+}
+
+/// The answer to a line over the limit, with the request's id when its first bytes name one.
+fn too_long(prefix: &[u8], limit: usize) -> String {
+    let id = leading_id(trim(prefix)).unwrap_or(Value::Null);
+    json!({
+        "jsonrpc": "2.0",
+        "id": id,
+        "error": {
+            "code": -32600,
+            "message": format!(
+                "Invalid Request: the message is longer than {limit} bytes \
+                 (--max-request-bytes / PORT_MCP_MAX_REQUEST_BYTES); it was skipped"
+            ),
+        },
+    })
+    .to_string()
+}
+
+/// The `id` of a JSON-RPC object whose start is `prefix`, when it comes before anything that
+/// is cut off, and is one that may be echoed.
+fn leading_id(prefix: &[u8]) -> Option<Value> {
+    fn skip_ws(bytes: &[u8]) -> &[u8] {
+        let start = bytes
+            .iter()
+            .position(|b| !b.is_ascii_whitespace())
+            .unwrap_or(bytes.len());
+        &bytes[start..]
+    }
+    let mut rest = skip_ws(prefix).strip_prefix(b"{")?;
+    loop {
+        rest = skip_ws(rest);
+        let mut keys = serde_json::Deserializer::from_slice(rest).into_iter::<String>();
+        let key = keys.next()?.ok()?;
+        rest = skip_ws(&rest[keys.byte_offset()..]).strip_prefix(b":")?;
+        rest = skip_ws(rest);
+        if key == "id" {
+            let mut values = serde_json::Deserializer::from_slice(rest).into_iter::<Value>();
+            return values.next()?.ok().filter(super::valid_id);
+        }
+        let mut values =
+            serde_json::Deserializer::from_slice(rest).into_iter::<serde::de::IgnoredAny>();
+        values.next()?.ok()?;
+        rest = skip_ws(&rest[values.byte_offset()..]).strip_prefix(b",")?;
+    }
 }
 
 fn trim(line: &[u8]) -> &[u8] {
@@ -327,9 +501,14 @@ fn is_initialized_notification(line: &[u8]) -> bool {
 /// Just enough of a JSON-RPC message to answer one that rmcp could not parse.
 #[derive(Deserialize)]
 struct Probe {
-    #[serde(default)]
+    /// `Some(Null)` for `"id": null`, which is no notification.
+    #[serde(default, deserialize_with = "present")]
     id: Option<Value>,
     method: Option<serde::de::IgnoredAny>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
 }
 
 /// The answer to a line rmcp could not parse, or None for a notification (which never gets an
@@ -349,6 +528,16 @@ fn reject(line: &[u8], error: &serde_json::Error) -> Option<String> {
             id: None,
             method: Some(_),
         }) => None,
+        // JSON-RPC 2.0: an id that cannot be echoed (null, an object, an array, a fraction,
+        // a boolean) is answered with `id: null`.
+        Ok(Probe { id: Some(id), .. }) if !super::valid_id(&id) => answer(
+            Value::Null,
+            -32600,
+            format!(
+                "Invalid Request: `id` must be a string or an integer, not {}",
+                kind_of(&id)
+            ),
+        ),
         Ok(Probe { id, .. }) => answer(
             id.unwrap_or(Value::Null),
             -32600,
@@ -360,6 +549,18 @@ fn reject(line: &[u8], error: &serde_json::Error) -> Option<String> {
             -32600,
             "Invalid Request: expected one JSON-RPC 2.0 object per line".into(),
         ),
+    }
+}
+
+/// How an unusable id is named in the refusal.
+fn kind_of(id: &Value) -> &'static str {
+    match id {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number with a fractional part",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
     }
 }
 
@@ -400,8 +601,77 @@ mod tests {
                 .unwrap()
                 .contains("-32600")
         );
+        // Ids that cannot be echoed are answered with `id: null`; `"id": null` is no
+        // notification.
+        for id in ["null", "{\"a\":1}", "[1]", "1.5", "true"] {
+            let line = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/list"}}"#);
+            let answer = check(&line).unwrap_or_else(|| panic!("{line} got no answer"));
+            assert!(
+                answer.contains(r#""id":null"#) && answer.contains("-32600"),
+                "{answer}"
+            );
+        }
         // An unknown notification is ignored, as JSON-RPC requires.
         assert_eq!(check(r#"{"jsonrpc":"2.0","method":"$/lsp-thing"}"#), None);
         assert_eq!(trim(b"\xEF\xBB\xBF {\"a\":1} \r"), b"{\"a\":1}");
+    }
+
+    /// An endless line, produced as it is read.
+    struct Endless {
+        left: u64,
+    }
+
+    impl Read for Endless {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            let n = out
+                .len()
+                .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+            out[..n].fill(b'x');
+            if n > 0 && self.left == n as u64 {
+                out[n - 1] = b'\n';
+            }
+            self.left -= n as u64;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_line_over_the_limit_is_skipped_without_being_held() {
+        let mut input = BufReader::with_capacity(1 << 16, Endless { left: 200 << 20 });
+        let mut buf = Vec::new();
+        assert_eq!(
+            read_line(&mut input, &mut buf, 1000).unwrap(),
+            Line::TooLong
+        );
+        assert_eq!(buf.len(), 1000);
+        assert!(buf.capacity() < 1 << 16, "{}", buf.capacity());
+        assert_eq!(read_line(&mut input, &mut buf, 1000).unwrap(), Line::End);
+
+        let mut input = BufReader::new(&b"{\"a\":1}\r\nxxxxxxxxxxxx\nlast"[..]);
+        assert_eq!(read_line(&mut input, &mut buf, 10).unwrap(), Line::Message);
+        assert_eq!(buf, b"{\"a\":1}\r");
+        assert_eq!(read_line(&mut input, &mut buf, 10).unwrap(), Line::TooLong);
+        assert_eq!(read_line(&mut input, &mut buf, 10).unwrap(), Line::Message);
+        assert_eq!(buf, b"last");
+        assert_eq!(read_line(&mut input, &mut buf, 10).unwrap(), Line::End);
+    }
+
+    #[test]
+    fn the_id_of_a_cut_message_is_found_when_it_came_first() {
+        let id = |s: &str| leading_id(s.as_bytes());
+        assert_eq!(
+            id(r#"{"jsonrpc":"2.0","id":7,"params":{"x":"aaa"#),
+            Some(json!(7))
+        );
+        assert_eq!(id(r#" { "id" : "a-1" , "method""#), Some(json!("a-1")));
+        assert_eq!(
+            id(r#"{"jsonrpc":"2.0","method":"m","id":"x","params":[1,2"#),
+            Some(json!("x"))
+        );
+        assert_eq!(id(r#"{"params":{"x":"aaaa"#), None);
+        assert_eq!(id(r#"{"id":{"a":1},"x":"#), None);
+        assert_eq!(id(r#"{"id":1.5,"x":"#), None);
+        assert_eq!(id("xxxx"), None);
+        assert_eq!(id(""), None);
     }
 }

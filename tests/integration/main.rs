@@ -11,6 +11,7 @@ mod auth;
 mod deploy;
 mod errors;
 mod hostile_args;
+mod hostile_conn;
 mod hostile_jq;
 mod hostile_port;
 mod http;
