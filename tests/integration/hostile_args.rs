@@ -178,47 +178,36 @@ async fn control_characters_in_identifiers_are_refused_over_rest() {
     assert_eq!(port.single_request().path, "/v1/integration/github-ocean");
 }
 
-/// A raw JSON-RPC `tools/call` to a stateless server, with the given headers (repeated names
-/// are sent as repeated header lines).
+/// POSTs one JSON-RPC message to a stateless server with the given headers (repeated names are
+/// sent as repeated header lines), and returns the JSON answer.
+async fn raw_post(addr: SocketAddr, headers: &[(&str, &str)], message: Value) -> Value {
+    let mut request = reqwest::Client::new()
+        .post(format!("http://{addr}/mcp"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-06-18");
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    let response = request.body(message.to_string()).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    response.json().await.unwrap()
+}
+
 async fn raw_call(
     addr: SocketAddr,
     headers: &[(&str, &str)],
     name: &str,
     arguments: Value,
 ) -> Value {
-    let mut request = reqwest::Client::new()
-        .post(format!("http://{addr}/mcp"))
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2025-06-18");
-    for (k, v) in headers {
-        request = request.header(*k, *v);
-    }
-    let body = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+    let message = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
         "params": {"name": name, "arguments": arguments}});
-    let response = request.body(body.to_string()).send().await.unwrap();
-    assert_eq!(response.status().as_u16(), 200);
-    response.json().await.unwrap()
+    raw_post(addr, headers, message).await
 }
 
 async fn raw_list(addr: SocketAddr, headers: &[(&str, &str)]) -> Vec<String> {
-    let mut request = reqwest::Client::new()
-        .post(format!("http://{addr}/mcp"))
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2025-06-18");
-    for (k, v) in headers {
-        request = request.header(*k, *v);
-    }
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
-    let answer: Value = request
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let message = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
+    let answer = raw_post(addr, headers, message).await;
     answer["result"]["tools"]
         .as_array()
         .unwrap()
