@@ -19,14 +19,19 @@
 //!
 //! Memory and descriptors are read from `/proc/PID` at checkpoints where no call is in flight
 //! (after 10,000 calls, then at a quarter, half, three quarters and the end), so the figures
-//! compare like with like. The bench ends by itself: the call count bounds every loop, every
+//! compare like with like. At each checkpoint the load generator first closes its HTTP
+//! connections (see [`Clients`]) and waits for the server's descriptor count to settle, so what
+//! is counted is what the server itself holds: listener, sessions' state, its connections to
+//! Port. The bench ends by itself: the call count bounds every loop, every
 //! call has a deadline, and `SOAK_MAX_SECS` bounds each transport's run. It exits non-zero if a
 //! transport fails.
 //!
 //! Settings (environment): `SOAK_CALLS` (calls per transport, default 1,000,000),
 //! `SOAK_CONCURRENCY` (calls in flight, default 64), `SOAK_TRANSPORTS` (any of
 //! `stateless,stateful,stdio`, default all three), `SOAK_MAX_SECS` (per transport, default
-//! 1800); and as for `bench`, `BENCH_SERVER` (the server binary) and `BENCH_SERVER_ENV`.
+//! 1800), `SOAK_ONLY` (only the kinds of call whose name contains this text, to measure one);
+//! and as for `bench`, `BENCH_SERVER` (the server binary) and `BENCH_SERVER_ENV`. The server
+//! runs with the mapping toolset on and one attempt per call (see [`SERVER_ENV`]).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -422,16 +427,40 @@ impl Transport {
     }
 }
 
+/// The HTTP clients of one stretch of calls. They are replaced at each checkpoint, which
+/// closes their connections: a client's pool grows past the calls in flight (a connection
+/// that comes back a moment late makes it open another), and those sockets are the load
+/// generator's doing, not the server's, so they must not count as the server's descriptors.
+struct Clients {
+    /// Kept-alive connections, as agents' MCP clients use.
+    pooled: reqwest::Client,
+    /// A new connection per call (connection churn).
+    fresh: reqwest::Client,
+}
+
+impl Clients {
+    fn new(concurrency: usize) -> Clients {
+        Clients {
+            pooled: reqwest::Client::builder()
+                .pool_max_idle_per_host(concurrency * 2)
+                .build()
+                .unwrap(),
+            fresh: reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .build()
+                .unwrap(),
+        }
+    }
+}
+
 /// A running server and the clients that call it.
 enum Target {
     Http {
         _server: common::Server,
         pid: u32,
         url: String,
-        /// Kept-alive connections, as agents' MCP clients use.
-        pooled: reqwest::Client,
-        /// A new connection per call (connection churn).
-        fresh: reqwest::Client,
+        concurrency: usize,
+        clients: std::sync::RwLock<Clients>,
         /// Long-lived sessions shared by the workers (stateful mode).
         sessions: Vec<String>,
     },
@@ -454,18 +483,11 @@ impl Target {
                 let server = common::start_http(upstream, stateless, false, SERVER_ENV).await;
                 let pid = server.child.id();
                 let url = format!("http://{}/mcp", server.addr.clone().unwrap_or_default());
-                let pooled = reqwest::Client::builder()
-                    .pool_max_idle_per_host(concurrency * 2)
-                    .build()
-                    .unwrap();
-                let fresh = reqwest::Client::builder()
-                    .pool_max_idle_per_host(0)
-                    .build()
-                    .unwrap();
+                let clients = Clients::new(concurrency);
                 let mut sessions = Vec::new();
                 if !stateless {
                     for _ in 0..concurrency.clamp(1, 16) {
-                        if let Some(s) = common::http_session(&pooled, &url).await {
+                        if let Some(s) = common::http_session(&clients.pooled, &url).await {
                             sessions.push(s);
                         }
                     }
@@ -474,8 +496,8 @@ impl Target {
                     _server: server,
                     pid,
                     url,
-                    pooled,
-                    fresh,
+                    concurrency,
+                    clients: std::sync::RwLock::new(clients),
                     sessions,
                 }
             }
@@ -486,6 +508,19 @@ impl Target {
         match self {
             Target::Http { pid, .. } => *pid,
             Target::Stdio { server, .. } => server.child.id().unwrap_or(0),
+        }
+    }
+
+    /// Closes the load generator's connections to the server (HTTP), so that the server's
+    /// descriptors can be counted without them; the sessions stay open.
+    fn close_connections(&self) {
+        if let Target::Http {
+            clients,
+            concurrency,
+            ..
+        } = self
+        {
+            *clients.write().unwrap() = Clients::new(*concurrency);
         }
     }
 
@@ -503,21 +538,23 @@ impl Target {
             }
             Target::Http {
                 url,
-                pooled,
-                fresh,
+                clients,
                 sessions,
                 ..
             } => {
-                if kind == Kind::NewSession {
-                    return whole_session(pooled, url, request).await;
-                }
-                let client = if kind == Kind::FreshConnection {
-                    fresh
-                } else {
-                    pooled
+                let client = {
+                    let clients = clients.read().unwrap();
+                    if kind == Kind::FreshConnection {
+                        clients.fresh.clone()
+                    } else {
+                        clients.pooled.clone()
+                    }
                 };
+                if kind == Kind::NewSession {
+                    return whole_session(&client, url, request).await;
+                }
                 let session = (!sessions.is_empty()).then(|| &sessions[worker % sessions.len()]);
-                post(client, url, session, request).await
+                post(&client, url, session, request).await
             }
         }
     }
@@ -585,6 +622,22 @@ fn sample(pid: u32, calls: u64) -> Sample {
         fds: fd_count(pid),
         threads: thread_count(pid),
         cpu_seconds: common::cpu_seconds(pid),
+    }
+}
+
+/// Waits (at most 10 s) until the server's descriptor count has not changed for 1 s: closed
+/// connections take a moment to be noticed and released.
+async fn settle(pid: u32) {
+    let until = Instant::now() + Duration::from_secs(10);
+    let mut last = fd_count(pid);
+    let mut stable_since = Instant::now();
+    while Instant::now() < until && stable_since.elapsed() < Duration::from_secs(1) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = fd_count(pid);
+        if now != last {
+            last = now;
+            stable_since = Instant::now();
+        }
     }
 }
 
@@ -764,8 +817,8 @@ async fn soak(
         run_time += started.elapsed();
         next.store(checkpoint, Ordering::Relaxed);
         report.calls = report.outcomes.values().sum();
-        // Let connections the server is closing finish closing before counting descriptors.
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        target.close_connections();
+        settle(pid).await;
         let s = sample(pid, report.calls);
         eprintln!(
             "  {}: {} calls, RSS {:.1} MiB, {} fds, {} threads, {:.0} calls/s and {:.0} µs of server CPU per call so far",
