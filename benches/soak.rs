@@ -63,6 +63,9 @@ const LIST_BYTES: usize = 20_000;
 /// Each server's retries are off (one attempt), so Port's 503 and 429 come back at once instead
 /// of holding a slot through backoff, and the fake Port's counters can be checked exactly.
 /// `BENCH_SERVER_ENV=PORT_MAX_ATTEMPTS=n` turns them on (the check then allows up to n each).
+/// The servers' PORT_MAX_IN_FLIGHT (set by `common`): their pool of connections to Port may
+/// fill up to it.
+const MAX_IN_FLIGHT: u64 = 64;
 const SERVER_ENV: &[(&str, &str)] = &[
     ("PORT_TOOLSETS", "integrations,mapping"),
     ("PORT_MAX_ATTEMPTS", "1"),
@@ -611,15 +614,19 @@ struct Sample {
     calls: u64,
     rss_kib: u64,
     fds: u64,
+    /// Of `fds`, the connections to the fake Port: a pool that may fill up to the in-flight
+    /// cap, so it is checked against that cap rather than against its size after 10,000 calls.
+    to_port: u64,
     threads: u64,
     cpu_seconds: f64,
 }
 
-fn sample(pid: u32, calls: u64) -> Sample {
+fn sample(pid: u32, calls: u64, port_port: u16) -> Sample {
     Sample {
         calls,
         rss_kib: rss_kib(pid).0,
         fds: fd_count(pid),
+        to_port: common::sockets_to(pid, port_port),
         threads: thread_count(pid),
         cpu_seconds: common::cpu_seconds(pid),
     }
@@ -731,8 +738,18 @@ impl Report {
                         100.0 * RSS_TOLERANCE
                     ));
                 }
-                if e.fds > b.fds {
-                    why.push(format!("file descriptors grew from {} to {}", b.fds, e.fds));
+                let (other_b, other_e) =
+                    (b.fds - b.to_port.min(b.fds), e.fds - e.to_port.min(e.fds));
+                if other_e > other_b {
+                    why.push(format!(
+                        "file descriptors other than connections to Port grew from {other_b} to {other_e}"
+                    ));
+                }
+                if e.to_port > b.to_port.max(MAX_IN_FLIGHT) {
+                    why.push(format!(
+                        "connections to Port grew from {} to {}, over PORT_MAX_IN_FLIGHT ({MAX_IN_FLIGHT})",
+                        b.to_port, e.to_port
+                    ));
                 }
             }
             _ => why.push("no samples".into()),
@@ -768,6 +785,10 @@ async fn soak(
     max_run: Duration,
 ) -> Report {
     let target = Arc::new(Target::start(transport, upstream, concurrency).await);
+    let port_port: u16 = upstream
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.parse().ok())
+        .unwrap_or(0);
     let pid = target.pid();
     let plan = Arc::new(schedule());
     let counter = reqwest::Client::new();
@@ -819,13 +840,14 @@ async fn soak(
         report.calls = report.outcomes.values().sum();
         target.close_connections();
         settle(pid).await;
-        let s = sample(pid, report.calls);
+        let s = sample(pid, report.calls, port_port);
         eprintln!(
-            "  {}: {} calls, RSS {:.1} MiB, {} fds, {} threads, {:.0} calls/s and {:.0} µs of server CPU per call so far",
+            "  {}: {} calls, RSS {:.1} MiB, {} fds ({} to Port), {} threads, {:.0} calls/s and {:.0} µs of server CPU per call so far",
             transport.name(),
             s.calls,
             mib(s.rss_kib),
             s.fds,
+            s.to_port,
             s.threads,
             report.calls as f64 / run_time.as_secs_f64(),
             report.cpu_per_call_us(s)
@@ -898,16 +920,17 @@ fn print_report(reports: &[Report]) {
     println!();
     println!("Checkpoints (no call in flight):");
     println!();
-    println!("| transport | calls | RSS MiB | fds | threads | server CPU s |");
-    println!("|---|---:|---:|---:|---:|---:|");
+    println!("| transport | calls | RSS MiB | fds | of which to Port | threads | server CPU s |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
     for r in reports {
         for s in &r.samples {
             println!(
-                "| {} | {} | {:.1} | {} | {} | {:.1} |",
+                "| {} | {} | {:.1} | {} | {} | {} | {:.1} |",
                 r.transport.name(),
                 s.calls,
                 mib(s.rss_kib),
                 s.fds,
+                s.to_port,
                 s.threads,
                 s.cpu_seconds - r.cpu_at_start
             );
@@ -951,8 +974,14 @@ fn print_report(reports: &[Report]) {
             b.map_or("–".into(), |s| format!("{:.1}", mib(s.rss_kib))),
             e.map_or("–".into(), |s| format!("{:.1}", mib(s.rss_kib))),
             100.0 * r.rss_change(),
-            b.map_or("–".into(), |s| s.fds.to_string()),
-            e.map_or("–".into(), |s| s.fds.to_string()),
+            b.map_or("–".into(), |s| format!(
+                "{} ({} to Port)",
+                s.fds, s.to_port
+            )),
+            e.map_or("–".into(), |s| format!(
+                "{} ({} to Port)",
+                s.fds, s.to_port
+            )),
         );
     }
     println!();
@@ -960,8 +989,9 @@ fn print_report(reports: &[Report]) {
         let failures = r.failures();
         if failures.is_empty() {
             println!(
-                "PASS {}: RSS {:+.1}% (within {:.0}%), no fd growth, every answer as expected, \
-                 Port received exactly what it should",
+                "PASS {}: RSS {:+.1}% (within {:.0}%), no fd growth (connections to Port \
+                 within PORT_MAX_IN_FLIGHT), every answer as expected, Port received exactly \
+                 what it should",
                 r.transport.name(),
                 100.0 * r.rss_change(),
                 100.0 * RSS_TOLERANCE

@@ -320,6 +320,41 @@ pub fn fd_count(pid: u32) -> u64 {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count() as u64)
 }
 
+/// The process's TCP sockets connected to `remote_port` on loopback (its connections to the
+/// fake Port), from `/proc/PID/net/tcp{,6}` matched against the inodes of its descriptors.
+pub fn sockets_to(pid: u32, remote_port: u16) -> u64 {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return 0;
+    };
+    let inodes: std::collections::HashSet<String> = fds
+        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter_map(|target| {
+            let target = target.to_string_lossy();
+            Some(
+                target
+                    .strip_prefix("socket:[")?
+                    .strip_suffix(']')?
+                    .to_string(),
+            )
+        })
+        .collect();
+    let mut count = 0;
+    for table in ["tcp", "tcp6"] {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let port = fields
+                .get(2)
+                .and_then(|remote| remote.rsplit_once(':'))
+                .and_then(|(_, port)| u16::from_str_radix(port, 16).ok());
+            if port == Some(remote_port) && fields.get(9).is_some_and(|i| inodes.contains(*i)) {
+                count += 1;
+            }
+        }
+    }
+    count
+}
+
 /// Threads of the process.
 pub fn thread_count(pid: u32) -> u64 {
     status_field(pid, "Threads:")
