@@ -12,10 +12,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::{
     io::{BufRead, BufReader as StdBufReader, Write as _},
-    net::SocketAddr,
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -23,31 +24,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use axum::{Router, body::Bytes, http::Uri, response::IntoResponse};
-use serde_json::{Value, json};
-use tokio::{
-    io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
-    sync::Mutex,
-};
+use common::{StdioServer, http_session, id_of, mib, rss_kib, server};
+use serde_json::json;
+use tokio::sync::Mutex;
 
-/// The server under test: the release binary, or `BENCH_SERVER=path` (e.g. a `profiling` build).
-fn server() -> String {
-    std::env::var("BENCH_SERVER")
-        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_port-integrations-mcp").to_string())
-}
 /// How long each measurement runs (after a short warm-up).
 const RUN: Duration = Duration::from_secs(3);
-
-/// `BENCH_SERVER_ENV="K=V,K=V"` adds environment variables to the server under test (e.g.
-/// `GLIBC_TUNABLES=glibc.malloc.arena_max=1` or `TOKIO_WORKER_THREADS=1`, to compare settings).
-fn server_env() -> Vec<(String, String)> {
-    std::env::var("BENCH_SERVER_ENV")
-        .unwrap_or_default()
-        .split(',')
-        .filter_map(|kv| kv.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
 
 /// `BENCH_ONLY=text` runs only the scenarios whose name contains `text` (for profiling).
 fn selected(name: &str) -> bool {
@@ -57,8 +39,8 @@ const WARMUP: Duration = Duration::from_millis(500);
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("fake-port") {
-        fake_port();
+    if args.get(1).map(String::as_str) == Some(common::FAKE_PORT) {
+        common::fake_port(&args);
         return;
     }
     // `cargo bench` passes `--bench`; any other argument filters nothing here.
@@ -68,91 +50,6 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(run());
-}
-
-// ----------------------------------------------------------------------------------------------
-// The fake Port: fixed bodies, no locks, no parsing.
-
-fn integration(i: usize) -> Value {
-    json!({
-        "_id": format!("integration_{i:08x}"),
-        "_orgId": "org_bench",
-        "identifier": format!("integration-{i}"),
-        "installationId": format!("integration-{i}"),
-        "title": format!("Integration number {i}"),
-        "installationAppType": "github-ocean",
-        "integrationType": "github-ocean",
-        "installationType": "OnPrem",
-        "version": "3.4.1",
-        "actionsProcessingEnabled": false,
-        "config": {
-            "deleteDependentEntities": true,
-            "createMissingRelatedEntities": true,
-            "resources": (0..6).map(|k| json!({
-                "kind": format!("kind-{k}"),
-                "selector": {"query": ".archived == false and (.topics | index(\"internal\") | not)"},
-                "port": {"entity": {"mappings": {
-                    "identifier": ".name | ascii_downcase",
-                    "title": ".full_name",
-                    "blueprint": "\"service\"",
-                    "properties": {
-                        "url": ".html_url", "language": ".language", "stars": ".stargazers_count",
-                        "visibility": ".visibility", "defaultBranch": ".default_branch"
-                    },
-                    "relations": {"team": ".owner.login"}
-                }}}
-            })).collect::<Vec<_>>()
-        },
-        "changelogDestination": {"type": "KAFKA"},
-        "resyncState": {"status": "completed", "lastResyncStart": "2026-11-23T08:00:00.000Z",
-            "lastResyncEnd": "2026-11-23T08:03:12.000Z", "nextResync": null, "intervalInMinuets": 60,
-            "updatedAt": "2026-11-23T08:03:12.000Z"},
-        "createdAt": "2026-01-12T09:30:00.000Z",
-        "updatedAt": "2026-11-23T08:03:12.000Z"
-    })
-}
-
-fn fake_port() {
-    let one = Bytes::from(json!({"ok": true, "integration": integration(1)}).to_string());
-    let mut all = Vec::new();
-    let mut size = 0;
-    let mut i = 0;
-    while size < 2_000_000 {
-        let item = integration(i);
-        size += item.to_string().len() + 1;
-        all.push(item);
-        i += 1;
-    }
-    let all = Bytes::from(json!({"ok": true, "integrations": all}).to_string());
-    let meta = Bytes::from(json!({"ok": true, "integrations": []}).to_string());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async move {
-        let app = Router::new().fallback(move |uri: Uri| {
-            let body = match uri.path() {
-                "/v1/integration" => all.clone(),
-                "/v1/integration/metadata" => meta.clone(),
-                _ => one.clone(),
-            };
-            async move {
-                (
-                    [
-                        ("content-type", "application/json"),
-                        ("x-trace-id", "bench"),
-                    ],
-                    body,
-                )
-                    .into_response()
-            }
-        });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        println!("{}", listener.local_addr().unwrap());
-        std::io::stdout().flush().unwrap();
-        axum::serve(listener, app).await.unwrap();
-    });
 }
 
 // ----------------------------------------------------------------------------------------------
@@ -227,19 +124,6 @@ where
     s
 }
 
-fn rss_kib(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
 /// Resets the peak-RSS counter of a process (Linux `clear_refs` 5); returns its RSS now (MiB),
 /// from which the scenario's own cost is counted (memory freed by earlier scenarios stays
 /// resident).
@@ -248,71 +132,8 @@ fn reset_peak(pid: u32) -> f64 {
     mib(rss_kib(pid).0)
 }
 
-fn mib(kib: u64) -> f64 {
-    kib as f64 / 1024.0
-}
-
-struct Server {
-    child: Child,
-    addr: Option<String>,
-    /// The REST adapter's address (the stateless server serves it too).
-    rest: Option<String>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn start_http(upstream: &str, stateless: bool, rest: bool) -> Server {
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let mut cmd = Command::new(server());
-    cmd.env_clear()
-        .env("PORT_BASE_URL", format!("http://{upstream}"))
-        .env("PORT_API_KEY", "bench-token")
-        .env("PORT_MCP_LOG", "error")
-        .env("PORT_MAX_IN_FLIGHT", "64")
-        .envs(server_env())
-        .args(["http", "--listen", &listen])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    if stateless {
-        cmd.arg("--stateless");
-    }
-    let rest = rest.then(|| format!("127.0.0.1:{}", free_port()));
-    if let Some(rest) = &rest {
-        cmd.args(["--rest-listen", rest]);
-    }
-    let child = cmd.spawn().unwrap();
-    let client = reqwest::Client::new();
-    for _ in 0..500 {
-        if client
-            .get(format!("http://{listen}/healthz"))
-            .send()
-            .await
-            .is_ok()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    Server {
-        child,
-        addr: Some(listen),
-        rest,
-    }
+async fn start_http(upstream: &str, stateless: bool, rest: bool) -> common::Server {
+    common::start_http(upstream, stateless, rest, &[]).await
 }
 
 fn call_body(id: u64, tool: &str) -> String {
@@ -330,37 +151,6 @@ fn call_body(id: u64, tool: &str) -> String {
 fn ok_result(body: &[u8]) -> bool {
     let text = String::from_utf8_lossy(&body[..body.len().min(4096)]);
     text.contains("\"result\"") && !text.contains("\"isError\":true")
-}
-
-async fn http_session(client: &reqwest::Client, url: &str) -> Option<String> {
-    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-        "protocolVersion": "2025-06-18", "capabilities": {},
-        "clientInfo": {"name": "bench", "version": "1"}}});
-    let r = client
-        .post(url)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .body(init.to_string())
-        .send()
-        .await
-        .ok()?;
-    let sid = r
-        .headers()
-        .get("mcp-session-id")?
-        .to_str()
-        .ok()?
-        .to_string();
-    let _ = r.bytes().await;
-    client
-        .post(url)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-session-id", &sid)
-        .body(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string())
-        .send()
-        .await
-        .ok()?;
-    Some(sid)
 }
 
 async fn bench_http(addr: &str, stateless: bool, tool: &'static str, concurrency: usize) -> Stats {
@@ -428,95 +218,16 @@ async fn bench_direct(upstream: &str, path: &'static str, concurrency: usize) ->
 // ----------------------------------------------------------------------------------------------
 // stdio: one process, requests pipelined over stdin, answers matched by id.
 
-struct StdioServer {
-    child: tokio::process::Child,
-    stdin: Arc<Mutex<tokio::process::ChildStdin>>,
-    waiting:
-        Arc<std::sync::Mutex<std::collections::HashMap<u64, tokio::sync::oneshot::Sender<bool>>>>,
-}
-
-fn id_of(line: &str) -> Option<u64> {
-    let at = line[..line.len().min(80)].find("\"id\":")? + 5;
-    let rest = &line[at..];
-    let end = rest.find(|c: char| !c.is_ascii_digit())?;
-    rest[..end].parse().ok()
-}
-
-async fn start_stdio(upstream: &str) -> StdioServer {
-    let mut child = tokio::process::Command::new(server())
-        .env_clear()
-        .env("PORT_BASE_URL", format!("http://{upstream}"))
-        .env("PORT_API_KEY", "bench-token")
-        .env("PORT_MCP_LOG", "error")
-        .env("PORT_MAX_IN_FLIGHT", "64")
-        .envs(server_env())
-        .arg("stdio")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let waiting: Arc<
-        std::sync::Mutex<std::collections::HashMap<u64, tokio::sync::oneshot::Sender<bool>>>,
-    > = Arc::default();
-    let w = waiting.clone();
-    tokio::spawn(async move {
-        let mut lines = BufReader::with_capacity(1 << 20, stdout).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            if let Some(id) = id_of(&line) {
-                let ok = ok_result(line.as_bytes());
-                if let Some(tx) = w.lock().unwrap().remove(&id) {
-                    let _ = tx.send(ok);
-                }
-            }
-        }
-    });
-    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-        "protocolVersion": "2025-06-18", "capabilities": {},
-        "clientInfo": {"name": "bench", "version": "1"}}});
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    waiting.lock().unwrap().insert(0, tx);
-    stdin
-        .write_all(format!("{init}\n").as_bytes())
-        .await
-        .unwrap();
-    let _ = rx.await;
-    stdin
-        .write_all(b"{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n")
-        .await
-        .unwrap();
-    StdioServer {
-        child,
-        stdin: Arc::new(Mutex::new(stdin)),
-        waiting,
-    }
-}
-
 async fn bench_stdio(s: &StdioServer, tool: &'static str, concurrency: usize) -> Stats {
     let ids = Arc::new(AtomicU64::new(1));
-    let stdin = s.stdin.clone();
-    let waiting = s.waiting.clone();
+    let pipe = s.pipe.clone();
     drive(concurrency, move || {
         let id = ids.fetch_add(1, Ordering::Relaxed);
-        let stdin = stdin.clone();
-        let waiting = waiting.clone();
+        let pipe = pipe.clone();
         async move {
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            waiting.lock().unwrap().insert(id, tx);
-            let line = format!("{}\n", call_body(id, tool));
-            {
-                let mut w = stdin.lock().await;
-                if w.write_all(line.as_bytes()).await.is_err() {
-                    return false;
-                }
-            }
-            tokio::time::timeout(Duration::from_secs(30), rx)
+            pipe.call(id, call_body(id, tool), Duration::from_secs(30))
                 .await
-                .ok()
-                .and_then(|r| r.ok())
-                .unwrap_or(false)
+                .is_some_and(|line| ok_result(line.as_bytes()))
         }
     })
     .await
@@ -628,24 +339,7 @@ fn print_table(rows: &[Row]) {
 
 async fn run() {
     port_integrations_mcp::install_crypto_provider();
-    let exe = std::env::current_exe().unwrap();
-    let mut fake = Command::new(exe)
-        .arg("fake-port")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    StdBufReader::new(fake.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let upstream: SocketAddr = first.trim().parse().unwrap();
-    let upstream = upstream.to_string();
-    let _fake = Server {
-        child: fake,
-        addr: None,
-        rest: None,
-    };
+    let (_fake, upstream) = common::spawn_fake_port(2_000_000);
     eprintln!("fake Port on {upstream}; server {}", server());
 
     let mut rows = Vec::new();
@@ -715,7 +409,7 @@ async fn run() {
     }
     drop(server);
 
-    let stdio = start_stdio(&upstream).await;
+    let stdio = common::start_stdio(&upstream, &[]).await;
     let pid = stdio.child.id().unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let idle_stdio = rss_kib(pid).0;
