@@ -567,11 +567,18 @@ fn interpret(
             trace_id,
         });
     }
-    json::check(&body).map_err(|p| invalid(p.to_string()))?;
-    let mut text = String::from_utf8(body).map_err(|e| invalid(e.to_string()))?;
+    let mut text = String::from_utf8(body).map_err(|e| {
+        invalid(
+            json::JsonProblem::NotUtf8 {
+                at: e.utf8_error().valid_up_to(),
+            }
+            .to_string(),
+        )
+    })?;
+    json::check_text(&text).map_err(|p| invalid(p.to_string()))?;
     if redact.finds(&text) {
         text = redact.text(&text);
-        json::check(text.as_bytes()).map_err(|p| invalid(p.to_string()))?;
+        json::check_text(&text).map_err(|p| invalid(p.to_string()))?;
     }
     if text.len() > tree_limit {
         match serde_json::from_str::<OkFlag>(&text) {

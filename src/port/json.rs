@@ -54,6 +54,16 @@ pub fn check(body: &[u8]) -> Result<&str, JsonProblem> {
     let text = std::str::from_utf8(body).map_err(|e| JsonProblem::NotUtf8 {
         at: e.valid_up_to(),
     })?;
+    check_text(text)?;
+    Ok(text)
+}
+
+/// [`check`] for a body already known to be UTF-8 (a `String`), so it is not validated twice.
+///
+/// Most of a large answer's bytes sit inside strings, so strings are skipped with `memchr`
+/// (to the next quote or backslash) rather than byte by byte, and a number is parsed only when
+/// it could overflow a 64-bit float: with an exponent, or more than 300 characters long.
+pub fn check_text(text: &str) -> Result<(), JsonProblem> {
     let bytes = text.as_bytes();
     let mut depth = 0usize;
     let mut i = 0;
@@ -68,56 +78,54 @@ pub fn check(body: &[u8]) -> Result<&str, JsonProblem> {
             b']' | b'}' => depth = depth.saturating_sub(1),
             b'"' => i = skip_string(bytes, i + 1)?,
             b'-' | b'0'..=b'9' => {
-                let end = bytes[i..]
+                let literal = &bytes[i..];
+                let len = literal
                     .iter()
                     .position(|b| !matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
-                    .map_or(bytes.len(), |n| i + n);
-                // Only a number that overflows to infinity is refused (as serde_json does);
-                // anything that does not parse is a syntax error serde_json reports.
-                if text[i..end].parse::<f64>().is_ok_and(|n| n.is_infinite()) {
+                    .unwrap_or(literal.len());
+                let literal = &text[i..i + len];
+                let could_overflow = len > 300 || literal.bytes().any(|b| matches!(b, b'e' | b'E'));
+                if could_overflow && literal.parse::<f64>().is_ok_and(|n| n.is_infinite()) {
                     return Err(JsonProblem::NumberOutOfRange { at: i });
                 }
-                i = end;
+                i += len;
                 continue;
             }
             _ => {}
         }
         i += 1;
     }
-    Ok(text)
+    Ok(())
 }
 
-/// From just after an opening quote, the offset of the closing quote (or the end); checks each
-/// `\u` escape on the way.
 fn skip_string(bytes: &[u8], mut i: usize) -> Result<usize, JsonProblem> {
-    while i < bytes.len() {
-        match bytes[i] {
-            b'"' => return Ok(i),
-            b'\\' if bytes.get(i + 1) == Some(&b'u') => {
-                let at = i;
-                let unit = hex4(bytes, i + 2);
-                i += 6;
-                match unit {
-                    Some(0xD800..=0xDBFF) => {
-                        let low = (bytes.get(i) == Some(&b'\\') && bytes.get(i + 1) == Some(&b'u'))
-                            .then(|| hex4(bytes, i + 2))
-                            .flatten();
-                        if !matches!(low, Some(0xDC00..=0xDFFF)) {
-                            return Err(JsonProblem::LoneSurrogate { at });
-                        }
-                        i += 6;
-                    }
-                    Some(0xDC00..=0xDFFF) => return Err(JsonProblem::LoneSurrogate { at }),
-                    // Not four hex digits: a syntax error serde_json reports.
-                    _ => {}
+    while let Some(n) = memchr::memchr2(b'"', b'\\', &bytes[i.min(bytes.len())..]) {
+        i += n;
+        if bytes[i] == b'"' {
+            return Ok(i);
+        }
+        if bytes.get(i + 1) != Some(&b'u') {
+            i += 2;
+            continue;
+        }
+        let at = i;
+        let unit = hex4(bytes, i + 2);
+        i += 6;
+        match unit {
+            Some(0xD800..=0xDBFF) => {
+                let low = (bytes.get(i) == Some(&b'\\') && bytes.get(i + 1) == Some(&b'u'))
+                    .then(|| hex4(bytes, i + 2))
+                    .flatten();
+                if !matches!(low, Some(0xDC00..=0xDFFF)) {
+                    return Err(JsonProblem::LoneSurrogate { at });
                 }
-                continue;
+                i += 6;
             }
-            b'\\' => i += 2,
-            _ => i += 1,
+            Some(0xDC00..=0xDFFF) => return Err(JsonProblem::LoneSurrogate { at }),
+            _ => {}
         }
     }
-    Ok(i)
+    Ok(bytes.len())
 }
 
 fn hex4(bytes: &[u8], at: usize) -> Option<u16> {

@@ -45,7 +45,10 @@ impl Redactor {
 
     /// Whether `text` holds a secret.
     pub fn finds(&self, text: &str) -> bool {
-        self.secrets.iter().any(|s| text.contains(s.as_str()))
+        // memmem's SIMD search: every success body is searched once per secret.
+        self.secrets
+            .iter()
+            .any(|s| memchr::memmem::find(text.as_bytes(), s.as_bytes()).is_some())
     }
 
     /// `text` with every secret replaced by [`REDACTED`].
