@@ -292,7 +292,7 @@ async fn a_dropped_stateless_connection_aborts_the_port_request() {
         .header("mcp-protocol-version", "2026-07-28")
         .header("mcp-method", "tools/call")
         .header("mcp-name", "get-all-integrations")
-        .timeout(Duration::from_millis(400))
+        .timeout(Duration::from_millis(1500))
         .body(call)
         .send()
         .await;

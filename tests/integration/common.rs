@@ -174,7 +174,7 @@ pub fn is_error(result: &CallToolResult) -> bool {
     result.is_error == Some(true)
 }
 
-/// Starts a `get-all-integrations` call that the fake Port answers only after 3 s, waits until
+/// Starts a `get-all-integrations` call that the fake Port answers only after 8 s, waits until
 /// Port has it, cancels it with `notifications/cancelled`, and checks that Port's request was
 /// dropped and nothing was retried.
 pub async fn cancel_a_slow_call<S: Service<RoleClient>>(
@@ -188,7 +188,7 @@ pub async fn cancel_a_slow_call<S: Service<RoleClient>>(
             200,
             serde_json::json!({"ok": true}),
         )
-        .after(Duration::from_secs(3)),
+        .after(Duration::from_secs(8)),
     );
     let request = ClientRequest::CallToolRequest(CallToolRequest::new(
         CallToolRequestParams::new("get-all-integrations")
@@ -199,7 +199,13 @@ pub async fn cancel_a_slow_call<S: Service<RoleClient>>(
         .send_cancellable_request(request, PeerRequestOptions::no_options())
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Poll rather than sleep a fixed time: on a loaded machine the call may take a while.
+    for _ in 0..150 {
+        if !port.api_requests().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(port.api_requests().len(), 1, "the request reached Port");
     assert_eq!(port.port.aborted(), 0);
     handle
