@@ -225,3 +225,44 @@ pub async fn wait_for_abort(port: &FakePort) {
     }
     assert_eq!(port.port.aborted(), 1, "Port's request was left running");
 }
+
+/// Serves `router` on an ephemeral loopback port; returns its address.
+pub async fn listen(router: axum::Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    addr
+}
+
+/// A loopback port free at the time of asking, for a server process to listen on.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits (up to 5 s) until a server process answers `/healthz` on `port`.
+pub async fn wait_healthy(port: u16) {
+    port_integrations_mcp::install_crypto_provider();
+    for _ in 0..250 {
+        if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await
+            && r.status() == 200
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("server did not come up on {port}");
+}
+
+/// Sends SIGTERM, as an orchestrator stopping the server would.
+pub fn sigterm(child: &tokio::process::Child) {
+    let pid = child.id().unwrap().to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+}

@@ -43,13 +43,6 @@ async fn serve_rest(port: &FakePort) -> SocketAddr {
     listen(rest::router(tools, &http_args(true))).await
 }
 
-async fn listen(router: axum::Router) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    addr
-}
-
 async fn http_client(addr: SocketAddr) -> Client {
     use rmcp::ServiceExt;
     ().serve(StreamableHttpClientTransport::from_uri(format!(

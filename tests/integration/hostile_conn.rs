@@ -290,26 +290,6 @@ async fn connections_over_the_cap_get_503_until_idle_ones_time_out() {
     still_serves(&fake, server.mcp).await;
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn wait_healthy(port: u16) {
-    for _ in 0..250 {
-        if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await
-            && r.status() == 200
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("server did not come up on {port}");
-}
-
 /// Defect 17: with few file descriptors (`ulimit -n 128`), more idle connections than the
 /// process could hold used to leave it unable to accept anyone, for good. The cap is fitted to
 /// the limit, so the server keeps descriptors for itself and serves again once the idle
@@ -712,16 +692,6 @@ async fn hostile_json_rpc_ids_on_stdio() {
     assert_eq!(p.next().await["id"], "s");
     assert!(fake.port.requests().is_empty(), "nothing was deleted");
     p.still_serves(&fake, 10).await;
-}
-
-/// Sends SIGTERM, as an orchestrator stopping the server would.
-fn sigterm(child: &Child) {
-    let pid = child.id().unwrap().to_string();
-    let sent = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    assert!(sent.success());
 }
 
 /// How the process ended, waiting at most `limit` for it.

@@ -736,14 +736,7 @@ async fn sigterm_during_an_endless_preview_exits() {
             .await;
     });
     wait_for_worker(&exe).await;
-    let pid = child.id().unwrap().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    sigterm(&child);
     let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
         .await
         .expect("the server exits after the grace period")

@@ -79,13 +79,6 @@ struct Apps {
     lean: Arc<LeanPath>,
 }
 
-async fn listen(router: axum::Router) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    addr
-}
-
 async fn apps(settings: &PortSettings) -> Apps {
     let tools = PortTools::new(PortClient::new(settings).unwrap());
     let (router, lean) = app_with(

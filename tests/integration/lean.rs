@@ -38,13 +38,6 @@ struct Pair {
     stateless: bool,
 }
 
-async fn listen(router: axum::Router) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    addr
-}
-
 /// Opens a session the way a 2025-11-25 client does: initialize, then initialized.
 async fn open_session(addr: SocketAddr) -> String {
     let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {

@@ -18,14 +18,6 @@ use crate::common::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_port-integrations-mcp");
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn base(env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(BIN);
     // A failing test must not leave servers behind.
@@ -38,30 +30,6 @@ fn base(env: &[(&str, &str)]) -> Command {
         cmd.env(k, v);
     }
     cmd
-}
-
-async fn wait_healthy(port: u16) {
-    port_integrations_mcp::install_crypto_provider();
-    port_integrations_mcp::install_crypto_provider();
-    for _ in 0..200 {
-        if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await
-            && r.status() == 200
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("server did not come up on {port}");
-}
-
-/// Sends SIGTERM, as an orchestrator stopping the server would.
-fn sigterm(child: &Child) {
-    let pid = child.id().unwrap().to_string();
-    let sent = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    assert!(sent.success());
 }
 
 async fn exit_code(mut child: Child) -> (i32, String) {
