@@ -293,14 +293,11 @@ async fn session_cap(guard: &Guard, request: Request) -> Result<Request, Box<Res
         let id = id.filter(super::valid_id).unwrap_or_default();
         let mut refused = (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({
-                "jsonrpc": "2.0",
-                "id": id,
-                "error": {
-                    "code": -32000,
-                    "message": SessionsError::Full(guard.max_sessions).to_string(),
-                },
-            })),
+            Json(super::rpc_error(
+                id,
+                -32000,
+                SessionsError::Full(guard.max_sessions).to_string(),
+            )),
         )
             .into_response();
         if let Ok(v) = header::HeaderValue::from_str(&retry.to_string()) {
@@ -315,17 +312,14 @@ async fn session_cap(guard: &Guard, request: Request) -> Result<Request, Box<Res
 fn too_large(max: usize) -> Response {
     (
         StatusCode::PAYLOAD_TOO_LARGE,
-        Json(json!({
-            "jsonrpc": "2.0",
-            "id": null,
-            "error": {
-                "code": -32600,
-                "message": format!(
-                    "Invalid Request: the request body is larger than {max} bytes \
-                     (--max-request-bytes / PORT_MCP_MAX_REQUEST_BYTES)"
-                ),
-            },
-        })),
+        Json(super::rpc_error(
+            serde_json::Value::Null,
+            -32600,
+            format!(
+                "Invalid Request: the request body is larger than {max} bytes \
+                 (--max-request-bytes / PORT_MCP_MAX_REQUEST_BYTES)"
+            ),
+        )),
     )
         .into_response()
 }
@@ -370,7 +364,7 @@ async fn unreadable(response: Response) -> Response {
     };
     (
         StatusCode::BAD_REQUEST,
-        Json(json!({"jsonrpc": "2.0", "id": null, "error": {"code": code, "message": message}})),
+        Json(super::rpc_error(serde_json::Value::Null, code, message)),
     )
         .into_response()
 }

@@ -62,11 +62,7 @@ impl Dialect {
     /// server-error code, with no id (the request was not read, or not usable).
     pub fn refusal(self, status: StatusCode, code: &str, message: String) -> Response<Body> {
         let body = match self {
-            Dialect::Mcp => json!({
-                "jsonrpc": "2.0",
-                "id": null,
-                "error": {"code": -32000, "message": message},
-            }),
+            Dialect::Mcp => super::rpc_error(serde_json::Value::Null, -32000, message),
             Dialect::Rest => json!({"ok": false, "error": code, "message": message}),
         };
         let mut response = Response::new(Body::from(body.to_string()));

@@ -39,6 +39,20 @@ pub fn valid_id(id: &serde_json::Value) -> bool {
     }
 }
 
+/// A JSON-RPC error answer: every transport refuses in this one shape (`id` should already
+/// have passed [`valid_id`], or be null).
+pub fn rpc_error(
+    id: serde_json::Value,
+    code: i64,
+    message: impl Into<String>,
+) -> serde_json::Value {
+    serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": id,
+        "error": {"code": code, "message": message.into()},
+    })
+}
+
 /// Resolves on Ctrl-C or SIGTERM, whichever comes first.
 pub async fn shutdown_signal() {
     let ctrl_c = async {

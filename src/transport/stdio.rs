@@ -28,7 +28,7 @@ use rmcp::{
     transport::Transport,
 };
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::lean::{self, InFlight, LeanCall};
@@ -383,17 +383,14 @@ fn read_line(input: &mut impl BufRead, buf: &mut Vec<u8>, limit: usize) -> std::
 /// The answer to a line over the limit, with the request's id when its first bytes name one.
 fn too_long(prefix: &[u8], limit: usize) -> String {
     let id = leading_id(trim(prefix)).unwrap_or(Value::Null);
-    json!({
-        "jsonrpc": "2.0",
-        "id": id,
-        "error": {
-            "code": -32600,
-            "message": format!(
-                "Invalid Request: the message is longer than {limit} bytes \
-                 (--max-request-bytes / PORT_MCP_MAX_REQUEST_BYTES); it was skipped"
-            ),
-        },
-    })
+    super::rpc_error(
+        id,
+        -32600,
+        format!(
+            "Invalid Request: the message is longer than {limit} bytes \
+             (--max-request-bytes / PORT_MCP_MAX_REQUEST_BYTES); it was skipped"
+        ),
+    )
     .to_string()
 }
 
@@ -515,10 +512,7 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::E
 /// answer; rmcp likewise ignores notifications it does not know).
 fn reject(line: &[u8], error: &serde_json::Error) -> Option<String> {
     let answer = |id: Value, code: i64, message: String| {
-        Some(
-            json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
-                .to_string(),
-        )
+        Some(super::rpc_error(id, code, message).to_string())
     };
     if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(line) {
         return answer(Value::Null, -32700, format!("Parse error: {e}"));
@@ -567,6 +561,7 @@ fn kind_of(id: &Value) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn check(line: &str) -> Option<String> {
         match serde_json::from_slice::<RxJsonRpcMessage<RoleServer>>(line.as_bytes()) {
