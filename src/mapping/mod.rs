@@ -624,6 +624,18 @@ fn shown_expression(expression: &str) -> String {
 /// After this many refused expressions a check stops: the mapping is refused either way.
 pub const MAX_REFUSALS: usize = 20;
 
+/// Refuses a mapping with more jq expressions than `--mapping-max-expressions` allows (the
+/// update check and the preview both apply it before any jq work).
+pub fn check_count(found: usize, limits: &MappingLimits) -> Result<(), CheckError> {
+    if found > limits.max_expressions {
+        return Err(CheckError::TooManyExpressions {
+            found,
+            limit: limits.max_expressions,
+        });
+    }
+    Ok(())
+}
+
 /// Checks every expression of a config; returns what was refused or left unchecked.
 ///
 /// CPU-bound and recursive: run it as [`check_config_async`] does, on a thread of its own with
@@ -637,12 +649,7 @@ pub const MAX_REFUSALS: usize = 20;
 /// compilations, not thousands; after [`MAX_REFUSALS`] refusals the check stops.
 pub fn check_config(config: &Value, limits: &MappingLimits) -> Result<Vec<Finding>, CheckError> {
     let all = expressions(config);
-    if all.len() > limits.max_expressions {
-        return Err(CheckError::TooManyExpressions {
-            found: all.len(),
-            limit: limits.max_expressions,
-        });
-    }
+    check_count(all.len(), limits)?;
     let mut findings: Vec<(usize, Finding)> = Vec::new();
     let mut parseable: Vec<usize> = Vec::new();
     for (k, (resource, kind, field, expression)) in all.iter().enumerate() {

@@ -654,14 +654,10 @@ impl PortTools {
         // Refuse what breaks a limit before starting a worker, naming the expression.
         let limits = &self.mapping_limits;
         let found = crate::mapping::expressions(&config);
-        if found.len() > limits.max_expressions {
+        if let Err(e) = crate::mapping::check_count(found.len(), limits) {
             return result::invalid_arguments(&args::ArgError {
                 argument: "config".into(),
-                message: crate::mapping::CheckError::TooManyExpressions {
-                    found: found.len(),
-                    limit: limits.max_expressions,
-                }
-                .to_string(),
+                message: e.to_string(),
             });
         }
         for (i, _, field, expression) in &found {
