@@ -827,7 +827,7 @@ async fn check_mapping_refuses_hostile_files() {
         "{stderr}"
     );
     let github = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/mapping-corpus/ocean/github.yml");
+        .join("assets/mapping-corpus/ocean/github.yml");
     let (code, _, stderr) = run(&github, &[("PORT_MAPPING_MAX_EXPRESSIONS", "5")]);
     assert_eq!(code, Some(1));
     assert!(

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use crate::common::*;
 
 fn corpus() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/mapping-corpus")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/mapping-corpus")
 }
 
 /// Every jq expression of Port's default mappings (49 integrations) and of the Ocean examples
@@ -28,7 +28,7 @@ fn ports_own_mappings_are_all_accepted() {
     let mut summary = Vec::new();
     for (folder, expected) in [("ocean", 2534usize), ("ocean-examples", 1297)] {
         let mut files: Vec<PathBuf> = std::fs::read_dir(corpus().join(folder))
-            .unwrap_or_else(|e| panic!("tests/data/mapping-corpus: {e}"))
+            .unwrap_or_else(|e| panic!("assets/mapping-corpus: {e}"))
             .map(|e| e.unwrap().path())
             .filter(|p| p.extension().is_some_and(|x| x == "yml"))
             .collect();
