@@ -78,7 +78,7 @@ fn field_in_message(message: &str) -> Option<&str> {
     Some(&message[start..start + len])
 }
 
-fn check_identifier(identifier: &str) -> Result<(), ArgError> {
+pub(crate) fn check_identifier(identifier: &str) -> Result<(), ArgError> {
     if identifier.trim().is_empty() {
         return Err(ArgError::new(
             "identifier",

@@ -5,6 +5,7 @@
 //! hints and descriptions are the public surface hosts see; a snapshot test pins them.
 
 pub mod args;
+pub mod guide;
 pub mod result;
 pub mod schema;
 
@@ -731,7 +732,15 @@ impl PortTools {
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for PortTools {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                // The guided workflow (tools/guide): prompts, resources, completion.
+                .enable_prompts()
+                .enable_resources()
+                .enable_completions()
+                .build(),
+        )
             .with_server_info(
                 Implementation::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"))
                     .with_title("Port integrations"),
@@ -752,6 +761,55 @@ impl ServerHandler for PortTools {
             .filter(|t| !(read_only && WRITE_TOOLS.contains(&t.name.as_ref())))
             .collect();
         Ok(ListToolsResult::with_all_items(tools))
+    }
+
+    // The guided workflow: thin delegations to tools/guide.
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ListPromptsResult, ErrorData> {
+        guide::list_prompts(self, &ctx)
+    }
+
+    async fn get_prompt(
+        &self,
+        request: rmcp::model::GetPromptRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::GetPromptResponse, ErrorData> {
+        guide::get_prompt(self, &request, &ctx)
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ListResourcesResult, ErrorData> {
+        guide::list_resources()
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ListResourceTemplatesResult, ErrorData> {
+        guide::list_resource_templates(self, &ctx)
+    }
+
+    async fn read_resource(
+        &self,
+        request: rmcp::model::ReadResourceRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ReadResourceResponse, ErrorData> {
+        guide::read_resource(self, &request, &ctx).await
+    }
+
+    async fn complete(
+        &self,
+        request: rmcp::model::CompleteRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::CompleteResult, ErrorData> {
+        guide::complete(self, &request, &ctx).await
     }
 
     async fn call_tool(

@@ -140,7 +140,8 @@ fn error_result(text: String, structured: Value) -> CallToolResult {
     result
 }
 
-fn describe(error: &PortError) -> (String, Value) {
+/// A failed Port call as text and as structured facts (status, code, message, trace id, hint).
+pub(crate) fn describe(error: &PortError) -> (String, Value) {
     match error {
         PortError::NoCredentials => (
             format!("{error}."),
