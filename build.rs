@@ -27,9 +27,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
          pub static DEFAULT_MAPPINGS: &[(&str, &str)] = &[\n",
     );
     for (name, path) in &types {
-        writeln!(table, "    ({name:?}, include_str!({:?})),", path.display().to_string())?;
+        writeln!(
+            table,
+            "    ({name:?}, include_str!({:?})),",
+            path.display().to_string()
+        )?;
     }
     table.push_str("];\n");
-    fs::write(PathBuf::from(env::var("OUT_DIR")?).join("default_mappings.rs"), table)?;
+    fs::write(
+        PathBuf::from(env::var("OUT_DIR")?).join("default_mappings.rs"),
+        table,
+    )?;
     Ok(())
 }

@@ -741,11 +741,11 @@ impl ServerHandler for PortTools {
                 .enable_completions()
                 .build(),
         )
-            .with_server_info(
-                Implementation::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"))
-                    .with_title("Port integrations"),
-            )
-            .with_instructions(INSTRUCTIONS)
+        .with_server_info(
+            Implementation::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"))
+                .with_title("Port integrations"),
+        )
+        .with_instructions(INSTRUCTIONS)
     }
 
     async fn list_tools(

@@ -826,8 +826,8 @@ async fn check_mapping_refuses_hostile_files() {
         stderr.contains("at most 1000 are read") && stderr.contains("PORT_MAPPING_MAX_FILE_BYTES"),
         "{stderr}"
     );
-    let github = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("assets/mapping-corpus/ocean/github.yml");
+    let github =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/mapping-corpus/ocean/github.yml");
     let (code, _, stderr) = run(&github, &[("PORT_MAPPING_MAX_EXPRESSIONS", "5")]);
     assert_eq!(code, Some(1));
     assert!(

@@ -10,6 +10,7 @@ mod access;
 mod auth;
 mod deploy;
 mod errors;
+mod guide;
 mod hostile_args;
 mod hostile_conn;
 mod hostile_jq;

@@ -89,7 +89,9 @@ pub fn render(
         FIX_MAPPING => &["identifier", "kind"],
         _ => {
             return Err(ErrorData::invalid_params(
-                format!("unknown prompt `{name}`; the prompts are {TROUBLESHOOT} and {FIX_MAPPING}"),
+                format!(
+                    "unknown prompt `{name}`; the prompts are {TROUBLESHOOT} and {FIX_MAPPING}"
+                ),
                 None,
             ));
         }
@@ -110,7 +112,10 @@ pub fn render(
         return Err(invalid_argument(
             name,
             unknown,
-            &format!("is not an argument of this prompt (it takes {})", wanted.join(", ")),
+            &format!(
+                "is not an argument of this prompt (it takes {})",
+                wanted.join(", ")
+            ),
         ));
     }
     let identifier = argument(name, arguments, "identifier")?;
@@ -119,7 +124,11 @@ pub fn render(
     let (description, steps) = if name == FIX_MAPPING {
         let kind = argument(name, arguments, "kind")?;
         (
-            format!("Fix the mapping of kind {} of integration {}.", q(kind), q(identifier)),
+            format!(
+                "Fix the mapping of kind {} of integration {}.",
+                q(kind),
+                q(identifier)
+            ),
             fix_mapping(identifier, kind, offer),
         )
     } else {
@@ -128,8 +137,10 @@ pub fn render(
             troubleshoot(identifier, offer),
         )
     };
-    Ok(GetPromptResult::new(vec![PromptMessage::new_text(Role::User, steps)])
-        .with_description(description))
+    Ok(
+        GetPromptResult::new(vec![PromptMessage::new_text(Role::User, steps)])
+            .with_description(description),
+    )
 }
 
 /// A required text argument, checked.
@@ -160,9 +171,14 @@ fn q(value: &str) -> String {
     Value::from(value).to_string()
 }
 
-/// A tool call as the agent should write it: the name and its arguments as JSON.
-fn call(tool: &str, arguments: Value) -> String {
-    format!("{tool} {arguments}")
+/// A tool call as the agent should write it: the name and its arguments as a JSON object, in
+/// the order given (the identifier first reads best).
+fn call(tool: &str, arguments: &[(&str, Value)]) -> String {
+    let fields: Vec<String> = arguments
+        .iter()
+        .map(|(name, value)| format!("{}:{value}", q(name)))
+        .collect();
+    format!("{tool} {{{}}}", fields.join(","))
 }
 
 /// Numbered steps, and what was missing along the way.
@@ -242,7 +258,7 @@ fn propose_yaml(offer: &Offer, changed: &str) -> String {
 }
 
 fn troubleshoot(identifier: &str, offer: &Offer) -> String {
-    let id = || json!({"identifier": identifier});
+    let id = || [("identifier", Value::from(identifier))];
     let mut s = Steps::new();
     let status = !s.lacks(offer, "get-integration-sync-status");
     if status {
@@ -250,24 +266,27 @@ fn troubleshoot(identifier: &str, offer: &Offer) -> String {
             "Status: call {}. Note the state of the last resync, the kinds that failed with \
              their object counts per phase (extracted, transformed, loaded, failed), and the \
              failed run's resyncId.",
-            call("get-integration-sync-status", id())
+            call("get-integration-sync-status", &id())
         ));
     } else {
         s.step(format!(
             "Status: call {} and read integration.resyncState (status, lastResyncStart, \
              lastResyncEnd): whether the last resync failed.",
-            call("get-integration", id())
+            call("get-integration", &id())
         ));
     }
     if !s.lacks(offer, "get-integration-s-event-logs") {
         if status {
             s.step(format!(
-                "Errors: call {}, with event_id set to the failed run's resyncId from step 1. \
-                 Read which kind and phase failed and why (e.g. an identifier that evaluates to \
-                 null).",
+                "Errors: call {}, with the failed run's resyncId from step 1. Read which \
+                 kind and phase failed and why (e.g. an identifier that evaluates to null).",
                 call(
                     "get-integration-s-event-logs",
-                    json!({"identifier": identifier, "levels": ["ERROR"], "event_id": "<resyncId of the failed run>"})
+                    &[
+                        ("identifier", Value::from(identifier)),
+                        ("levels", json!(["ERROR"])),
+                        ("event_id", json!("<resyncId of the failed run>")),
+                    ]
                 )
             ));
         } else {
@@ -276,7 +295,10 @@ fn troubleshoot(identifier: &str, offer: &Offer) -> String {
                  kind and phase failed and why (e.g. an identifier that evaluates to null).",
                 call(
                     "get-integration-s-event-logs",
-                    json!({"identifier": identifier, "levels": ["ERROR"]})
+                    &[
+                        ("identifier", Value::from(identifier)),
+                        ("levels", json!(["ERROR"])),
+                    ]
                 )
             ));
         }
@@ -286,7 +308,7 @@ fn troubleshoot(identifier: &str, offer: &Offer) -> String {
          kind, selector.query and port.entity.mappings, all jq); keep a copy of it as it is. \
          integration.installationAppType is the integration type: Port's default mapping for \
          it is the resource port://default-mappings/<type>.",
-        call("get-integration", id())
+        call("get-integration", &id())
     ));
     examples_step(&mut s, offer, identifier, None);
     preview_step(&mut s, offer, None);
@@ -305,14 +327,14 @@ fn troubleshoot(identifier: &str, offer: &Offer) -> String {
 }
 
 fn fix_mapping(identifier: &str, kind: &str, offer: &Offer) -> String {
-    let id = || json!({"identifier": identifier});
+    let id = || [("identifier", Value::from(identifier))];
     let mut s = Steps::new();
     s.step(format!(
         "Current mapping: call {}. In integration.config.resources find the resource with kind \
          {} (its selector.query and port.entity.mappings: identifier, title, blueprint, \
          properties, relations, all jq); keep a copy of the whole config as it is. Note \
          integration.installationAppType, the integration type.",
-        call("get-integration", id()),
+        call("get-integration", &id()),
         q(kind)
     ));
     s.step(format!(
@@ -327,7 +349,11 @@ fn fix_mapping(identifier: &str, kind: &str, offer: &Offer) -> String {
              evaluates to null).",
             call(
                 "get-integration-s-event-logs",
-                json!({"identifier": identifier, "levels": ["ERROR"], "kinds": [kind]})
+                &[
+                    ("identifier", Value::from(identifier)),
+                    ("levels", json!(["ERROR"])),
+                    ("kinds", json!([kind])),
+                ]
             )
         ));
     }
@@ -352,18 +378,21 @@ fn examples_step(s: &mut Steps, offer: &Offer, identifier: &str, kind: Option<&s
     if !s.lacks(offer, "get-integration-kind-examples") {
         let (arguments, what) = match kind {
             Some(kind) => (
-                json!({"identifier": identifier, "kind": kind}),
+                vec![
+                    ("identifier", Value::from(identifier)),
+                    ("kind", Value::from(kind)),
+                ],
                 format!("real raw {} items", q(kind)),
             ),
             None => (
-                json!({"identifier": identifier}),
+                vec![("identifier", Value::from(identifier))],
                 "real raw items per kind (pass \"kind\" for the failing kind only)".into(),
             ),
         };
         s.step(format!(
             "Raw data: call {}: {what}, as Port received them. Compare the fields the failing jq \
              expressions read with the fields the items really have.",
-            call("get-integration-kind-examples", arguments)
+            call("get-integration-kind-examples", &arguments)
         ));
     } else {
         s.step(
@@ -379,12 +408,16 @@ fn preview_step(s: &mut Steps, offer: &Offer, kind: Option<&str>) {
     let kind = kind.map_or_else(|| "<the failing kind>".to_string(), str::to_string);
     if !s.lacks(offer, "preview-integration-mapping") {
         s.step(format!(
-            "Test the fix locally: call {} with the raw items as items. Repeat until every item \
+            "Test the fix locally: call {}. Repeat until every item \
              gives an entity with a non-null identifier and no expression error. Nothing \
              reaches Port.",
             call(
                 "preview-integration-mapping",
-                json!({"config": "<the fixed config>", "kind": kind, "items": "<the raw items>"})
+                &[
+                    ("config", json!("<the fixed config>")),
+                    ("kind", Value::from(kind)),
+                    ("items", json!("<the raw items>")),
+                ]
             )
         ));
     } else {
@@ -398,9 +431,12 @@ fn preview_step(s: &mut Steps, offer: &Offer, kind: Option<&str>) {
 }
 
 fn fix_steps(s: &mut Steps, offer: &Offer, identifier: &str, kind: Option<&str>) {
-    let id = || json!({"identifier": identifier});
+    let id = || [("identifier", Value::from(identifier))];
     let changed = match kind {
-        Some(kind) => format!("that only the resource of kind {} changed, and why", q(kind)),
+        Some(kind) => format!(
+            "that only the resource of kind {} changed, and why",
+            q(kind)
+        ),
         None => "which resource changed and why".into(),
     };
     let written = offer.writes("update-integration-s-config");
@@ -410,18 +446,24 @@ fn fix_steps(s: &mut Steps, offer: &Offer, identifier: &str, kind: Option<&str>)
              one); the server checks every jq expression before anything is sent to Port.",
             call(
                 "update-integration-s-config",
-                json!({"identifier": identifier, "body": {"config": "<the whole fixed config>"}})
+                &[
+                    ("identifier", Value::from(identifier)),
+                    ("body", json!({"config": "<the whole fixed config>"})),
+                ]
             )
         ));
     } else {
         s.step(propose_yaml(offer, &changed));
     }
-    let kind_text = kind.map_or_else(|| "the failed kinds".to_string(), |k| format!("kind {}", q(k)));
+    let kind_text = kind.map_or_else(
+        || "the failed kinds".to_string(),
+        |k| format!("kind {}", q(k)),
+    );
     if written {
         if offer.writes("resync-integration") {
             s.step(format!(
                 "Resync: call {} and wait for its answer (the run's final state).",
-                call("resync-integration", id())
+                call("resync-integration", &id())
             ));
         } else {
             s.lacks(offer, "resync-integration");
@@ -443,12 +485,12 @@ fn fix_steps(s: &mut Steps, offer: &Offer, identifier: &str, kind: Option<&str>)
         let mut text = format!(
             "Verify{after}: call {} again: {kind_text} should be completed, with loaded above \
              0 and failed 0.",
-            call("get-integration-sync-status", id())
+            call("get-integration-sync-status", &id())
         );
         if history {
             text.push_str(&format!(
                 " {} shows both runs, the failed one and the new one.",
-                call("get-integration-sync-history", id())
+                call("get-integration-sync-history", &id())
             ));
         }
         s.step(text);
@@ -456,10 +498,13 @@ fn fix_steps(s: &mut Steps, offer: &Offer, identifier: &str, kind: Option<&str>)
         s.step(format!(
             "Verify{after}: call {} (integration.resyncState.status should be completed) and \
              {} again (no new errors).",
-            call("get-integration", id()),
+            call("get-integration", &id()),
             call(
                 "get-integration-s-event-logs",
-                json!({"identifier": identifier, "levels": ["ERROR"]})
+                &[
+                    ("identifier", Value::from(identifier)),
+                    ("levels", json!(["ERROR"])),
+                ]
             )
         ));
     }
@@ -473,7 +518,10 @@ fn restore_note(s: &mut Steps, offer: &Offer, identifier: &str) -> Vec<String> {
         vec![format!(
             "If the fix makes things worse: {} puts back the last config that synced \
              successfully and resyncs with it.",
-            call("restore-integration-mapping", json!({"identifier": identifier}))
+            call(
+                "restore-integration-mapping",
+                &[("identifier", Value::from(identifier))]
+            )
         )]
     } else {
         vec![

@@ -41,10 +41,11 @@ pub fn templates(offer: &Offer) -> Vec<ResourceTemplate> {
             ResourceTemplate::new(INTEGRATION_TEMPLATE, "integration")
                 .with_title("Port integration")
                 .with_description(
-                    "One integration as Port returns it from GET /v1/integration/{identifier} \
-                     (the same answer as get-integration): its config (the mapping), type \
-                     (installationAppType), version and resyncState. {identifier} is the \
-                     integration's identifier, as get-all-integrations lists it.",
+                    "One integration as Port returns it from GET /v1/integration/{identifier}, \
+                     Port's answer as is ({\"ok\": true, \"integration\": {...}}, the same as \
+                     get-integration): its config (the mapping), type (installationAppType), \
+                     version and resyncState. {identifier} is the integration's identifier, as \
+                     get-all-integrations lists it. Needs the moderator or admin role.",
                 )
                 .with_mime_type("application/json"),
         );
@@ -128,7 +129,10 @@ fn decode_segment(uri: &str, segment: &str, name: &str) -> Result<String, ErrorD
         .decode_utf8()
         .map_err(|_| invalid_uri(uri, &format!("the {name} is not UTF-8 once decoded")))?;
     check_text(&decoded).map_err(|m| invalid_uri(uri, &format!("the {name} {m}")))?;
-    if let Some(c) = decoded.chars().find(|c| matches!(c, '/' | '\\' | '?' | '#')) {
+    if let Some(c) = decoded
+        .chars()
+        .find(|c| matches!(c, '/' | '\\' | '?' | '#'))
+    {
         return Err(invalid_uri(
             uri,
             &format!("the {name} contains `{c}` once decoded; no {name} does"),
@@ -150,7 +154,10 @@ fn shown(uri: &str) -> String {
 
 fn invalid_uri(uri: &str, message: &str) -> ErrorData {
     ErrorData::invalid_params(
-        format!("invalid argument `uri` ({}): {message}. Nothing was sent to Port.", shown(uri)),
+        format!(
+            "invalid argument `uri` ({}): {message}. Nothing was sent to Port.",
+            shown(uri)
+        ),
         Some(json!({"argument": "uri", "message": message})),
     )
 }
