@@ -1039,3 +1039,94 @@ async fn completion_of_identifier_asks_port_for_the_integrations() {
     assert!(odd.values.is_empty());
     assert!(port.port.requests().is_empty());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Both protocol eras, and the built binary
+
+#[tokio::test]
+async fn the_2026_era_gets_the_same_prompts_and_resources() {
+    let port = FakePort::start().await;
+    port.port.set_integrations(vec![jira_cloud()]);
+    let client = connect_modern(&port.settings(static_token())).await;
+    assert_eq!(client.list_all_prompts().await.unwrap().len(), 2);
+    let text = prompt_text(
+        &client,
+        "troubleshoot-integration",
+        json!({"identifier": "jira-cloud"}),
+    )
+    .await;
+    assert!(text.starts_with("Troubleshoot the Port integration \"jira-cloud\""));
+    let (_, _, body) = read(&client, "port://integrations/jira-cloud")
+        .await
+        .unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap(),
+        json!({"ok": true, "integration": jira_cloud()})
+    );
+    // From 2026-07-28 on, rmcp sends resource-not-found as invalid params (SEP-2164).
+    let e = mcp_error(read(&client, "port://integrations/nope").await);
+    assert_eq!(e.code, ErrorCode::INVALID_PARAMS);
+    assert!(e.message.contains("was not found"), "{}", e.message);
+    let types = complete(
+        &client,
+        Reference::for_resource("port://default-mappings/{type}"),
+        "type",
+        "pager",
+    )
+    .await
+    .unwrap();
+    assert_eq!(types.values, ["pagerduty"]);
+}
+
+/// The binary over stdio, started away from the source tree: the default mappings are in the
+/// binary, not read from disk.
+#[tokio::test]
+async fn the_binary_serves_the_embedded_mappings_over_stdio() {
+    use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
+    let port = FakePort::start().await;
+    port.port.set_integrations(vec![jira_cloud()]);
+    let dir = std::env::temp_dir().join(format!("guide-stdio-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let command = tokio::process::Command::new(env!("CARGO_BIN_EXE_port-integrations-mcp"))
+        .configure(|c| {
+            c.env_clear()
+                .kill_on_drop(true)
+                .current_dir(&dir)
+                .env("PORT_BASE_URL", &port.url)
+                .env("PORT_API_KEY", STATIC_TOKEN)
+                .args(["stdio", "--toolsets", "integrations,mapping"]);
+        });
+    let transport = TokioChildProcess::builder(command)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+        .0;
+    let client = rmcp::ServiceExt::serve((), transport).await.unwrap();
+    let (_, mime, text) = read(&client, "port://default-mappings/pagerduty")
+        .await
+        .unwrap();
+    assert_eq!(mime.as_deref(), Some("application/yaml"));
+    assert_eq!(text, corpus_file("pagerduty"));
+    assert!(port.port.requests().is_empty());
+    let (_, _, body) = read(&client, "port://integrations/jira-cloud")
+        .await
+        .unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["integration"]["_id"],
+        "integration_3b9d7c42"
+    );
+    let req = port.single_request();
+    assert_eq!(
+        (req.method.as_str(), req.path.as_str()),
+        ("GET", "/v1/integration/jira-cloud")
+    );
+    let text = prompt_text(
+        &client,
+        "fix-integration-mapping",
+        json!({"identifier": "jira-cloud", "kind": "issue"}),
+    )
+    .await;
+    assert!(text.contains(r#"resync-integration {"identifier":"jira-cloud"}"#));
+    let _ = client.cancel().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
