@@ -717,8 +717,9 @@ async fn other_port_failures_carry_status_and_trace_id_and_no_secret() {
 async fn hostile_integration_uris_are_refused_before_port() {
     let (port, client) = setup().await;
     let long = format!("port://integrations/{}", "a".repeat(300));
-    let cases: [(&str, &str); 13] = [
+    let cases: [(&str, &str); 14] = [
         ("port://integrations/a%2Fb", "contains `/` once decoded"),
+        ("port://integrations/a\tb", "control character U+0009"),
         ("port://integrations/a%2fb", "contains `/` once decoded"),
         ("port://integrations/a%5Cb", "contains `\\` once decoded"),
         ("port://integrations/a%3Fb", "contains `?` once decoded"),
