@@ -962,6 +962,12 @@ async fn completion_of_kind_lists_the_corpus_kinds() {
 #[tokio::test]
 async fn completion_of_identifier_asks_port_for_the_integrations() {
     let (port, client) = setup().await;
+    // Port's order is not ours: the answer is sorted.
+    port.port.set_integrations(vec![
+        json!({"identifier": "pagerduty-prod", "installationId": "pagerduty-prod"}),
+        jira_cloud(),
+        json!({"identifier": "github-ocean", "installationId": "github-ocean"}),
+    ]);
     let all = complete(
         &client,
         Reference::for_prompt("troubleshoot-integration"),
