@@ -976,10 +976,8 @@ async fn completion_of_identifier_asks_port_for_the_integrations() {
     )
     .await
     .unwrap();
-    assert_eq!(
-        all.values,
-        ["github-ocean", "k8s-exporter-eu", "pagerduty-prod"]
-    );
+    assert_eq!(all.values, ["github-ocean", "jira-cloud", "pagerduty-prod"]);
+    assert_eq!((all.total, all.has_more), (Some(3), Some(false)));
     let req = port.single_request();
     assert_eq!(
         (req.method.as_str(), req.path.as_str()),
