@@ -462,7 +462,9 @@ fn fix_steps(s: &mut Steps, offer: &Offer, identifier: &str, kind: Option<&str>)
     if written {
         if offer.writes("resync-integration") {
             s.step(format!(
-                "Resync: call {} and wait for its answer (the run's final state).",
+                "Resync: call {} and wait for its answer (the run's final state). Port may \
+                 have started a run on the config update already; a new resync aborts it, so \
+                 the history can show that one as aborted.",
                 call("resync-integration", &id())
             ));
         } else {
@@ -489,7 +491,7 @@ fn fix_steps(s: &mut Steps, offer: &Offer, identifier: &str, kind: Option<&str>)
         );
         if history {
             text.push_str(&format!(
-                " {} shows both runs, the failed one and the new one.",
+                " {} lists the new run (completed) above the failed one.",
                 call("get-integration-sync-history", &id())
             ));
         }
