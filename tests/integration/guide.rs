@@ -1135,3 +1135,33 @@ async fn the_binary_serves_the_embedded_mappings_over_stdio() {
     let _ = client.cancel().await;
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn identifier_completion_uses_only_an_offered_route() {
+    let port = FakePort::start().await;
+    let selection = ToolSelection {
+        tools: vec!["get-integration".into()],
+        ..Default::default()
+    };
+    let client = connect_tools(
+        server(&port, &selection).await,
+        (),
+        ClientLifecycleMode::Initialize,
+    )
+    .await;
+    let none = complete(
+        &client,
+        Reference::for_prompt("troubleshoot-integration"),
+        "identifier",
+        "",
+    )
+    .await
+    .unwrap();
+    assert!(none.values.is_empty());
+    assert!(
+        port.port.requests().is_empty(),
+        "no call to a route the server does not offer"
+    );
+    // The prompt itself is offered: get-integration is.
+    assert_eq!(client.list_all_prompts().await.unwrap().len(), 2);
+}

@@ -4,9 +4,9 @@
 //!   the embedded default mappings (no Port call).
 //! - `identifier` of both prompts and of `port://integrations/{identifier}`: the organization's
 //!   integration identifiers, from one GET /v1/integration/metadata (the call
-//!   get-all-integrations-meta-data makes), with the caller's call context. Completion is a
-//!   hint while typing: when Port fails, the answer is an empty list (the failure is logged),
-//!   not an error in the host's input box.
+//!   get-all-integrations-meta-data makes, so only when that tool is offered), with the caller's
+//!   call context. Completion is a hint while typing: when Port fails, the answer is an empty
+//!   list (the failure is logged), not an error in the host's input box.
 //!
 //! Every answer is the values starting with what was typed, sorted, at most 100
 //! (`total` and `hasMore` tell when there are more).
@@ -81,7 +81,12 @@ pub async fn complete(
     let candidates: Vec<String> = match source {
         Source::Types => corpus::types().map(str::to_string).collect(),
         Source::Kinds => corpus::kinds().iter().cloned().collect(),
-        Source::Identifiers => identifiers(tools, ctx).await,
+        // Only through a route the server offers: an allow-list without
+        // get-all-integrations-meta-data gets no suggestions rather than an unexpected call.
+        Source::Identifiers if offer.reads("get-all-integrations-meta-data") => {
+            identifiers(tools, ctx).await
+        }
+        Source::Identifiers => Vec::new(),
     };
     Ok(CompleteResult::new(matching(candidates, typed)))
 }
