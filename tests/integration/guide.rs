@@ -594,6 +594,15 @@ async fn bad_prompt_arguments_are_refused_naming_the_argument() {
     let e = prompt_error(&client, "no-such-prompt", json!({})).await;
     assert_eq!(e.code, ErrorCode::INVALID_PARAMS);
     assert!(e.message.contains("unknown prompt `no-such-prompt`"));
+    // A hostile name is cut and its control characters replaced in the message.
+    let e = prompt_error(
+        &client,
+        &format!("a\u{1b}[2J{}", "x".repeat(10_000)),
+        json!({}),
+    )
+    .await;
+    assert!(e.message.len() < 500, "{}", e.message.len());
+    assert!(!e.message.contains('\u{1b}'));
     assert!(port.port.requests().is_empty());
 }
 

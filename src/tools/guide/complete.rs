@@ -21,6 +21,7 @@ use super::{
     Offer, check_text, corpus,
     prompts::{FIX_MAPPING, TROUBLESHOOT},
     resources::{DEFAULT_MAPPING_TEMPLATE, INTEGRATION_TEMPLATE},
+    shown,
 };
 use crate::{
     port::{CallContext, PortRequest},
@@ -96,13 +97,6 @@ fn no_argument(argument: &str) -> ErrorData {
         format!("no argument `{}` to complete here", shown(argument)),
         None,
     )
-}
-
-fn shown(text: &str) -> String {
-    text.chars()
-        .take(super::MAX_ARGUMENT_BYTES)
-        .filter(|c| !c.is_control())
-        .collect()
 }
 
 /// The candidates starting with `typed`, sorted and deduplicated, at most

@@ -90,6 +90,15 @@ fn http_headers(ctx: &RequestContext<RoleServer>) -> Option<&axum::http::HeaderM
         .map(|p| &p.headers)
 }
 
+/// Text from outside as an error message shows it: cut, with control characters replaced, so a
+/// hostile name cannot flood or forge the message.
+fn shown(text: &str) -> String {
+    text.chars()
+        .take(MAX_ARGUMENT_BYTES)
+        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+        .collect()
+}
+
 /// Why a text from outside (a prompt argument, a URI segment) is refused: the first control
 /// character, or its size.
 fn check_text(value: &str) -> Result<(), String> {

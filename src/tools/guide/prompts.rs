@@ -18,7 +18,7 @@ use rmcp::{
 };
 use serde_json::{Value, json};
 
-use super::{Offer, check_text};
+use super::{Offer, check_text, shown};
 
 /// Name of the prompt that diagnoses and fixes a failed sync.
 pub const TROUBLESHOOT: &str = "troubleshoot-integration";
@@ -90,7 +90,8 @@ pub fn render(
         _ => {
             return Err(ErrorData::invalid_params(
                 format!(
-                    "unknown prompt `{name}`; the prompts are {TROUBLESHOOT} and {FIX_MAPPING}"
+                    "unknown prompt `{}`; the prompts are {TROUBLESHOOT} and {FIX_MAPPING}",
+                    shown(name)
                 ),
                 None,
             ));
@@ -99,9 +100,10 @@ pub fn render(
     if !offer.integration_readable() {
         return Err(ErrorData::invalid_params(
             format!(
-                "prompt `{name}` is not available: this server does not offer get-integration, \
+                "prompt `{}` is not available: this server does not offer get-integration, \
                  which every step starts from (start it with the integrations toolset, e.g. \
-                 {ALL_TOOLSETS})"
+                 {ALL_TOOLSETS})",
+                shown(name)
             ),
             None,
         ));
@@ -111,7 +113,7 @@ pub fn render(
     if let Some(unknown) = arguments.keys().find(|k| !wanted.contains(&k.as_str())) {
         return Err(invalid_argument(
             name,
-            unknown,
+            &shown(unknown),
             &format!(
                 "is not an argument of this prompt (it takes {})",
                 wanted.join(", ")

@@ -18,7 +18,7 @@ use rmcp::{
 };
 use serde_json::json;
 
-use super::{Offer, check_text, corpus};
+use super::{Offer, check_text, corpus, shown};
 use crate::{
     port::{CallContext, PortError, PortRequest},
     tools::PortTools,
@@ -142,14 +142,6 @@ fn decode_segment(uri: &str, segment: &str, name: &str) -> Result<String, ErrorD
         return Err(invalid_uri(uri, &format!("the {name} is empty")));
     }
     Ok(decoded.into_owned())
-}
-
-/// The URI as shown in an error: cut, without control characters.
-fn shown(uri: &str) -> String {
-    uri.chars()
-        .take(super::MAX_ARGUMENT_BYTES)
-        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
-        .collect()
 }
 
 fn invalid_uri(uri: &str, message: &str) -> ErrorData {
