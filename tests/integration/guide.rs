@@ -88,14 +88,14 @@ async fn server(port: &FakePort, selection: &ToolSelection) -> PortTools {
     .unwrap()
 }
 
-fn toolsets(sets: &[Toolset]) -> ToolSelection {
+pub fn toolsets(sets: &[Toolset]) -> ToolSelection {
     ToolSelection {
         toolsets: sets.to_vec(),
         ..Default::default()
     }
 }
 
-async fn prompt_text<S: Service<RoleClient>>(
+pub async fn prompt_text<S: Service<RoleClient>>(
     client: &RunningService<RoleClient, S>,
     name: &str,
     arguments: Value,
@@ -128,7 +128,7 @@ async fn prompt_error<S: Service<RoleClient>>(
     )
 }
 
-async fn read<S: Service<RoleClient>>(
+pub async fn read<S: Service<RoleClient>>(
     client: &RunningService<RoleClient, S>,
     uri: &str,
 ) -> Result<(String, Option<String>, String), ServiceError> {
