@@ -1,6 +1,7 @@
-//! The seven MCP tools, one per operation of Port's Integrations API.
+//! The MCP tools: the seven of Port's Integrations API, and the opt-in `mapping` and `sync`
+//! toolsets.
 //!
-//! Each tool parses and checks its arguments (`args`), turns them into one Port request, sends
+//! Each of the seven parses and checks its arguments (`args`), turns them into one Port request, sends
 //! it with the shared [`PortClient`], and hands the outcome to `result`. Tool names, titles,
 //! hints and descriptions are the public surface hosts see; a snapshot test pins them.
 
@@ -18,8 +19,9 @@ use rmcp::{
         wrapper::Parameters,
     },
     model::{
-        CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, JsonObject,
-        ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig,
+        CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams, GetTaskParams,
+        GetTaskResult, Implementation, JsonObject, ListToolsResult, PaginatedRequestParams,
+        ServerCapabilities, ServerConfig, UpdateTaskParams,
     },
     service::RequestContext,
     tool, tool_handler, tool_router,
@@ -36,14 +38,18 @@ use crate::{
 };
 
 mod confirm;
+pub mod metrics;
 pub mod resync;
+pub mod sync;
+pub mod tasks;
 
 /// Names of the tools that change Port.
-pub const WRITE_TOOLS: [&str; 4] = [
+pub const WRITE_TOOLS: [&str; 5] = [
     "update-integration",
     "update-integration-s-config",
     "delete-integration",
     "resync-integration",
+    "restore-integration-mapping",
 ];
 
 /// The header Port's hosted MCP uses to ask for read-only behaviour on one HTTP request.
@@ -51,9 +57,12 @@ pub const READ_ONLY_HEADER: &str = "x-read-only-mode";
 
 const INSTRUCTIONS: &str = "Manage the integrations (data sources) of a Port organization. \
 Find an integration with get-all-integrations, read its mapping with get-integration, change it \
-with update-integration-s-config (which also starts a resync), trigger a plain resync with \
-update-integration and no body, then check how it went with get-integration (resyncState) and \
-get-integration-s-event-logs (levels [\"ERROR\"]).";
+with update-integration-s-config (Port starts a resync after a config change). To re-run an \
+integration, use resync-integration (sync toolset), which sends Port's resync request and \
+follows the run to its per-kind counts; an empty update-integration was Port's documented \
+trigger, but current Ocean integrations (0.44.1 and later) may ignore it. Check how a run went \
+with get-integration-sync-status (per-kind counts; sync toolset), get-integration (resyncState) \
+and get-integration-s-event-logs (levels [\"ERROR\"]).";
 
 /// The MCP server: the tool router over one shared Port client. Cheap to clone (one per HTTP
 /// session or request); clones share the client, the in-flight tracker and the drain signal.
@@ -68,6 +77,9 @@ pub struct PortTools {
     ended: CancellationToken,
     check_mappings: bool,
     max_resync_wait: std::time::Duration,
+    // Shared: a task created on one request is polled on the next, which stateless HTTP
+    // serves with another clone.
+    tasks: tasks::Tasks,
     mapping_limits: Arc<crate::mapping::MappingLimits>,
     jq_slots: crate::mapping::JqSlots,
 }
@@ -127,6 +139,10 @@ impl PortTools {
             ended: CancellationToken::new(),
             check_mappings: true,
             max_resync_wait: std::time::Duration::from_secs(300),
+            tasks: tasks::Tasks::new(
+                tasks::DEFAULT_MAX_TASKS,
+                std::time::Duration::from_secs(300),
+            ),
             mapping_limits: Arc::new(crate::mapping::MappingLimits::default()),
             jq_slots: crate::mapping::JqSlots::new(2),
         }
@@ -149,6 +165,9 @@ impl PortTools {
         let sets = &selection.toolsets;
         if sets.contains(&crate::config::Toolset::Mapping) {
             router.merge(Self::mapping_router());
+        }
+        if sets.contains(&crate::config::Toolset::Sync) {
+            router.merge(Self::sync_router());
         }
         if !sets.is_empty() && !sets.contains(&crate::config::Toolset::Integrations) {
             for name in Self::tool_router().list_all() {
@@ -181,6 +200,7 @@ impl PortTools {
         tools.tool_router = Arc::new(router);
         tools.check_mappings = !selection.no_mapping_validation;
         tools.max_resync_wait = std::time::Duration::from_secs(selection.max_resync_wait_secs);
+        tools.tasks = tasks::Tasks::new(selection.max_tasks, tools.max_resync_wait);
         Ok(tools)
     }
 
@@ -196,6 +216,11 @@ impl PortTools {
     /// The slots that bound concurrent jq work (mapping checks, previews).
     pub fn jq_slots(&self) -> &crate::mapping::JqSlots {
         &self.jq_slots
+    }
+
+    /// The store of MCP tasks (long calls run in the background), shared by every clone.
+    pub fn tasks(&self) -> &tasks::Tasks {
+        &self.tasks
     }
 
     /// The Port client.
@@ -482,12 +507,14 @@ impl PortTools {
         name = "update-integration",
         title = "Update or resync an integration",
         description = "Change an integration's fields (title, version, installationAppType, \
-            config, changelogDestination) with a partial update. With no body, or an empty body \
-            {}, nothing changes and Port triggers a resync: this is how to re-run an \
-            integration. Any update also triggers a resync, and a config sent here replaces the \
-            whole current config (to change only the mapping, prefer update-integration-s-config). \
-            Follow the resync with get-integration (resyncState) and \
-            get-integration-s-event-logs. Needs a role allowed to update integrations \
+            config, changelogDestination) with a partial update (PATCH). With no body, or an \
+            empty body {}, nothing changes: an empty PATCH was Port's documented resync \
+            trigger, but current Ocean polling integrations (Ocean 0.44.1 and later) resync \
+            only on an explicit resync request and may ignore it; resync-integration (sync \
+            toolset) is the reliable way to re-run an integration. A config sent here replaces \
+            the whole current config (to change only the mapping, prefer \
+            update-integration-s-config). Check the outcome with get-integration (resyncState) \
+            and get-integration-s-event-logs. Needs a role allowed to update integrations \
             (moderator or admin).",
         input_schema = input_schema::<UpdateArgs>(),
         annotations(
@@ -547,8 +574,9 @@ impl PortTools {
             the mappings are jq expressions over each raw item (a literal blueprint needs jq \
             quotes, e.g. \"\\\"service\\\"\"). Read the current config with get-integration \
             first and send it back complete. Port triggers a resync after the change; follow it \
-            with get-integration (resyncState) and get-integration-s-event-logs. Needs a role \
-            allowed to update integrations (moderator or admin).",
+            with resync-integration's checks in get-integration-sync-status (per-kind counts; \
+            sync toolset), or get-integration (resyncState) and get-integration-s-event-logs. \
+            Needs a role allowed to update integrations (moderator or admin).",
         input_schema = input_schema::<UpdateConfigArgs>(),
         annotations(
             title = "Replace an integration's config (mapping)",
@@ -704,12 +732,7 @@ impl PortTools {
     #[tool(
         name = "resync-integration",
         title = "Resync an integration and wait for the result",
-        description = "Trigger a resync of an integration (as update-integration with no body \
-            does), then follow it: polls the integration's resyncState until the run completes, \
-            fails or is aborted, sends progress notifications while it runs, and returns the \
-            final state with the run's ERROR-level event logs. Gives up after timeoutSeconds \
-            (default 45) and answers \"still running\" with what it knows. Needs a role allowed \
-            to update integrations (moderator or admin).",
+        description = resync::DESCRIPTION,
         input_schema = input_schema::<resync::ResyncArgs>(),
         annotations(
             title = "Resync an integration and wait for the result",
@@ -723,20 +746,25 @@ impl PortTools {
         &self,
         Parameters(raw): Parameters<JsonObject>,
         ctx: RequestContext<RoleServer>,
-    ) -> CallToolResult {
-        resync::run(self, raw, self.max_resync_wait, &ctx).await
+    ) -> CallToolResponse {
+        resync::run(self, raw, &ctx).await
     }
 }
 
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for PortTools {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(
-                Implementation::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"))
-                    .with_title("Port integrations"),
-            )
-            .with_instructions(INSTRUCTIONS)
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_tasks()
+                .build(),
+        )
+        .with_server_info(
+            Implementation::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"))
+                .with_title("Port integrations"),
+        )
+        .with_instructions(INSTRUCTIONS)
     }
 
     async fn list_tools(
@@ -752,6 +780,34 @@ impl ServerHandler for PortTools {
             .filter(|t| !(read_only && WRITE_TOOLS.contains(&t.name.as_ref())))
             .collect();
         Ok(ListToolsResult::with_all_items(tools))
+    }
+
+    async fn get_task(
+        &self,
+        request: GetTaskParams,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, ErrorData> {
+        Ok(GetTaskResult::new(
+            self.tasks.manager().get_task(&request.task_id)?,
+        ))
+    }
+
+    async fn update_task(
+        &self,
+        request: UpdateTaskParams,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.tasks
+            .manager()
+            .update_task(&request.task_id, request.input_responses)
+    }
+
+    async fn cancel_task(
+        &self,
+        request: CancelTaskParams,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.tasks.manager().cancel_task(&request.task_id)
     }
 
     async fn call_tool(
