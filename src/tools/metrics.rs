@@ -290,7 +290,7 @@ pub fn history(body: &Value) -> (Vec<RunEntry>, usize) {
         })
         .collect();
     // Newest first; `None` sorts below every time, so unreadable starts go last.
-    runs.sort_by(|a, b| b.started.cmp(&a.started));
+    runs.sort_by_key(|r| std::cmp::Reverse(r.started));
     let left_out = runs.len().saturating_sub(MAX_RUNS);
     runs.truncate(MAX_RUNS);
     (runs, left_out)
