@@ -24,5 +24,6 @@ mod rest;
 mod resync;
 mod stdio;
 mod surface;
+mod sync;
 mod tools;
 mod validation;
