@@ -182,8 +182,8 @@ async fn toolsets_choose_the_surface() {
             "get-integration-kind-examples",
             "get-integration-sync-history",
             "get-integration-sync-status",
-            "resync-integration",
-            "restore-integration-mapping"
+            "restore-integration-mapping",
+            "resync-integration"
         ]
     );
     assert_eq!(

@@ -598,7 +598,7 @@ fn script_restorable_history(port: &FakePort) {
     );
 }
 
-const QUESTION: &str = "Restore the mapping of the Port integration \"GitHub (Ocean)\" (github-ocean, \
+const QUESTION: &str = "Restore the mapping of the Port integration \"GitHub\" (github-ocean, \
 type github-ocean) to the one its last successful resync used? Port replaces the current mapping \
 and resyncs. Current mapping kinds: repository, pull-request; kinds synced by its last successful \
 resync (r1): repository.";
@@ -1058,8 +1058,10 @@ fn transport(
 async fn tasks_survive_stateless_http_where_each_request_has_its_own_server() {
     let port = FakePort::start().await;
     let addr = serve_http(&port, &sync_only(), true).await;
+    // Stateless HTTP knows a client's capabilities only from the 2026-07-28 era's per-request
+    // metadata: a legacy client there gets plain calls.
     let client = tasks_client()
-        .serve_with_lifecycle(transport(addr, &[]), ClientLifecycleMode::Initialize)
+        .serve_with_lifecycle(transport(addr, &[]), modern())
         .await
         .unwrap();
     accept_resync(&port.port, "github-ocean");
