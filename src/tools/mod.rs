@@ -573,10 +573,11 @@ impl PortTools {
             selector: {query}, port: {entity: {mappings}}}]}}. Values in selector.query and in \
             the mappings are jq expressions over each raw item (a literal blueprint needs jq \
             quotes, e.g. \"\\\"service\\\"\"). Read the current config with get-integration \
-            first and send it back complete. Port triggers a resync after the change; follow it \
-            with resync-integration's checks in get-integration-sync-status (per-kind counts; \
-            sync toolset), or get-integration (resyncState) and get-integration-s-event-logs. \
-            Needs a role allowed to update integrations (moderator or admin).",
+            first and send it back complete. Port triggers a resync after the change; check its \
+            outcome per kind with get-integration-sync-status (sync toolset), or with \
+            get-integration (resyncState) and get-integration-s-event-logs; to run and follow a \
+            fresh resync, use resync-integration. Needs a role allowed to update integrations \
+            (moderator or admin).",
         input_schema = input_schema::<UpdateConfigArgs>(),
         annotations(
             title = "Replace an integration's config (mapping)",

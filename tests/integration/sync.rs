@@ -883,6 +883,10 @@ async fn resync_as_a_task_completes_with_the_same_result() {
     )
     .unwrap();
     let client = connect_tools(tools, tasks_client(), ClientLifecycleMode::Initialize).await;
+    assert!(
+        client.peer_info().unwrap().capabilities.supports_tasks(),
+        "the server advertises tasks"
+    );
     accept_resync(&port.port, "github-ocean");
     let id = task_of(
         &client,
@@ -956,6 +960,46 @@ async fn a_cancelled_task_stops_following() {
         "polling went on after tasks/cancel: {:?}",
         seen(&port)
     );
+}
+
+#[tokio::test]
+async fn a_task_ends_with_the_servers_shutdown() {
+    let port = FakePort::start().await;
+    let tools = PortTools::with_selection(
+        PortClient::new(&port.settings(static_token())).unwrap(),
+        &sync_only(),
+    )
+    .unwrap();
+    let server = tools.clone();
+    let client = connect_tools(tools, tasks_client(), ClientLifecycleMode::Initialize).await;
+    accept_resync(&port.port, "k8s-exporter-eu");
+    let id = task_of(
+        &client,
+        "resync-integration",
+        json!({"identifier": "k8s-exporter-eu"}),
+    )
+    .await;
+    for _ in 0..250 {
+        if port.api_requests().len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        server.calls().len(),
+        1,
+        "a running task counts as a call in flight"
+    );
+    // What the transports do once the shutdown's grace period is over.
+    server.ended().cancel();
+    let TaskPayload::Completed { result } = settle(&client, &id).await else {
+        panic!("expected the shutdown answer");
+    };
+    assert_eq!(result["structuredContent"]["error"], "shutting_down");
+    assert_eq!(server.calls().len(), 0);
+    let after = port.api_requests().len();
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    assert_eq!(port.api_requests().len(), after, "{:?}", seen(&port));
 }
 
 #[tokio::test]
