@@ -143,7 +143,7 @@ pub fn restore_not_confirmed(identifier: &str, answer: &str) -> CallToolResult {
 pub fn tasks_busy(max: usize) -> CallToolResult {
     error_result(
         format!(
-            "The server is already running {max} tasks, its limit (--max-tasks / \
+            "The server is already running as many tasks as it allows ({max}; --max-tasks / \
              PORT_MCP_MAX_TASKS); nothing was sent to Port. Wait for a running task to finish \
              (tasks/get) or cancel one (tasks/cancel), then retry."
         ),

@@ -1031,8 +1031,8 @@ async fn the_task_cap_refuses_clearly_and_the_server_keeps_serving() {
     assert!(is_error(&r));
     assert_eq!(
         text(&r),
-        "The server is already running 1 tasks, its limit (--max-tasks / PORT_MCP_MAX_TASKS); \
-         nothing was sent to Port. Wait for a running task to finish (tasks/get) or cancel one \
+        "The server is already running as many tasks as it allows (1; --max-tasks / \
+         PORT_MCP_MAX_TASKS); nothing was sent to Port. Wait for a running task to finish (tasks/get) or cancel one \
          (tasks/cancel), then retry."
     );
     assert!(
