@@ -457,10 +457,17 @@ fn find(integrations: &[Value], identifier: &str) -> Option<usize> {
 
 /// Port's timestamps: ISO 8601, UTC, milliseconds.
 fn now() -> String {
-    let millis = std::time::SystemTime::now()
+    iso_millis(now_millis())
+}
+
+fn now_millis() -> i64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(0))
-        .unwrap_or(0);
+        .unwrap_or(0)
+}
+
+fn iso_millis(millis: i64) -> String {
     chrono::DateTime::from_timestamp_millis(millis)
         .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
         .unwrap_or_default()

@@ -16,7 +16,7 @@ use std::{
 use axum::http::StatusCode;
 use serde_json::{Map, Value, json};
 
-use super::{Org, Sandbox, fail, find, invalid, not_found, now};
+use super::{Org, Sandbox, fail, find, invalid, iso_millis, not_found, now, now_millis};
 use crate::mapping::{
     JqSlots, MappingLimits,
     worker::{self, Job},
@@ -234,15 +234,21 @@ fn plain_outcome(config: &Value, examples: &BTreeMap<String, Vec<Value>>) -> Out
 }
 
 /// Applies `config` to the examples in the preview worker, one worker per kind.
+/// Stops early, with what it has, once `running()` says the run ended (a newer one aborted it),
+/// so back-to-back resyncs cost one evaluation at a time per integration.
 async fn evaluate(
     mapping: &Mapping,
     config: &Value,
     examples: &BTreeMap<String, Vec<Value>>,
+    running: impl Fn() -> bool,
 ) -> Outcome {
     let resources = resources(config);
     let mut outcome = Outcome::default();
     let kinds: BTreeSet<&str> = resources.iter().map(|(_, k)| k.as_str()).collect();
     for kind in kinds {
+        if !running() {
+            break;
+        }
         let list = examples.get(kind).map(Vec::as_slice).unwrap_or(&[]);
         let ids: Vec<String> = list
             .iter()
@@ -460,12 +466,19 @@ pub fn start_run(sandbox: &Sandbox, org: &mut Org, idx: usize, request: bool) ->
         &event_id,
     );
     if let Some(integration) = org.integrations.get_mut(idx) {
+        let interval = integration["resyncState"]["intervalInMinuets"].clone();
+        // Ocean writes the next scheduled resync when it has an interval (§5).
+        let next = interval
+            .as_u64()
+            .filter(|m| *m > 0)
+            .and_then(|m| i64::try_from(m).ok())
+            .map(|m| iso_millis(now_millis().saturating_add(m.saturating_mul(60_000))));
         integration["resyncState"] = json!({
             "status": "running",
             "lastResyncStart": stamp,
             "lastResyncEnd": null,
-            "nextResync": null,
-            "intervalInMinuets": integration["resyncState"]["intervalInMinuets"],
+            "nextResync": next,
+            "intervalInMinuets": interval,
             "updatedAt": stamp,
         });
     }
@@ -473,7 +486,14 @@ pub fn start_run(sandbox: &Sandbox, org: &mut Org, idx: usize, request: bool) ->
         let (sandbox, event) = (sandbox.clone(), event_id.clone());
         tokio::spawn(async move {
             if let Some(mapping) = &sandbox.mapping {
-                let outcome = evaluate(mapping, &config, &examples).await;
+                let running = || {
+                    sandbox.org().sync.get(&identifier).is_some_and(|d| {
+                        d.runs
+                            .iter()
+                            .any(|r| r.event_id == event && r.state == SYNCING)
+                    })
+                };
+                let outcome = evaluate(mapping, &config, &examples, running).await;
                 let mut org = sandbox.org();
                 if let Some(run) = org
                     .sync

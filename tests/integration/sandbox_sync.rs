@@ -124,6 +124,10 @@ async fn resync_records_a_request_and_a_run_that_finishes_with_metrics() {
     assert_eq!(state["lastResyncEnd"], Value::Null);
     assert_eq!(state["intervalInMinuets"], 60);
     assert_eq!(state["lastResyncStart"], state["updatedAt"]);
+    // An hourly integration: the next resync is scheduled an hour later.
+    let start = chrono::DateTime::parse_from_rfc3339(state["lastResyncStart"].as_str().unwrap());
+    let next = chrono::DateTime::parse_from_rfc3339(state["nextResync"].as_str().unwrap());
+    assert_eq!((next.unwrap() - start.unwrap()).num_minutes(), 60);
     // The integration itself was not edited.
     assert_eq!(integration["updatedAt"], "2026-11-23T08:03:12.000Z");
 
