@@ -108,9 +108,10 @@ async fn resync_records_a_request_and_a_run_that_finishes_with_metrics() {
         (200, json!({"ok": true, "request": null}))
     );
     port.port.clear_requests();
-    let (status, body) = send(&port, "POST", "/v1/integration/github-ocean/resync", None).await;
-    assert_eq!(status, 200);
-    assert_eq!(body, json!({"ok": true}));
+    // Port documents neither the code nor the body of a successful trigger: only "2xx" is
+    // asserted (the answer is configurable, see the_trigger_answer_is_configurable).
+    let (status, _) = send(&port, "POST", "/v1/integration/github-ocean/resync", None).await;
+    assert!((200..300).contains(&status), "{status}");
     let req = port.single_request();
     assert_eq!(
         (req.method.as_str(), req.path.as_str(), req.query.as_deref()),
@@ -566,8 +567,8 @@ async fn restore_brings_back_the_last_successful_config() {
     let broken = port.port.integration("jira-cloud").unwrap()["config"].clone();
     let good = fixed_jira_config(&port);
     assert_ne!(broken, good);
-    let (status, body) = send(&port, "POST", "/v1/integration/jira-cloud/restore", None).await;
-    assert_eq!((status, body), (200, json!({"ok": true})));
+    let (status, _) = send(&port, "POST", "/v1/integration/jira-cloud/restore", None).await;
+    assert!((200..300).contains(&status), "{status}");
     let integration = port.port.integration("jira-cloud").unwrap();
     assert_eq!(integration["config"], good);
     assert_eq!(integration["resyncState"]["status"], "running");
