@@ -1,0 +1,892 @@
+//! Resync runs of the in-memory Port: what Port keeps about each integration's syncs and serves
+//! on the sync routes (resync, resync-request, restore, syncMetrics, syncsMetadata, kinds,
+//! resync-state; see `port-sync-api.md`).
+//!
+//! A run stands in for the exporter: it applies the config the integration had when the run
+//! started to the integration's raw-data examples, so a broken mapping fails and a fixed one
+//! loads. The jq runs in the preview worker process (bounded in time, memory and output) when
+//! the sandbox was given mapping limits; without them every example counts as loaded, which is
+//! all most tests need. A run ends by itself after the auto-resync delay, or when a test says so.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap, VecDeque},
+    time::Instant,
+};
+
+use axum::http::StatusCode;
+use serde_json::{Map, Value, json};
+
+use super::{Org, Sandbox, fail, find, invalid, iso_millis, not_found, now, now_millis};
+use crate::mapping::{
+    JqSlots, MappingLimits,
+    worker::{self, Job},
+};
+
+/// Port keeps the 50 most recent resyncs (syncsMetadata, §4).
+pub const MAX_RUNS: usize = 50;
+/// Ocean sends at most five examples per kind (§7).
+pub const MAX_EXAMPLES: usize = 5;
+/// Largest example kept, serialized.
+const MAX_EXAMPLE_BYTES: usize = 64 * 1024;
+/// Kinds with examples kept per integration.
+const MAX_KINDS: usize = 100;
+/// Event logs kept per integration (the oldest are dropped).
+const MAX_LOGS: usize = 500;
+/// Resources of a config that a run looks at.
+pub const MAX_RESOURCES: usize = 100;
+/// ERROR lines a run writes per kind; the rest are summed up in one line.
+const MAX_FAILURE_LOGS: usize = 20;
+/// The Ocean version the sandbox's exporters report.
+pub const OCEAN_VERSION: &str = "0.48.12";
+
+/// Run states, as Ocean names them (§3).
+pub const SYNCING: &str = "syncing";
+/// See [`SYNCING`].
+pub const COMPLETED: &str = "completed";
+/// See [`SYNCING`].
+pub const FAILED: &str = "failed";
+/// See [`SYNCING`].
+pub const ABORTED: &str = "aborted";
+
+/// The jq bounds a sandbox evaluates mappings under, and its worker slots.
+#[derive(Debug)]
+pub struct Mapping {
+    pub limits: MappingLimits,
+    pub slots: JqSlots,
+}
+
+/// One resource's object counts in a run, per Ocean's phases.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Counts {
+    pub raw: f64,
+    pub transformed: f64,
+    pub filtered_out: f64,
+    pub transform_failed: f64,
+    pub loaded: f64,
+    pub load_failed: f64,
+    pub skipped: f64,
+}
+
+impl Counts {
+    /// `raw` objects, of which `filtered` were filtered out, `failed` failed to transform and
+    /// `skipped` were skipped at load; the rest transformed and loaded.
+    pub fn new(raw: f64, filtered: f64, failed: f64, skipped: f64) -> Self {
+        let transformed = (raw - filtered - failed).max(0.0);
+        Counts {
+            raw,
+            transformed,
+            filtered_out: filtered,
+            transform_failed: failed,
+            loaded: (transformed - skipped).max(0.0),
+            load_failed: 0.0,
+            skipped,
+        }
+    }
+
+    fn failed(&self) -> f64 {
+        self.transform_failed + self.load_failed
+    }
+}
+
+/// An ERROR line a run writes when it ends.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub kind: String,
+    pub phase: &'static str,
+    pub message: String,
+}
+
+/// What applying a config to the examples gave, per resource index.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    pub counts: BTreeMap<usize, Counts>,
+    pub failures: Vec<Failure>,
+    /// The mapping could not be evaluated at all (worker stopped, config refused).
+    pub fatal: bool,
+}
+
+impl Outcome {
+    fn failed(&self) -> bool {
+        self.fatal || self.counts.values().any(|c| c.failed() > 0.0)
+    }
+}
+
+/// One resync.
+#[derive(Debug)]
+pub struct Run {
+    pub event_id: String,
+    pub state: String,
+    pub created_at: String,
+    pub updated_at: String,
+    /// The config the run applied (the integration's config when it started).
+    pub config: Value,
+    pub duration: f64,
+    pub started: Option<Instant>,
+    /// Set once the config was applied; shown only after the run ended.
+    pub outcome: Option<Outcome>,
+    pub deleted: f64,
+}
+
+/// What Port keeps about one integration's syncs.
+#[derive(Debug, Default)]
+pub struct SyncData {
+    /// Newest first, at most [`MAX_RUNS`].
+    pub runs: VecDeque<Run>,
+    /// The last resync request: `{id, updatedAt}`.
+    pub request: Option<Value>,
+    /// Raw examples per kind: `[{_id, data}]`, at most [`MAX_EXAMPLES`] each.
+    pub examples: BTreeMap<String, Vec<Value>>,
+    /// Event logs, newest first, at most [`MAX_LOGS`].
+    pub logs: VecDeque<Value>,
+    /// The config of the last run that completed: what restore brings back.
+    pub last_good_config: Option<Value>,
+}
+
+impl SyncData {
+    /// Adds a log line (newest first), dropping the oldest past the bound.
+    pub fn log(
+        &mut self,
+        id: String,
+        level: &str,
+        message: String,
+        kind: Option<&str>,
+        phase: &str,
+        event_id: &str,
+    ) {
+        let mut extra = json!({"etl_phase": phase, "event_id": event_id});
+        if let Some(kind) = kind {
+            extra["kind"] = json!(kind);
+        }
+        self.logs.push_front(json!({
+            "_id": id,
+            "timestamp": now(),
+            "level": level,
+            "message": message,
+            "extra": extra,
+        }));
+        self.logs.truncate(MAX_LOGS);
+    }
+}
+
+/// A uuid4-shaped id (Ocean's eventIds are uuid4), unique within the process.
+pub fn uuid_like(n: u64) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let mix = |mut z: u64| {
+        z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    let a = mix(nanos ^ n.rotate_left(32));
+    let b = mix(a ^ n);
+    format!(
+        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0x0fff,
+        0x8000 | ((b >> 48) & 0x3fff),
+        b & 0xffff_ffff_ffff
+    )
+}
+
+/// `(index, kind)` of each resource of a config, bounded.
+fn resources(config: &Value) -> Vec<(usize, String)> {
+    config["resources"]
+        .as_array()
+        .map(|r| {
+            r.iter()
+                .take(MAX_RESOURCES)
+                .enumerate()
+                .map(|(i, r)| (i, r["kind"].as_str().unwrap_or("").to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The blueprint a resource maps to, when its mapping names it as a literal.
+fn blueprint(resource: &Value) -> Option<String> {
+    let mappings = &resource["port"]["entity"]["mappings"];
+    let mapping = match mappings {
+        Value::Array(list) => list.first()?,
+        other => other,
+    };
+    let text = mapping["blueprint"].as_str()?.trim();
+    let inner = text.strip_prefix('"')?.strip_suffix('"')?;
+    (!inner.contains('"')).then(|| inner.to_string())
+}
+
+/// Every example counted as extracted, transformed and loaded (no evaluation).
+fn plain_outcome(config: &Value, examples: &BTreeMap<String, Vec<Value>>) -> Outcome {
+    let counts = resources(config)
+        .into_iter()
+        .map(|(i, kind)| {
+            let n = examples.get(&kind).map_or(0, Vec::len) as f64;
+            (i, Counts::new(n, 0.0, 0.0, 0.0))
+        })
+        .collect();
+    Outcome {
+        counts,
+        ..Outcome::default()
+    }
+}
+
+/// Applies `config` to the examples in the preview worker, one worker per kind.
+/// Stops early, with what it has, once `running()` says the run ended (a newer one aborted it),
+/// so back-to-back resyncs cost one evaluation at a time per integration.
+async fn evaluate(
+    mapping: &Mapping,
+    config: &Value,
+    examples: &BTreeMap<String, Vec<Value>>,
+    running: impl Fn() -> bool,
+) -> Outcome {
+    let resources = resources(config);
+    let mut outcome = Outcome::default();
+    let kinds: BTreeSet<&str> = resources.iter().map(|(_, k)| k.as_str()).collect();
+    for kind in kinds {
+        if !running() {
+            break;
+        }
+        let list = examples.get(kind).map(Vec::as_slice).unwrap_or(&[]);
+        let ids: Vec<String> = list
+            .iter()
+            .map(|e| e["_id"].as_str().unwrap_or("?").to_string())
+            .collect();
+        let items: Vec<Value> = list.iter().map(|e| e["data"].clone()).collect();
+        let indices: Vec<usize> = resources
+            .iter()
+            .filter(|(_, k)| k == kind)
+            .map(|(i, _)| *i)
+            .collect();
+        for i in &indices {
+            outcome.counts.insert(
+                *i,
+                Counts {
+                    raw: items.len() as f64,
+                    ..Counts::default()
+                },
+            );
+        }
+        if items.is_empty() {
+            continue;
+        }
+        let n = items.len() as f64;
+        let job = Job {
+            config: config.clone(),
+            kind: Some(kind.to_string()),
+            items,
+            max_expression_bytes: mapping.limits.max_expression_bytes,
+            max_depth: mapping.limits.max_depth,
+        };
+        match worker::run(&job, &mapping.limits, &mapping.slots).await {
+            Ok(preview) => tally(&preview, config, kind, &ids, &mut outcome),
+            Err(e) => {
+                for i in &indices {
+                    if let Some(c) = outcome.counts.get_mut(i) {
+                        c.transform_failed = n;
+                    }
+                }
+                outcome.fatal = true;
+                outcome.failures.push(Failure {
+                    kind: kind.to_string(),
+                    phase: "transform",
+                    message: format!("The mapping of kind `{kind}` could not be evaluated: {e}"),
+                });
+            }
+        }
+    }
+    outcome
+}
+
+/// Counts a preview's results (see `mapping::preview`) into the outcome.
+fn tally(preview: &Value, config: &Value, kind: &str, ids: &[String], outcome: &mut Outcome) {
+    let mut written = 0usize;
+    let mut unwritten = 0usize;
+    let mut note = |outcome: &mut Outcome, message: String| {
+        if written < MAX_FAILURE_LOGS {
+            written += 1;
+            outcome.failures.push(Failure {
+                kind: kind.to_string(),
+                phase: "transform",
+                message,
+            });
+        } else {
+            unwritten += 1;
+        }
+    };
+    for result in preview["results"].as_array().into_iter().flatten() {
+        let Some(r) = result["resource"].as_u64().map(|r| r as usize) else {
+            continue;
+        };
+        let item = result["item"]
+            .as_u64()
+            .and_then(|i| ids.get(i as usize))
+            .map_or("?", String::as_str);
+        let resource = &config["resources"][r];
+        let mut counts = outcome.counts.get(&r).copied().unwrap_or_default();
+        if let Some(error) = result.get("selectorError") {
+            counts.transform_failed += 1.0;
+            note(
+                outcome,
+                format!(
+                    "Item {item} of kind `{kind}` (resource {r}) failed: selector query `{}` \
+                     failed: {}",
+                    resource["selector"]["query"].as_str().unwrap_or("true"),
+                    text(error)
+                ),
+            );
+        } else if result["kept"] != json!(true) {
+            counts.filtered_out += 1.0;
+        } else {
+            for entity in result["entities"].as_array().into_iter().flatten() {
+                match entity_failure(entity, resource) {
+                    None => {
+                        counts.transformed += 1.0;
+                        counts.loaded += 1.0;
+                    }
+                    Some(reason) => {
+                        counts.transform_failed += 1.0;
+                        note(
+                            outcome,
+                            format!(
+                                "Item {item} of kind `{kind}` (resource {r}) was not loaded: \
+                                 {reason}"
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+        outcome.counts.insert(r, counts);
+    }
+    if unwritten > 0 {
+        outcome.failures.push(Failure {
+            kind: kind.to_string(),
+            phase: "transform",
+            message: format!("{unwritten} more items of kind `{kind}` failed the same way"),
+        });
+    }
+}
+
+fn text(v: &Value) -> String {
+    v.as_str().map_or_else(|| v.to_string(), str::to_string)
+}
+
+/// Why a mapped entity cannot be loaded: an expression failed, or the identifier is not a
+/// string (Port's framework skips such entities).
+fn entity_failure(entity: &Value, resource: &Value) -> Option<String> {
+    let mappings = &resource["port"]["entity"]["mappings"];
+    let expression = match mappings {
+        Value::Array(list) => list.first().map(|m| &m["identifier"]),
+        other => Some(&other["identifier"]),
+    }
+    .map(text)
+    .unwrap_or_default();
+    let mut reasons: Vec<String> = Vec::new();
+    let errors = entity["errors"].as_object();
+    match &entity["identifier"] {
+        Value::String(_) | Value::Object(_) => {}
+        Value::Null => reasons.push(format!(
+            "identifier is null (`{expression}`: {})",
+            errors
+                .and_then(|e| e.get("identifier"))
+                .map_or_else(|| "gave null".into(), text)
+        )),
+        other => reasons.push(format!(
+            "identifier `{expression}` gave {other}, not a string"
+        )),
+    }
+    for (field, error) in errors.into_iter().flatten() {
+        if field != "identifier" {
+            reasons.push(format!("{field}: {}", text(error)));
+        }
+    }
+    (!reasons.is_empty()).then(|| reasons.join("; "))
+}
+
+/// Starts a run of the integration at `idx`: aborts a running one, records a resync request
+/// when asked (POST /resync, restore), sets the resync state to running, and hands the
+/// evaluation (and, with auto-resync, the ending) to a task.
+pub fn start_run(sandbox: &Sandbox, org: &mut Org, idx: usize, request: bool) -> String {
+    let Some(integration) = org.integrations.get(idx) else {
+        return String::new();
+    };
+    let identifier = integration["identifier"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let config = integration["config"].clone();
+    let stamp = now();
+    let event_id = uuid_like(sandbox.next_id());
+    let (abort_log, start_log) = (sandbox.next_id(), sandbox.next_id());
+    let request_id = request.then(|| uuid_like(sandbox.next_id()));
+    let data = org.sync.entry(identifier.clone()).or_default();
+    if let Some(run) = data.runs.front_mut().filter(|r| r.state == SYNCING) {
+        run.state = ABORTED.into();
+        run.updated_at = stamp.clone();
+        run.duration = run.started.map_or(0.0, |s| s.elapsed().as_secs_f64());
+        let old = run.event_id.clone();
+        data.log(
+            format!("log_{abort_log}"),
+            "WARNING",
+            "Resync aborted: a new resync was requested".into(),
+            None,
+            "load",
+            &old,
+        );
+    }
+    if let Some(id) = request_id {
+        data.request = Some(json!({"id": id, "updatedAt": stamp}));
+    }
+    let outcome = sandbox
+        .mapping
+        .is_none()
+        .then(|| plain_outcome(&config, &data.examples));
+    let examples = data.examples.clone();
+    data.runs.push_front(Run {
+        event_id: event_id.clone(),
+        state: SYNCING.into(),
+        created_at: stamp.clone(),
+        updated_at: stamp.clone(),
+        config: config.clone(),
+        duration: 0.0,
+        started: Some(Instant::now()),
+        outcome,
+        deleted: 0.0,
+    });
+    data.runs.truncate(MAX_RUNS);
+    data.log(
+        format!("log_{start_log}"),
+        "INFO",
+        "Resync started".into(),
+        None,
+        "extract",
+        &event_id,
+    );
+    if let Some(integration) = org.integrations.get_mut(idx) {
+        let interval = integration["resyncState"]["intervalInMinuets"].clone();
+        // Ocean writes the next scheduled resync when it has an interval (§5).
+        let next = interval
+            .as_u64()
+            .filter(|m| *m > 0)
+            .and_then(|m| i64::try_from(m).ok())
+            .map(|m| iso_millis(now_millis().saturating_add(m.saturating_mul(60_000))));
+        integration["resyncState"] = json!({
+            "status": "running",
+            "lastResyncStart": stamp,
+            "lastResyncEnd": null,
+            "nextResync": next,
+            "intervalInMinuets": interval,
+            "updatedAt": stamp,
+        });
+    }
+    if sandbox.mapping.is_some() || sandbox.auto_resync.is_some() {
+        let (sandbox, event) = (sandbox.clone(), event_id.clone());
+        tokio::spawn(async move {
+            if let Some(mapping) = &sandbox.mapping {
+                let running = || {
+                    sandbox.org().sync.get(&identifier).is_some_and(|d| {
+                        d.runs
+                            .iter()
+                            .any(|r| r.event_id == event && r.state == SYNCING)
+                    })
+                };
+                let outcome = evaluate(mapping, &config, &examples, running).await;
+                let mut org = sandbox.org();
+                if let Some(run) = org
+                    .sync
+                    .get_mut(&identifier)
+                    .and_then(|d| d.runs.iter_mut().find(|r| r.event_id == event))
+                {
+                    run.outcome = Some(outcome);
+                }
+            }
+            if let Some(after) = sandbox.auto_resync {
+                tokio::time::sleep(after).await;
+                finish_run(&sandbox, &identifier, Some(&event), None);
+            }
+        });
+    }
+    event_id
+}
+
+/// Ends a running run (the given one, or the newest) with `status`, or with what its outcome
+/// says; writes its logs and the integration's resync state. Returns the status, or None when
+/// no such run is running.
+pub fn finish_run(
+    sandbox: &Sandbox,
+    identifier: &str,
+    event_id: Option<&str>,
+    status: Option<&str>,
+) -> Option<String> {
+    let mut org = sandbox.org();
+    let idx = find(&org.integrations, identifier)?;
+    let data = org.sync.get_mut(identifier)?;
+    let run = match event_id {
+        Some(e) => data.runs.iter_mut().find(|r| r.event_id == e)?,
+        None => data.runs.front_mut()?,
+    };
+    if run.state != SYNCING {
+        return None;
+    }
+    let stamp = now();
+    let outcome = run.outcome.clone().unwrap_or_default();
+    let status = status
+        .map(str::to_string)
+        .unwrap_or_else(|| if outcome.failed() { FAILED } else { COMPLETED }.into());
+    run.state = status.clone();
+    run.updated_at = stamp.clone();
+    run.duration = run.started.map_or(0.0, |s| s.elapsed().as_secs_f64());
+    run.outcome = Some(outcome.clone());
+    let event = run.event_id.clone();
+    let config = run.config.clone();
+    let mut logs: Vec<(&str, String, Option<String>, &str)> = Vec::new();
+    if status != ABORTED {
+        for f in &outcome.failures {
+            logs.push(("ERROR", f.message.clone(), Some(f.kind.clone()), f.phase));
+        }
+    }
+    let loaded: f64 = outcome.counts.values().map(|c| c.loaded).sum();
+    let failed: f64 = outcome.counts.values().map(Counts::failed).sum();
+    let summary = match status.as_str() {
+        COMPLETED => (
+            "INFO",
+            format!("Resync finished successfully: {loaded} entities upserted"),
+        ),
+        ABORTED => ("WARNING", "Resync aborted".to_string()),
+        _ if failed > 0.0 => {
+            let kinds: BTreeSet<&str> = outcome.failures.iter().map(|f| f.kind.as_str()).collect();
+            let kinds: Vec<&str> = kinds.into_iter().collect();
+            (
+                "ERROR",
+                format!(
+                    "Resync failed: {failed} objects failed ({}); {loaded} entities upserted",
+                    kinds.join(", ")
+                ),
+            )
+        }
+        other => ("ERROR", format!("Resync ended: {other}")),
+    };
+    logs.push((summary.0, summary.1, None, "load"));
+    for (level, message, kind, phase) in logs {
+        data.log(
+            format!("log_{}", sandbox.next_id()),
+            level,
+            message,
+            kind.as_deref(),
+            phase,
+            &event,
+        );
+    }
+    if status == COMPLETED {
+        data.last_good_config = Some(config);
+    }
+    if let Some(integration) = org.integrations.get_mut(idx) {
+        let state = &mut integration["resyncState"];
+        state["status"] = json!(status);
+        state["lastResyncEnd"] = json!(stamp);
+        state["updatedAt"] = json!(stamp);
+    }
+    Some(status)
+}
+
+/// One run as a syncsMetadata item.
+pub fn metadata(run: &Run) -> Value {
+    json!({
+        "eventId": run.event_id,
+        "syncState": run.state,
+        "createdAt": run.created_at,
+        "updatedAt": run.updated_at,
+    })
+}
+
+fn count(n: f64) -> Value {
+    json!({ "object_count": n })
+}
+
+/// One run as syncMetrics items: each resource, then `__reconciliation__` and `__runtime__`.
+pub fn metrics(integration: &Value, run: &Run) -> Vec<Value> {
+    let finished = run.state != SYNCING && run.state != ABORTED;
+    let outcome = run.outcome.as_ref().filter(|_| finished);
+    let any_kind_failed = outcome.is_some_and(|o| o.counts.values().any(|c| c.failed() > 0.0));
+    let base = |kind_identifier: String, kind: &str, state: &str, metrics: Value| {
+        json!({
+            "integrationType": integration["installationAppType"].as_str()
+                .or(integration["integrationType"].as_str()).unwrap_or(""),
+            "integrationIdentifier": integration["identifier"],
+            "integrationVersion": integration["version"].as_str().unwrap_or(""),
+            "oceanVersion": OCEAN_VERSION,
+            "kindIdentifier": kind_identifier,
+            "kind": kind,
+            "eventId": run.event_id,
+            "syncState": state,
+            "metrics": {"phase": metrics},
+            "createdAt": run.created_at,
+            "updatedAt": run.updated_at,
+        })
+    };
+    let success = |state: &str| if state == COMPLETED { 1.0 } else { 0.0 };
+    let resync = |state: &str| json!({"duration_seconds": run.duration, "success": success(state)});
+    let mut items = Vec::new();
+    for (i, kind) in resources(&run.config) {
+        let c = outcome
+            .and_then(|o| o.counts.get(&i))
+            .copied()
+            .unwrap_or_default();
+        let state = match run.state.as_str() {
+            FAILED if any_kind_failed && c.failed() == 0.0 => COMPLETED,
+            other => other,
+        };
+        let mut item = base(
+            format!("{kind}-{i}"),
+            &kind,
+            state,
+            json!({
+                "resync": resync(state),
+                "extract": {"object_count_type": {"raw_extracted": count(c.raw)}},
+                "transform": {"object_count_type": {
+                    "transformed": count(c.transformed),
+                    "filtered_out": count(c.filtered_out),
+                    "failed": count(c.transform_failed),
+                }},
+                "load": {"object_count_type": {
+                    "loaded": count(c.loaded),
+                    "failed": count(c.load_failed),
+                    "skipped": count(c.skipped),
+                }},
+                "delete": {"object_count_type": {"deleted": count(0.0)}},
+            }),
+        );
+        item["kindIndex"] = json!(i);
+        if let Some(b) = blueprint(&run.config["resources"][i]) {
+            item["blueprint"] = json!(b);
+        }
+        items.push(item);
+    }
+    let state = run.state.as_str();
+    let deleted = if finished { run.deleted } else { 0.0 };
+    items.push(base(
+        "__reconciliation__".into(),
+        "__reconciliation__",
+        state,
+        json!({
+            "resync": resync(state),
+            "delete": {"object_count_type": {"deleted": count(deleted)}},
+        }),
+    ));
+    items.push(base(
+        "__runtime__".into(),
+        "__runtime__",
+        state,
+        json!({ "resync": resync(state) }),
+    ));
+    items
+}
+
+fn empty() -> (StatusCode, Value) {
+    (StatusCode::OK, json!({"ok": true, "count": 0, "data": []}))
+}
+
+fn listing(data: Vec<Value>) -> (StatusCode, Value) {
+    (
+        StatusCode::OK,
+        json!({"ok": true, "count": data.len(), "data": data}),
+    )
+}
+
+/// The integration whose `_id` is `id` (the metrics routes take the internal id only).
+fn by_internal_id(org: &Org, id: &str) -> Option<usize> {
+    org.integrations
+        .iter()
+        .position(|i| i["_id"].as_str() == Some(id))
+}
+
+/// Which sync route a request is for; `None` when it is not one.
+pub fn route(
+    sandbox: &Sandbox,
+    org: &mut Org,
+    method: &str,
+    segs: &[&str],
+    query: &[(String, String)],
+    body: &[u8],
+) -> Option<(StatusCode, Value)> {
+    let ["v1", "integration", id, rest @ ..] = segs else {
+        return None;
+    };
+    let id = *id;
+    Some(match (method, rest) {
+        ("POST", ["resync"]) => {
+            let Some(idx) = find(&org.integrations, id) else {
+                return Some(not_found(id));
+            };
+            if let Err(refusal) = object_or_empty(body) {
+                return Some(refusal);
+            }
+            start_run(sandbox, org, idx, true);
+            sandbox.trigger_answer.clone()
+        }
+        ("GET", ["resync-request"]) => {
+            if find(&org.integrations, id).is_none() {
+                return Some(not_found(id));
+            }
+            let request = org.sync.get(id).and_then(|d| d.request.clone());
+            (StatusCode::OK, json!({"ok": true, "request": request}))
+        }
+        ("POST", ["restore"]) => {
+            let Some(idx) = find(&org.integrations, id).or_else(|| by_internal_id(org, id)) else {
+                return Some(not_found(id));
+            };
+            if let Err(refusal) = object_or_empty(body) {
+                return Some(refusal);
+            }
+            let identifier = org.integrations[idx]["identifier"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let Some(config) = org
+                .sync
+                .get(&identifier)
+                .and_then(|d| d.last_good_config.clone())
+            else {
+                return Some(fail(
+                    StatusCode::BAD_REQUEST,
+                    "no_successful_sync",
+                    format!(
+                        "Integration \"{identifier}\" has no successful resync to restore the \
+                         mapping from"
+                    ),
+                ));
+            };
+            if let Some(integration) = org.integrations.get_mut(idx) {
+                integration["config"] = config;
+                integration["updatedAt"] = json!(now());
+            }
+            start_run(sandbox, org, idx, true);
+            sandbox.trigger_answer.clone()
+        }
+        ("GET", ["syncMetrics"]) => {
+            let Some(idx) = by_internal_id(org, id) else {
+                return Some(empty());
+            };
+            let integration = &org.integrations[idx];
+            let identifier = integration["identifier"].as_str().unwrap_or_default();
+            let Some(data) = org.sync.get(identifier) else {
+                return Some(empty());
+            };
+            let wanted = query
+                .iter()
+                .find(|(k, _)| k == "resyncId")
+                .map(|(_, v)| v.as_str());
+            let run = match wanted {
+                Some(e) => data.runs.iter().find(|r| r.event_id == e),
+                None => data.runs.front(),
+            };
+            match run {
+                Some(run) => listing(metrics(integration, run)),
+                None => empty(),
+            }
+        }
+        ("GET", ["syncsMetadata"]) => {
+            let data = by_internal_id(org, id)
+                .and_then(|idx| org.integrations[idx]["identifier"].as_str())
+                .and_then(|identifier| org.sync.get(identifier))
+                .map(|d| d.runs.iter().map(metadata).collect())
+                .unwrap_or_default();
+            listing(data)
+        }
+        ("GET", ["kinds"]) => {
+            if find(&org.integrations, id).is_none() {
+                return Some(not_found(id));
+            }
+            let kinds: Map<String, Value> = org
+                .sync
+                .get(id)
+                .map(|d| {
+                    d.examples
+                        .iter()
+                        .filter(|(_, e)| !e.is_empty())
+                        .map(|(k, e)| (k.clone(), json!({ "examples": e })))
+                        .collect()
+                })
+                .unwrap_or_default();
+            (StatusCode::OK, json!({"ok": true, "data": kinds}))
+        }
+        ("POST", ["kinds", kind, "examples"]) => {
+            if find(&org.integrations, id).is_none() {
+                return Some(not_found(id));
+            }
+            let examples = match serde_json::from_slice::<Value>(body) {
+                Ok(Value::Object(mut o)) => match o.remove("examples") {
+                    Some(Value::Array(list)) => list,
+                    _ => return Some(invalid("body/examples must be array")),
+                },
+                _ => return Some(invalid("body must be object")),
+            };
+            let ids: Vec<u64> = examples
+                .iter()
+                .take(MAX_EXAMPLES)
+                .map(|_| sandbox.next_id())
+                .collect();
+            let data = org.sync.entry(id.to_string()).or_default();
+            if !data.examples.contains_key(*kind) && data.examples.len() >= MAX_KINDS {
+                return Some(invalid("too many kinds with examples"));
+            }
+            let kept: Vec<Value> = examples
+                .into_iter()
+                .filter(|e| e.to_string().len() <= MAX_EXAMPLE_BYTES)
+                .take(MAX_EXAMPLES)
+                .zip(ids)
+                .map(|(e, n)| json!({"_id": format!("example_{n}"), "data": e}))
+                .collect();
+            data.examples.insert(kind.to_string(), kept);
+            (StatusCode::OK, json!({"ok": true}))
+        }
+        ("PATCH", ["resync-state"]) => {
+            let Some(idx) = find(&org.integrations, id) else {
+                return Some(not_found(id));
+            };
+            let patch = match serde_json::from_slice::<Value>(body) {
+                Ok(Value::Object(o)) => o,
+                _ => return Some(invalid("body must be object")),
+            };
+            let integration = &mut org.integrations[idx];
+            if !integration["resyncState"].is_object() {
+                integration["resyncState"] = json!({});
+            }
+            let state = &mut integration["resyncState"];
+            for (k, v) in patch {
+                state[k.as_str()] = v;
+            }
+            state["updatedAt"] = json!(now());
+            (
+                StatusCode::OK,
+                json!({"ok": true, "integration": integration}),
+            )
+        }
+        _ => return None,
+    })
+}
+
+/// Port documents no body for resync and restore: none, or a JSON object, is accepted.
+fn object_or_empty(body: &[u8]) -> Result<(), (StatusCode, Value)> {
+    if body.is_empty() {
+        return Ok(());
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(_)) => Ok(()),
+        _ => Err(invalid("body must be object")),
+    }
+}
+
+/// Every integration's sync data, seeded.
+pub fn seeded(integrations: &[Value]) -> HashMap<String, SyncData> {
+    integrations
+        .iter()
+        .filter_map(|i| {
+            let id = i["identifier"].as_str()?;
+            Some((id.to_string(), super::seed::sync_data(id, &i["config"])))
+        })
+        .collect()
+}
