@@ -283,15 +283,17 @@ async fn finished(
 ) -> CallToolResult {
     let identifier = baseline.identifier.as_str();
     let counts = our_metrics(tools, baseline, base_time, call).await;
+    // The run's own logs when its id is known (Ocean tags each log with the resync's event
+    // id); else the newest ERROR logs from the run's start on.
+    let run_id = counts.as_ref().ok().and_then(|r| r.resync_id.as_deref());
+    let since = run_id.map_or(state["lastResyncStart"].as_str(), |_| None);
     let logs = tools
         .send_with(
             &PortRequest::get(&["integration", identifier, "logs"])
                 .query_each("levels", &["ERROR"])
-                .query_opt("timestamp", state["lastResyncStart"].as_str())
-                .query_opt(
-                    "direction",
-                    state["lastResyncStart"].as_str().map(|_| "down"),
-                )
+                .query_opt("event_id", run_id)
+                .query_opt("timestamp", since)
+                .query_opt("direction", since.map(|_| "down"))
                 .query_opt("limit", Some(50)),
             call,
         )
