@@ -1186,3 +1186,196 @@ async fn read_only_header_and_allow_list_cover_the_new_tools() {
         "restore is not offered without the sync toolset"
     );
 }
+
+const JIRA_FAILED_RUN: &str = "a41c7e92-8b3d-4f25-b6e0-7d9f1c2a3b48";
+const JIRA_GOOD_RUN: &str = "5d2f8a61-3c4e-4b7a-9f10-2e6b8c9d0a13";
+
+fn kind_of(structured: &Value, kind_identifier: &str) -> Value {
+    structured["kinds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kindIdentifier"] == kind_identifier)
+        .unwrap_or_else(|| panic!("no {kind_identifier}: {structured:#}"))
+        .clone()
+}
+
+/// The demo's story end to end, against the sandbox's own sync routes: jira-cloud's last run
+/// failed; status, history and raw examples show why; the preview confirms the fix; the fixed
+/// mapping is saved and a resync loads every issue.
+#[tokio::test]
+async fn the_jira_story_from_failure_to_fix() {
+    let port = FakePort::with_mapping().await;
+    let tools = PortTools::with_selection(
+        PortClient::new(&port.settings(static_token())).unwrap(),
+        &selection(&[Toolset::Integrations, Toolset::Mapping, Toolset::Sync]),
+    )
+    .unwrap()
+    .with_mapping_limits(mapping_limits());
+    let client = connect_tools(tools, (), ClientLifecycleMode::Initialize).await;
+
+    let r = call(
+        &client,
+        "get-integration-sync-status",
+        json!({"identifier": "jira-cloud"}),
+    )
+    .await;
+    assert!(!is_error(&r), "{r:?}");
+    assert_eq!(
+        seen(&port),
+        [
+            "GET /v1/integration/jira-cloud",
+            "GET /v1/integration/integration_3b9d7c42/syncMetrics"
+        ]
+    );
+    let s = r.structured_content.unwrap();
+    assert_eq!(s["resyncId"], JIRA_FAILED_RUN);
+    assert_eq!(s["resyncState"]["status"], "failed");
+    let issue = kind_of(&s, "issue-1");
+    assert_eq!(issue["state"], "failed");
+    assert!(issue["failed"].as_u64().unwrap() > 0, "{issue}");
+    assert_eq!(issue["loaded"], 0);
+    assert_eq!(kind_of(&s, "project-0")["state"], "completed");
+
+    let r = call(
+        &client,
+        "get-integration-sync-history",
+        json!({"identifier": "jira-cloud"}),
+    )
+    .await;
+    let runs = r.structured_content.unwrap()["runs"].clone();
+    assert_eq!(runs[0]["resyncId"], JIRA_FAILED_RUN);
+    assert_eq!(runs[0]["state"], "failed");
+    assert_eq!(runs[1]["resyncId"], JIRA_GOOD_RUN);
+    assert_eq!(runs[1]["state"], "completed");
+    let r = call(
+        &client,
+        "get-integration-sync-status",
+        json!({"identifier": "jira-cloud", "resyncId": JIRA_GOOD_RUN}),
+    )
+    .await;
+    let good = r.structured_content.unwrap();
+    assert_eq!(kind_of(&good, "issue-1")["failed"], 0);
+    assert!(kind_of(&good, "issue-1")["loaded"].as_u64().unwrap() > 0);
+
+    let r = call(
+        &client,
+        "get-integration-kind-examples",
+        json!({"identifier": "jira-cloud", "kind": "issue"}),
+    )
+    .await;
+    assert!(!is_error(&r), "{r:?}");
+    let items = r.structured_content.unwrap()["items"].clone();
+    let items = items.as_array().unwrap().clone();
+    assert!(items.len() >= 3, "{items:#?}");
+    assert!(
+        items
+            .iter()
+            .all(|i| i["key"].is_string() && i["fields"]["key"].is_null())
+    );
+
+    // The examples go straight into a preview of the fixed mapping.
+    let mut config = port.port.integration("jira-cloud").unwrap()["config"].clone();
+    config["resources"][1]["port"]["entity"]["mappings"]["identifier"] = json!(".key");
+    let r = call(
+        &client,
+        "preview-integration-mapping",
+        json!({"config": config, "kind": "issue", "items": items}),
+    )
+    .await;
+    assert!(!is_error(&r), "{r:?}");
+    let preview = r.structured_content.unwrap().to_string();
+    assert!(
+        preview.contains(items[0]["key"].as_str().unwrap()),
+        "{preview}"
+    );
+
+    let r = call(
+        &client,
+        "update-integration-s-config",
+        json!({"identifier": "jira-cloud", "body": {"config": config}}),
+    )
+    .await;
+    assert!(!is_error(&r), "{r:?}");
+    port.port.clear_requests();
+    crate::resync::settle_when_requested(&port, "jira-cloud");
+    let r = call(
+        &client,
+        "resync-integration",
+        json!({"identifier": "jira-cloud", "timeoutSeconds": 30}),
+    )
+    .await;
+    assert!(!is_error(&r), "{r:?}");
+    assert!(
+        text(&r).starts_with("The resync of `jira-cloud` finished: status completed."),
+        "{}",
+        text(&r)
+    );
+    let s = r.structured_content.unwrap();
+    let issue = kind_of(&s, "issue-1");
+    assert_eq!(issue["state"], "completed");
+    assert_eq!(issue["failed"], 0);
+    assert!(issue["loaded"].as_u64().unwrap() > 0, "{issue}");
+    assert_eq!(seen(&port)[1], "POST /v1/integration/jira-cloud/resync");
+}
+
+/// Restore against the sandbox: the question names the broken mapping's kinds and the good
+/// run's, and the accepted restore brings back the good config and follows its run.
+#[tokio::test]
+async fn restoring_jira_brings_back_the_working_mapping() {
+    let port = FakePort::with_mapping().await;
+    let tools = PortTools::with_selection(
+        PortClient::new(&port.settings(static_token())).unwrap(),
+        &sync_only(),
+    )
+    .unwrap();
+    let person = Person::new(ElicitationAction::Accept);
+    let client = connect_tools(tools, person.clone(), ClientLifecycleMode::Initialize).await;
+    let broken = port.port.integration("jira-cloud").unwrap()["config"].clone();
+    let sandbox = port.port.clone();
+    tokio::spawn(async move {
+        for _ in 0..500 {
+            if sandbox
+                .api_requests()
+                .iter()
+                .any(|r| r.method == "POST" && r.path.ends_with("/restore"))
+            {
+                sandbox.settle_resync("jira-cloud").await;
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    let r = call(
+        &client,
+        "restore-integration-mapping",
+        json!({"identifier": "jira-cloud", "timeoutSeconds": 30}),
+    )
+    .await;
+    assert!(!is_error(&r), "{r:?}");
+    assert_eq!(
+        *person.asked.lock().unwrap(),
+        [format!(
+            "Restore the mapping of the Port integration \"Jira\" (jira-cloud, type jira) to the \
+             one its last successful resync used? Port replaces the current mapping and resyncs. \
+             Current mapping kinds: project, issue; kinds synced by its last successful resync \
+             ({JIRA_GOOD_RUN}): project, issue."
+        )]
+    );
+    let restored = port.port.integration("jira-cloud").unwrap()["config"].clone();
+    assert_ne!(restored, broken);
+    assert_eq!(
+        restored["resources"][1]["port"]["entity"]["mappings"]["identifier"],
+        ".key"
+    );
+    assert_eq!(
+        seen(&port)[3..5],
+        [
+            "GET /v1/integration/jira-cloud",
+            "POST /v1/integration/jira-cloud/restore"
+        ]
+    );
+    let s = r.structured_content.unwrap();
+    assert_eq!(s["status"], "completed");
+    assert_eq!(kind_of(&s, "issue-1")["failed"], 0);
+}
