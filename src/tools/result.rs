@@ -144,8 +144,9 @@ pub fn tasks_busy(max: usize) -> CallToolResult {
     error_result(
         format!(
             "The server is already running as many tasks as it allows ({max}; --max-tasks / \
-             PORT_MCP_MAX_TASKS); nothing was sent to Port. Wait for a running task to finish \
-             (tasks/get) or cancel one (tasks/cancel), then retry."
+             PORT_MCP_MAX_TASKS), or keeps as many recent ones as it may; nothing was sent to \
+             Port. Wait for a running task to finish (tasks/get) or cancel one (tasks/cancel), \
+             then retry."
         ),
         json!({"error": "busy", "setting": "--max-tasks", "maxTasks": max}),
     )

@@ -3,11 +3,18 @@
 //! A client that declares the tasks capability gets a task id at once and polls `tasks/get`
 //! instead of holding a request open for minutes. The task store is shared by every clone of
 //! the server (stateless HTTP builds one per request, and the next request must find the task),
-//! bounded (`--max-tasks` running at once, each with a time to live), and each run ends with
+//! bounded (`--max-tasks` running at once, each with a time to live, and at most
+//! [`RETAINED_PER_SLOT`] times as many kept for polling), and each run ends with
 //! `tasks/cancel`, with its TTL, or with the server's shutdown, like any other call: a run is
 //! one future, and ending it drops every wait and every request to Port it has in flight.
 
-use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
+use std::{
+    collections::VecDeque,
+    future::Future,
+    pin::Pin,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
 use rmcp::{
     Peer, RoleServer,
@@ -28,6 +35,9 @@ pub const DEFAULT_MAX_TASKS: usize = 32;
 pub const MAX_MAX_TASKS: usize = 1024;
 /// How long a task outlives the longest follow it may do, before the store fails and drops it.
 const TTL_MARGIN: Duration = Duration::from_secs(120);
+/// Tasks kept (running or finished, for `tasks/get`) per `--max-tasks` slot. The store drops a
+/// finished task one TTL after it ends, so quick tasks could otherwise pile up for minutes.
+pub const RETAINED_PER_SLOT: usize = 16;
 
 /// A tool's work, run in the background.
 pub type Work = Pin<Box<dyn Future<Output = CallToolResult> + Send>>;
@@ -39,6 +49,9 @@ pub struct Tasks {
     slots: Arc<Semaphore>,
     max: usize,
     ttl: Duration,
+    // When each task still possibly in the store was created (the store keeps one at most two
+    // TTLs: its life, then its retention).
+    created: Arc<Mutex<VecDeque<Instant>>>,
 }
 
 impl Tasks {
@@ -50,6 +63,7 @@ impl Tasks {
             slots: Arc::new(Semaphore::new(max)),
             max,
             ttl: max_wait.saturating_add(TTL_MARGIN),
+            created: Arc::default(),
         }
     }
 
@@ -73,6 +87,9 @@ impl Tasks {
         let Ok(permit) = self.slots.clone().try_acquire_owned() else {
             return result::tasks_busy(self.max).into();
         };
+        if !self.retain() {
+            return result::tasks_busy(self.max).into();
+        }
         let ended = tools.ended().clone();
         // Counted as a call in flight: a shutdown waits for it as for any call, then ends it.
         let in_flight = tools.calls().token();
@@ -94,6 +111,26 @@ impl Tasks {
             })
         });
         CallToolResponse::Task(CreateTaskResult::new(task))
+    }
+}
+
+impl Tasks {
+    /// Counts a new task against the retention bound; false when the store is full.
+    fn retain(&self) -> bool {
+        let mut created = self.created.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let kept_for = self.ttl.saturating_mul(2);
+        while created
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) >= kept_for)
+        {
+            created.pop_front();
+        }
+        if created.len() >= self.max.saturating_mul(RETAINED_PER_SLOT) {
+            return false;
+        }
+        created.push_back(now);
+        true
     }
 }
 

@@ -1032,8 +1032,8 @@ async fn the_task_cap_refuses_clearly_and_the_server_keeps_serving() {
     assert_eq!(
         text(&r),
         "The server is already running as many tasks as it allows (1; --max-tasks / \
-         PORT_MCP_MAX_TASKS); nothing was sent to Port. Wait for a running task to finish (tasks/get) or cancel one \
-         (tasks/cancel), then retry."
+         PORT_MCP_MAX_TASKS), or keeps as many recent ones as it may; nothing was sent to Port. \
+         Wait for a running task to finish (tasks/get) or cancel one (tasks/cancel), then retry."
     );
     assert!(
         !seen(&port)[before..]
@@ -1067,6 +1067,46 @@ async fn the_task_cap_refuses_clearly_and_the_server_keeps_serving() {
         panic!("expected completed");
     };
     assert_eq!(result["structuredContent"]["status"], "still running");
+}
+
+#[tokio::test]
+async fn finished_tasks_kept_for_polling_are_bounded_too() {
+    let port = FakePort::start().await;
+    let tools = PortTools::with_selection(
+        PortClient::new(&port.settings(static_token())).unwrap(),
+        &ToolSelection {
+            max_tasks: 1,
+            ..sync_only()
+        },
+    )
+    .unwrap();
+    let client = connect_tools(tools, tasks_client(), ClientLifecycleMode::Initialize).await;
+    // Each task ends at once (404), but stays in the store for polling.
+    for n in 0..16 {
+        let id = task_of(
+            &client,
+            "resync-integration",
+            json!({"identifier": "ghost"}),
+        )
+        .await;
+        let TaskPayload::Completed { result } = settle(&client, &id).await else {
+            panic!("task {n}");
+        };
+        assert_eq!(result["isError"], true);
+    }
+    let r = call(
+        &client,
+        "resync-integration",
+        json!({"identifier": "ghost"}),
+    )
+    .await;
+    assert!(is_error(&r));
+    assert!(text(&r).contains("--max-tasks"), "{}", text(&r));
+    assert_eq!(
+        port.api_requests().len(),
+        16,
+        "the refused call sent nothing"
+    );
 }
 
 async fn serve_http(port: &FakePort, selection: &ToolSelection, stateless: bool) -> SocketAddr {
