@@ -444,7 +444,19 @@ pub fn start_run(sandbox: &Sandbox, org: &mut Org, idx: usize, request: bool) ->
         .mapping
         .is_none()
         .then(|| plain_outcome(&config, &data.examples));
-    let examples = data.examples.clone();
+    // The worker gets copies of the examples of the config's kinds only, taken now: the run
+    // applies what was there when it started.
+    let examples: BTreeMap<String, Vec<Value>> = match sandbox.mapping {
+        Some(_) => {
+            let kinds: BTreeSet<String> = resources(&config).into_iter().map(|(_, k)| k).collect();
+            data.examples
+                .iter()
+                .filter(|(k, _)| kinds.contains(*k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        }
+        None => BTreeMap::new(),
+    };
     data.runs.push_front(Run {
         event_id: event_id.clone(),
         state: SYNCING.into(),
@@ -499,6 +511,7 @@ pub fn start_run(sandbox: &Sandbox, org: &mut Org, idx: usize, request: bool) ->
                     .sync
                     .get_mut(&identifier)
                     .and_then(|d| d.runs.iter_mut().find(|r| r.event_id == event))
+                    .filter(|r| r.state == SYNCING)
                 {
                     run.outcome = Some(outcome);
                 }
