@@ -563,26 +563,28 @@ pub fn finish_run(
     }
     let loaded: f64 = outcome.counts.values().map(|c| c.loaded).sum();
     let failed: f64 = outcome.counts.values().map(Counts::failed).sum();
-    let summary = match status.as_str() {
+    let failed_kinds: BTreeSet<&str> = outcome.failures.iter().map(|f| f.kind.as_str()).collect();
+    let (level, message) = match status.as_str() {
         COMPLETED => (
             "INFO",
             format!("Resync finished successfully: {loaded} entities upserted"),
         ),
         ABORTED => ("WARNING", "Resync aborted".to_string()),
-        _ if failed > 0.0 => {
-            let kinds: BTreeSet<&str> = outcome.failures.iter().map(|f| f.kind.as_str()).collect();
-            let kinds: Vec<&str> = kinds.into_iter().collect();
-            (
-                "ERROR",
-                format!(
-                    "Resync failed: {failed} objects failed ({}); {loaded} entities upserted",
-                    kinds.join(", ")
-                ),
-            )
-        }
+        _ if failed > 0.0 => (
+            "ERROR",
+            format!(
+                "Resync failed: {failed} objects failed ({}); {loaded} entities upserted",
+                failed_kinds.iter().copied().collect::<Vec<_>>().join(", ")
+            ),
+        ),
         other => ("ERROR", format!("Resync ended: {other}")),
     };
-    logs.push((summary.0, summary.1, None, "load"));
+    // A failure of one kind is filed under that kind, so a kind filter finds its summary too.
+    let summary_kind = match (level, failed_kinds.len()) {
+        ("ERROR", 1) => failed_kinds.first().map(|k| k.to_string()),
+        _ => None,
+    };
+    logs.push((level, message, summary_kind, "load"));
     for (level, message, kind, phase) in logs {
         data.log(
             format!("log_{}", sandbox.next_id()),
