@@ -7,10 +7,12 @@
 //! `{ok, integration(s)}` shapes Port's own clients read, `{ok:false, error, message}` failures,
 //! the 1 MiB body limit, `x-trace-id` on every answer, and a resync started by every PATCH.
 //! The sync routes of `port-sync-api.md` (resync, restore, metrics, history, kind examples)
-//! are in `sync`; the demo data, with its failing-integration story, in `seed`.
+//! are in `sync_api`, the runs behind them in `sync`; the demo data, with its
+//! failing-integration story, in `seed`.
 
 mod seed;
 mod sync;
+mod sync_api;
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -341,7 +343,7 @@ impl Sandbox {
         let org = self.org();
         org.sync
             .get(identifier)
-            .map(|d| d.runs.iter().map(sync::metadata).collect())
+            .map(|d| d.runs.iter().map(sync_api::metadata).collect())
             .unwrap_or_default()
     }
 
@@ -585,7 +587,7 @@ fn answer(
         })
         .unwrap_or_default();
     let mut org = sandbox.org();
-    if let Some(answer) = sync::route(sandbox, &mut org, method.as_str(), &segs, &query, body) {
+    if let Some(answer) = sync_api::route(sandbox, &mut org, method.as_str(), &segs, &query, body) {
         return answer;
     }
     match (method.as_str(), segs.as_slice()) {

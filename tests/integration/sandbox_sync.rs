@@ -811,13 +811,19 @@ async fn the_broken_jira_mapping_fails_and_the_fix_loads() {
     let (_, summary) = get(
         &port,
         &format!(
-            "/v1/integration/jira-cloud/logs?levels=ERROR&event_id={failed_run}&etl_phases=load"
+            "/v1/integration/jira-cloud/logs?levels=ERROR&event_id={failed_run}&kinds=issue&etl_phases=load"
         ),
     )
     .await;
+    let summary = summary["data"]["logs"].as_array().unwrap();
+    assert_eq!(summary.len(), 1, "{summary:#?}");
     assert_eq!(
-        summary["data"]["logs"][0]["message"],
+        summary[0]["message"],
         "Resync failed: 4 objects failed (issue); 2 entities upserted"
+    );
+    assert_eq!(
+        summary[0]["extra"],
+        json!({"kind": "issue", "etl_phase": "load", "event_id": failed_run})
     );
 
     // The fix: PATCH the config with `.key` (that starts a run too), then resync.
