@@ -9,7 +9,7 @@
 
 use std::{future::Future, pin::Pin, sync::Arc};
 
-use rmcp::model::{JsonObject, ToolAnnotations};
+use rmcp::model::{CallToolResult, JsonObject, ToolAnnotations};
 
 use super::{
     PortTools, Refusal,
@@ -19,7 +19,11 @@ use super::{
     },
     schema::input_schema,
 };
-use crate::{config::Toolset, mapping::Finding, port::PortRequest};
+use crate::{
+    config::Toolset,
+    mapping::Finding,
+    port::{CallContext, PortRequest},
+};
 
 /// What the host is told about a tool's behaviour (MCP tool annotations).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +65,14 @@ fn prepare_as<'a, T: ToolArgs>(tools: &'a PortTools, raw: &'a JsonObject) -> Pre
     Box::pin(tools.prepare::<T>(raw))
 }
 
+/// The future of a tool's whole work, run outside MCP.
+pub type Ran<'a> = Pin<Box<dyn Future<Output = CallToolResult> + Send + 'a>>;
+
+/// Runs a tool that is more than one Port request (it resolves ids, follows a resync, reshapes
+/// Port's answer) with the caller's call context, for the REST adapter. Cancelling means
+/// dropping the future.
+pub type RunFn = for<'a> fn(&'a PortTools, &'a JsonObject, &'a CallContext) -> Ran<'a>;
+
 /// How the REST adapter serves a tool.
 #[derive(Debug, Clone, Copy)]
 pub struct RestRoute {
@@ -87,6 +99,8 @@ pub struct ToolSpec {
     /// When the tool is one Port request: how its arguments become that request. The REST
     /// adapter forwards these.
     pub prepare: Option<PrepareFn>,
+    /// When the tool is more than one request: its whole work, for the REST adapter.
+    pub run: Option<RunFn>,
     /// Whether an MCP call is nothing but that request, so the lean path may answer it (delete
     /// is one request, but asks for confirmation first).
     pub lean: bool,
@@ -121,6 +135,7 @@ pub const CATALOG: &[ToolSpec] = &[
         hints: READ,
         schema: input_schema::<ListArgs>,
         prepare: Some(prepare_as::<ListArgs>),
+        run: None,
         lean: true,
         rest: Some(RestRoute {
             method: "get",
@@ -135,6 +150,7 @@ pub const CATALOG: &[ToolSpec] = &[
         hints: READ,
         schema: input_schema::<MetadataArgs>,
         prepare: Some(prepare_as::<MetadataArgs>),
+        run: None,
         lean: true,
         rest: Some(RestRoute {
             method: "get",
@@ -149,6 +165,7 @@ pub const CATALOG: &[ToolSpec] = &[
         hints: READ,
         schema: input_schema::<GetArgs>,
         prepare: Some(prepare_as::<GetArgs>),
+        run: None,
         lean: true,
         rest: Some(RestRoute {
             method: "get",
@@ -163,6 +180,7 @@ pub const CATALOG: &[ToolSpec] = &[
         hints: WRITE,
         schema: input_schema::<UpdateArgs>,
         prepare: Some(prepare_as::<UpdateArgs>),
+        run: None,
         lean: true,
         rest: Some(RestRoute {
             method: "patch",
@@ -180,6 +198,7 @@ pub const CATALOG: &[ToolSpec] = &[
         },
         schema: input_schema::<DeleteArgs>,
         prepare: Some(prepare_as::<DeleteArgs>),
+        run: None,
         lean: false,
         rest: Some(RestRoute {
             method: "delete",
@@ -194,6 +213,7 @@ pub const CATALOG: &[ToolSpec] = &[
         hints: WRITE,
         schema: input_schema::<UpdateConfigArgs>,
         prepare: Some(prepare_as::<UpdateConfigArgs>),
+        run: None,
         lean: true,
         rest: Some(RestRoute {
             method: "patch",
@@ -208,6 +228,7 @@ pub const CATALOG: &[ToolSpec] = &[
         hints: READ,
         schema: input_schema::<LogsArgs>,
         prepare: Some(prepare_as::<LogsArgs>),
+        run: None,
         lean: true,
         rest: Some(RestRoute {
             method: "get",
@@ -225,6 +246,7 @@ pub const CATALOG: &[ToolSpec] = &[
         },
         schema: input_schema::<super::PreviewArgs>,
         prepare: None,
+        run: None,
         lean: false,
         rest: None,
     },
@@ -238,6 +260,7 @@ pub const CATALOG: &[ToolSpec] = &[
         },
         schema: input_schema::<super::resync::ResyncArgs>,
         prepare: None,
+        run: None,
         lean: false,
         rest: None,
     },

@@ -311,13 +311,6 @@ async fn run(
     raw: JsonObject,
 ) -> Response {
     let tool = spec.name;
-    let Some(prepare) = spec.prepare else {
-        return refuse(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("`{tool}` has no REST route"),
-        );
-    };
     if !state.offered.iter().any(|t| t == tool) || (read_only_header(headers) && spec.writes()) {
         return refuse(
             StatusCode::FORBIDDEN,
@@ -337,6 +330,17 @@ async fn run(
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         return r;
     }
+    let prepare = match (spec.prepare, spec.run) {
+        (Some(prepare), _) => prepare,
+        (None, Some(run)) => return run_whole(state, run, headers, &raw).await,
+        (None, None) => {
+            return refuse(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("`{tool}` has no REST route"),
+            );
+        }
+    };
     let request = match prepare(&state.tools, &raw).await {
         Ok((request, _)) => request,
         Err(Refusal::Busy(message)) => {
@@ -398,6 +402,60 @@ async fn run(
         }
         Err(e) => port_error(&e),
     }
+}
+
+/// A tool that is more than one Port request: its result's structured content, with a status
+/// that says how it went (Port's own status when Port refused).
+async fn run_whole(
+    state: &RestState,
+    run: catalog::RunFn,
+    headers: &HeaderMap,
+    raw: &JsonObject,
+) -> Response {
+    let _in_flight = state.tools.calls().token();
+    let call = state.tools.call_context(Some(headers));
+    let result = tokio::select! {
+        result = run(&state.tools, raw, &call) => result,
+        _ = state.tools.ended().cancelled() => crate::tools::result::ended_by_shutdown(),
+    };
+    let body = result.structured_content.clone().unwrap_or_else(|| {
+        let text: Vec<String> = result
+            .content
+            .iter()
+            .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+            .collect();
+        json!({"message": text.join("\n")})
+    });
+    if result.is_error != Some(true) {
+        return (StatusCode::OK, Json(body)).into_response();
+    }
+    let status = match body.get("error").and_then(Value::as_str) {
+        _ if body
+            .get("status")
+            .and_then(Value::as_u64)
+            .is_some_and(|s| (400..600).contains(&s)) =>
+        {
+            body.get("status")
+                .and_then(Value::as_u64)
+                .and_then(|s| u16::try_from(s).ok())
+                .and_then(|s| StatusCode::from_u16(s).ok())
+                .unwrap_or(StatusCode::BAD_GATEWAY)
+        }
+        Some("invalid_argument" | "invalid_mapping") => StatusCode::BAD_REQUEST,
+        Some("not_confirmed") => StatusCode::CONFLICT,
+        Some("busy" | "jq_limit" | "shutting_down") => StatusCode::SERVICE_UNAVAILABLE,
+        Some("timeout") => StatusCode::GATEWAY_TIMEOUT,
+        Some("no_caller_token") => StatusCode::UNAUTHORIZED,
+        Some("no_credentials") => StatusCode::SERVICE_UNAVAILABLE,
+        // A run that ended failed or aborted: the request itself was served.
+        _ if body.get("error").is_none() => StatusCode::OK,
+        _ => StatusCode::BAD_GATEWAY,
+    };
+    let mut body = body;
+    if let Value::Object(map) = &mut body {
+        map.entry("ok").or_insert(Value::Bool(false));
+    }
+    (status, Json(body)).into_response()
 }
 
 fn trace_header(response: &mut Response, trace: Option<&str>) {
