@@ -22,6 +22,7 @@ mod modes;
 mod resilience;
 mod rest;
 mod resync;
+mod sandbox_sync;
 mod stdio;
 mod surface;
 mod tools;

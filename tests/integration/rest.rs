@@ -63,6 +63,7 @@ fn without_times(mut v: Value) -> Value {
     if let Some(obj) = v.as_object_mut() {
         obj.remove("updatedAt");
         obj.remove("lastResyncStart");
+        obj.remove("nextResync");
         for child in obj.values_mut() {
             *child = without_times(child.take());
         }
