@@ -37,7 +37,7 @@ impl ArgError {
 }
 
 /// A tool's arguments.
-pub trait ToolArgs: DeserializeOwned + JsonSchema + 'static {
+pub trait ToolArgs: DeserializeOwned + JsonSchema + Send + Sync + 'static {
     /// Checks beyond what the type states. `raw` is the arguments object as received.
     fn check(&self, _raw: &JsonObject) -> Result<(), ArgError> {
         Ok(())

@@ -6,6 +6,7 @@
 //! hints and descriptions are the public surface hosts see; a snapshot test pins them.
 
 pub mod args;
+pub mod catalog;
 pub mod result;
 pub mod schema;
 
@@ -31,9 +32,8 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use self::args::{
     DeleteArgs, GetArgs, ListArgs, LogsArgs, MetadataArgs, ToolArgs, UpdateArgs, UpdateConfigArgs,
 };
-use self::schema::input_schema;
 use crate::{
-    config::{ConfigError, Secret, ToolSelection},
+    config::{ConfigError, Secret, ToolSelection, Toolset},
     port::{CallContext, PortClient, PortRequest, PortResponse},
 };
 
@@ -42,15 +42,6 @@ pub mod metrics;
 pub mod resync;
 pub mod sync;
 pub mod tasks;
-
-/// Names of the tools that change Port.
-pub const WRITE_TOOLS: [&str; 5] = [
-    "update-integration",
-    "update-integration-s-config",
-    "delete-integration",
-    "resync-integration",
-    "restore-integration-mapping",
-];
 
 /// The header Port's hosted MCP uses to ask for read-only behaviour on one HTTP request.
 pub const READ_ONLY_HEADER: &str = "x-read-only-mode";
@@ -133,7 +124,7 @@ impl PortTools {
     pub fn new(client: PortClient) -> Self {
         PortTools {
             client,
-            tool_router: Arc::new(Self::tool_router()),
+            tool_router: Arc::new(Self::full_router(&[Toolset::Integrations])),
             calls: TaskTracker::new(),
             draining: CancellationToken::new(),
             ended: CancellationToken::new(),
@@ -146,6 +137,31 @@ impl PortTools {
             mapping_limits: Arc::new(crate::mapping::MappingLimits::default()),
             jq_slots: crate::mapping::JqSlots::new(2),
         }
+    }
+
+    /// The tools of these toolsets, each described by its catalog row: title, annotations and
+    /// input schema come from [`catalog::CATALOG`], the description from its handler.
+    pub(crate) fn full_router(sets: &[Toolset]) -> ToolRouter<Self> {
+        let mut router = Self::tool_router();
+        router.merge(Self::mapping_router());
+        // `resync-integration` is in both: the two handlers are the same function.
+        router.merge(Self::sync_router());
+        let names: Vec<String> = router.map.keys().map(|k| k.to_string()).collect();
+        for name in names {
+            let Some(route) = router.map.get_mut(name.as_str()) else {
+                continue;
+            };
+            match catalog::spec(&name) {
+                Some(spec) if spec.toolsets.iter().any(|t| sets.contains(t)) => {
+                    route.attr.title = Some(spec.title.into());
+                    route.attr.annotations = Some(spec.annotations());
+                    route.attr.input_schema = (spec.schema)();
+                }
+                // Not in these toolsets, or (a defect the catalog test catches) in no row.
+                _ => router.remove_route(&name),
+            }
+        }
+        router
     }
 
     /// The same server with these bounds on jq work (mapping checks and previews).
@@ -161,19 +177,12 @@ impl PortTools {
         selection: &ToolSelection,
     ) -> Result<Self, ConfigError> {
         let mut tools = Self::new(client);
-        let mut router = Self::tool_router();
-        let sets = &selection.toolsets;
-        if sets.contains(&crate::config::Toolset::Mapping) {
-            router.merge(Self::mapping_router());
-        }
-        if sets.contains(&crate::config::Toolset::Sync) {
-            router.merge(Self::sync_router());
-        }
-        if !sets.is_empty() && !sets.contains(&crate::config::Toolset::Integrations) {
-            for name in Self::tool_router().list_all() {
-                router.remove_route(&name.name);
-            }
-        }
+        let sets: &[Toolset] = if selection.toolsets.is_empty() {
+            &[Toolset::Integrations]
+        } else {
+            &selection.toolsets
+        };
+        let mut router = Self::full_router(sets);
         let all: BTreeSet<String> = router
             .list_all()
             .into_iter()
@@ -193,7 +202,7 @@ impl PortTools {
         }
         for name in &all {
             let excluded = !wanted.is_empty() && !wanted.contains(name);
-            if excluded || (selection.read_only && WRITE_TOOLS.contains(&name.as_str())) {
+            if excluded || (selection.read_only && catalog::writes(name)) {
                 router.remove_route(name);
             }
         }
@@ -346,7 +355,18 @@ impl PortTools {
     /// The part of a forwarding tool call that does not depend on how its answer is encoded:
     /// argument checks, the mapping check, and the request to Port.
     async fn forward_with<T: ToolArgs>(&self, raw: &JsonObject, call: &CallContext) -> Forwarded {
-        let (request, findings) = match self.prepare::<T>(raw).await {
+        self.forward_prepared(|tools, raw| Box::pin(tools.prepare::<T>(raw)), raw, call)
+            .await
+    }
+
+    /// [`Self::forward_with`], for the argument type behind `prepare` (a catalog row's).
+    async fn forward_prepared(
+        &self,
+        prepare: catalog::PrepareFn,
+        raw: &JsonObject,
+        call: &CallContext,
+    ) -> Forwarded {
+        let (request, findings) = match prepare(self, raw).await {
             Ok(prepared) => prepared,
             Err(Refusal::Busy(message)) => {
                 return Forwarded::Done(result::jq_unavailable(&message));
@@ -377,7 +397,7 @@ impl PortTools {
     ) -> Option<Forwarded> {
         if self.draining.is_cancelled()
             || !self.tool_router.has_route(name)
-            || (read_only_header(headers) && WRITE_TOOLS.contains(&name))
+            || (read_only_header(headers) && catalog::writes(name))
         {
             return None;
         }
@@ -386,21 +406,8 @@ impl PortTools {
             text_only: true,
             ..self.call_context(Some(headers))
         };
-        let forwarded = async {
-            Some(match name {
-                "get-all-integrations" => self.forward_with::<ListArgs>(raw, &call).await,
-                "get-all-integrations-meta-data" => {
-                    self.forward_with::<MetadataArgs>(raw, &call).await
-                }
-                "get-integration" => self.forward_with::<GetArgs>(raw, &call).await,
-                "update-integration" => self.forward_with::<UpdateArgs>(raw, &call).await,
-                "update-integration-s-config" => {
-                    self.forward_with::<UpdateConfigArgs>(raw, &call).await
-                }
-                "get-integration-s-event-logs" => self.forward_with::<LogsArgs>(raw, &call).await,
-                _ => return None,
-            })
-        };
+        let prepare = catalog::spec(name).filter(|s| s.lean)?.prepare?;
+        let forwarded = async { Some(self.forward_prepared(prepare, raw, &call).await) };
         tokio::select! {
             forwarded = forwarded => forwarded,
             _ = self.ended.cancelled() => Some(Forwarded::Done(result::ended_by_shutdown())),
@@ -433,20 +440,11 @@ pub enum Forwarded {
 impl PortTools {
     #[tool(
         name = "get-all-integrations",
-        title = "List integrations",
         description = "List every integration (data source) of the Port organization with its \
             full record: identifier, title, type (installationAppType), version, mapping config, \
             changelog destination and resyncState (running, completed, failed, aborted). Start \
             here to find an integration's identifier. Needs the moderator or admin role; members \
-            can use get-all-integrations-meta-data instead.",
-        input_schema = input_schema::<ListArgs>(),
-        annotations(
-            title = "List integrations",
-            read_only_hint = true,
-            destructive_hint = false,
-            idempotent_hint = true,
-            open_world_hint = true
-        )
+            can use get-all-integrations-meta-data instead."
     )]
     async fn get_all_integrations(
         &self,
@@ -458,18 +456,9 @@ impl PortTools {
 
     #[tool(
         name = "get-all-integrations-meta-data",
-        title = "List integrations (metadata only)",
         description = "List the integrations of the Port organization in brief: identifier, \
             installation ID, integration type and last update time, without configs. Works for \
-            members as well as moderators and admins; cheaper than get-all-integrations.",
-        input_schema = input_schema::<MetadataArgs>(),
-        annotations(
-            title = "List integrations (metadata only)",
-            read_only_hint = true,
-            destructive_hint = false,
-            idempotent_hint = true,
-            open_world_hint = true
-        )
+            members as well as moderators and admins; cheaper than get-all-integrations."
     )]
     async fn get_all_integrations_meta_data(
         &self,
@@ -481,19 +470,10 @@ impl PortTools {
 
     #[tool(
         name = "get-integration",
-        title = "Get an integration",
         description = "Get one integration by identifier: its mapping config (resources with \
             selector and entity mappings as jq expressions), version, changelog destination and \
             resyncState, which tells whether the last resync is running, completed, failed or \
-            aborted. Needs the moderator or admin role.",
-        input_schema = input_schema::<GetArgs>(),
-        annotations(
-            title = "Get an integration",
-            read_only_hint = true,
-            destructive_hint = false,
-            idempotent_hint = true,
-            open_world_hint = true
-        )
+            aborted. Needs the moderator or admin role."
     )]
     async fn get_integration(
         &self,
@@ -505,7 +485,6 @@ impl PortTools {
 
     #[tool(
         name = "update-integration",
-        title = "Update or resync an integration",
         description = "Change an integration's fields (title, version, installationAppType, \
             config, changelogDestination) with a partial update (PATCH). With no body, or an \
             empty body {}, nothing changes: an empty PATCH was Port's documented resync \
@@ -515,15 +494,7 @@ impl PortTools {
             the whole current config (to change only the mapping, prefer \
             update-integration-s-config). Check the outcome with get-integration (resyncState) \
             and get-integration-s-event-logs. Needs a role allowed to update integrations \
-            (moderator or admin).",
-        input_schema = input_schema::<UpdateArgs>(),
-        annotations(
-            title = "Update or resync an integration",
-            read_only_hint = false,
-            destructive_hint = false,
-            idempotent_hint = true,
-            open_world_hint = true
-        )
+            (moderator or admin)."
     )]
     async fn update_integration(
         &self,
@@ -535,19 +506,10 @@ impl PortTools {
 
     #[tool(
         name = "delete-integration",
-        title = "Delete an integration",
         description = "Delete an integration's record from the Port organization. This does \
             NOT stop an exporter that is still running: stop or uninstall it separately, or it \
             may keep ingesting data. Cannot be undone; confirm the identifier with \
-            get-integration first. Needs a role allowed to delete integrations (moderator or admin).",
-        input_schema = input_schema::<DeleteArgs>(),
-        annotations(
-            title = "Delete an integration",
-            read_only_hint = false,
-            destructive_hint = true,
-            idempotent_hint = true,
-            open_world_hint = true
-        )
+            get-integration first. Needs a role allowed to delete integrations (moderator or admin)."
     )]
     async fn delete_integration(
         &self,
@@ -567,7 +529,6 @@ impl PortTools {
 
     #[tool(
         name = "update-integration-s-config",
-        title = "Replace an integration's config (mapping)",
         description = "Replace an integration's whole config, i.e. its mapping: \
             {\"config\": {deleteDependentEntities, createMissingRelatedEntities, resources: [{kind, \
             selector: {query}, port: {entity: {mappings}}}]}}. Values in selector.query and in \
@@ -577,15 +538,7 @@ impl PortTools {
             outcome per kind with get-integration-sync-status (sync toolset), or with \
             get-integration (resyncState) and get-integration-s-event-logs; to run and follow a \
             fresh resync, use resync-integration. Needs a role allowed to update integrations \
-            (moderator or admin).",
-        input_schema = input_schema::<UpdateConfigArgs>(),
-        annotations(
-            title = "Replace an integration's config (mapping)",
-            read_only_hint = false,
-            destructive_hint = false,
-            idempotent_hint = true,
-            open_world_hint = true
-        )
+            (moderator or admin)."
     )]
     async fn update_integration_s_config(
         &self,
@@ -597,20 +550,11 @@ impl PortTools {
 
     #[tool(
         name = "get-integration-s-event-logs",
-        title = "Read an integration's event logs",
         description = "Read an integration's event logs (what its exporter reported during \
             resyncs), newest first by default. Filter by levels (e.g. [\"ERROR\", \"FATAL\"] to \
             see why a resync failed), etl_phases, kinds or one event_id; page with limit \
             (0-300, default 100) and the timestamp and log_id of the last log seen plus \
-            direction. Needs the moderator or admin role.",
-        input_schema = input_schema::<LogsArgs>(),
-        annotations(
-            title = "Read an integration's event logs",
-            read_only_hint = true,
-            destructive_hint = false,
-            idempotent_hint = true,
-            open_world_hint = true
-        )
+            direction. Needs the moderator or admin role."
     )]
     async fn get_integration_s_event_logs(
         &self,
@@ -642,21 +586,12 @@ pub struct PreviewArgs {
 impl PortTools {
     #[tool(
         name = "preview-integration-mapping",
-        title = "Preview a mapping on sample items",
         description = "Run a mapping locally on sample raw items, as Port's integration \
             framework would, without touching Port or starting a resync: per item and \
             resource, whether selector.query keeps it, and the entity each mapping makes \
             (identifier, title, blueprint, properties, relations), with each jq expression's \
             error in place of its value. Use it to check a mapping change before \
-            update-integration-s-config.",
-        input_schema = input_schema::<PreviewArgs>(),
-        annotations(
-            title = "Preview a mapping on sample items",
-            read_only_hint = true,
-            destructive_hint = false,
-            idempotent_hint = true,
-            open_world_hint = false
-        )
+            update-integration-s-config."
     )]
     async fn preview_integration_mapping(
         &self,
@@ -732,16 +667,7 @@ impl PortTools {
 
     #[tool(
         name = "resync-integration",
-        title = "Resync an integration and wait for the result",
-        description = resync::DESCRIPTION,
-        input_schema = input_schema::<resync::ResyncArgs>(),
-        annotations(
-            title = "Resync an integration and wait for the result",
-            read_only_hint = false,
-            destructive_hint = false,
-            idempotent_hint = false,
-            open_world_hint = true
-        )
+        description = resync::DESCRIPTION
     )]
     async fn resync_integration(
         &self,
@@ -778,7 +704,7 @@ impl ServerHandler for PortTools {
             .tool_router
             .list_all()
             .into_iter()
-            .filter(|t| !(read_only && WRITE_TOOLS.contains(&t.name.as_ref())))
+            .filter(|t| !(read_only && catalog::writes(&t.name)))
             .collect();
         Ok(ListToolsResult::with_all_items(tools))
     }
@@ -816,7 +742,7 @@ impl ServerHandler for PortTools {
         request: CallToolRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        if read_only_requested(&ctx) && WRITE_TOOLS.contains(&request.name.as_ref()) {
+        if read_only_requested(&ctx) && catalog::writes(&request.name) {
             return Err(ErrorData::invalid_params(
                 format!(
                     "tool `{}` is not available: this request asked for read-only mode ({READ_ONLY_HEADER})",

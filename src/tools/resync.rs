@@ -138,6 +138,24 @@ pub async fn run(
     .into()
 }
 
+/// `resync-integration` outside MCP (the REST adapter's [`super::catalog::RunFn`]): no
+/// progress, no task; the follow has the plain-call default wait.
+pub(crate) fn run_plain<'a>(
+    tools: &'a PortTools,
+    raw: &'a JsonObject,
+    call: &'a CallContext,
+) -> super::catalog::Ran<'a> {
+    Box::pin(async move {
+        match parse_follow(raw) {
+            Ok(args) => {
+                let wait = tools.follow_wait(args.timeout_seconds, false);
+                resync(tools, &args.identifier, wait, call, &Report::Quiet).await
+            }
+            Err(e) => result::invalid_arguments(&e),
+        }
+    })
+}
+
 /// Reads the baseline, requests the resync and follows it.
 pub(crate) async fn resync(
     tools: &PortTools,

@@ -24,9 +24,9 @@ use serde_json::{Value, json};
 use super::{
     PortTools,
     args::{self, ArgError},
+    catalog::Ran,
     confirm::{self, Action, Decision},
     metrics, result, resync,
-    schema::input_schema,
     tasks::{Report, Tasks},
 };
 use crate::port::{CallContext, Method, PortError, PortRequest, PortResponse};
@@ -519,21 +519,72 @@ async fn restore(
     .await
 }
 
+/// `get-integration-sync-status` outside MCP (the REST adapter's [`super::catalog::RunFn`]).
+pub(crate) fn run_sync_status<'a>(
+    tools: &'a PortTools,
+    raw: &'a JsonObject,
+    call: &'a CallContext,
+) -> Ran<'a> {
+    Box::pin(async move {
+        match parse_status(raw) {
+            Ok(args) => sync_status(tools, args, call).await,
+            Err(e) => result::invalid_arguments(&e),
+        }
+    })
+}
+
+/// `get-integration-sync-history` outside MCP.
+pub(crate) fn run_sync_history<'a>(
+    tools: &'a PortTools,
+    raw: &'a JsonObject,
+    call: &'a CallContext,
+) -> Ran<'a> {
+    Box::pin(async move {
+        match parse_history(raw) {
+            Ok(args) => sync_history(tools, args, call).await,
+            Err(e) => result::invalid_arguments(&e),
+        }
+    })
+}
+
+/// `get-integration-kind-examples` outside MCP.
+pub(crate) fn run_kind_examples<'a>(
+    tools: &'a PortTools,
+    raw: &'a JsonObject,
+    call: &'a CallContext,
+) -> Ran<'a> {
+    Box::pin(async move {
+        match parse_examples(raw) {
+            Ok(args) => kind_examples(tools, args, call).await,
+            Err(e) => result::invalid_arguments(&e),
+        }
+    })
+}
+
+/// `restore-integration-mapping` outside MCP: no one to ask, so (as for a client that cannot
+/// elicit) the caller's request is the decision; the follow has the plain-call default wait.
+pub(crate) fn run_restore<'a>(
+    tools: &'a PortTools,
+    raw: &'a JsonObject,
+    call: &'a CallContext,
+) -> Ran<'a> {
+    Box::pin(async move {
+        match resync::parse_follow(raw) {
+            Ok(args) => {
+                let wait = tools.follow_wait(args.timeout_seconds, false);
+                restore(tools, &args.identifier, wait, call, &Report::Quiet).await
+            }
+            Err(e) => result::invalid_arguments(&e),
+        }
+    })
+}
+
 /// The opt-in `sync` toolset (`--toolsets integrations,sync`).
 #[tool_router(router = sync_router, vis = "pub(crate)")]
 impl PortTools {
     #[tool(
         name = "resync-integration",
-        title = "Resync an integration and wait for the result",
-        description = resync::DESCRIPTION,
-        input_schema = input_schema::<resync::ResyncArgs>(),
-        annotations(
-            title = "Resync an integration and wait for the result",
-            read_only_hint = false,
-            destructive_hint = false,
-            idempotent_hint = false,
-            open_world_hint = true
-        )
+        description = resync::DESCRIPTION
     )]
     async fn resync_integration_in_sync(
         &self,
@@ -545,21 +596,12 @@ impl PortTools {
 
     #[tool(
         name = "get-integration-sync-status",
-        title = "Get an integration's sync status per kind",
         description = "Get how an integration's latest sync run (or the run resyncId names) \
             went, per kind: its state and object counts per phase from Port's sync metrics \
             (raw_extracted, transformed, filtered_out, loaded, failed, skipped, deleted), \
             duration and success, plus the integration's resyncState. A kind with failed > 0 \
             and loaded 0 usually has a broken mapping. Take a resyncId from \
-            get-integration-sync-history. Needs the moderator or admin role.",
-        input_schema = input_schema::<SyncStatusArgs>(),
-        annotations(
-            title = "Get an integration's sync status per kind",
-            read_only_hint = true,
-            destructive_hint = false,
-            idempotent_hint = true,
-            open_world_hint = true
-        )
+            get-integration-sync-history. Needs the moderator or admin role."
     )]
     async fn get_integration_sync_status(
         &self,
@@ -579,20 +621,11 @@ impl PortTools {
 
     #[tool(
         name = "get-integration-sync-history",
-        title = "List an integration's recent sync runs",
         description = "List an integration's recent sync runs (Port keeps the last 4 days, or \
             the 50 most recent), newest first: each run's resyncId, state, start, end and \
             duration. Pass a resyncId to get-integration-sync-status for that run's per-kind \
             counts, e.g. to compare a failed run with the last completed one. Needs the \
-            moderator or admin role.",
-        input_schema = input_schema::<SyncHistoryArgs>(),
-        annotations(
-            title = "List an integration's recent sync runs",
-            read_only_hint = true,
-            destructive_hint = false,
-            idempotent_hint = true,
-            open_world_hint = true
-        )
+            moderator or admin role."
     )]
     async fn get_integration_sync_history(
         &self,
@@ -612,22 +645,13 @@ impl PortTools {
 
     #[tool(
         name = "restore-integration-mapping",
-        title = "Restore an integration's last working mapping",
         description = "Set an Ocean integration's mapping back to the one its last successful \
             resync used, then follow the resync Port starts with it (as resync-integration \
             does: final state, per-kind counts, ERROR logs; a task for clients with the tasks \
             capability). Asks the user to confirm first where the client supports it, naming \
             the current and the restored mapping's kinds. Port refuses (400) when no earlier \
             successful run exists. Needs a role allowed to update integrations (moderator or \
-            admin).",
-        input_schema = input_schema::<resync::ResyncArgs>(),
-        annotations(
-            title = "Restore an integration's last working mapping",
-            read_only_hint = false,
-            destructive_hint = false,
-            idempotent_hint = false,
-            open_world_hint = true
-        )
+            admin)."
     )]
     async fn restore_integration_mapping(
         &self,
@@ -674,22 +698,13 @@ impl PortTools {
 
     #[tool(
         name = "get-integration-kind-examples",
-        title = "Get raw data examples per kind",
         description = "Get the raw data examples an integration's exporter stored per kind \
             (a few per kind and resync, secrets masked), as an `items` array per kind ready to \
             pass to preview-integration-mapping's `items`. Use them to see the raw shape a \
             mapping's jq expressions run on (e.g. where an issue's key really is). Reads \
             GET /v1/integration/{identifier}/kinds, which is not in Port's public API \
             reference. `kind` picks one kind; `limit` caps examples per kind (default 5). \
-            Needs the moderator or admin role.",
-        input_schema = input_schema::<KindExamplesArgs>(),
-        annotations(
-            title = "Get raw data examples per kind",
-            read_only_hint = true,
-            destructive_hint = false,
-            idempotent_hint = true,
-            open_world_hint = true
-        )
+            Needs the moderator or admin role."
     )]
     async fn get_integration_kind_examples(
         &self,

@@ -243,6 +243,19 @@ async fn refusals_use_ports_shape_and_send_nothing() {
         (status, body["error"].clone()),
         (400, json!("invalid_body"))
     );
+    // A body where the tool takes none is refused, not dropped on the way.
+    let (status, body, _) = send(addr, "DELETE", "/v1/integration/x", Some("{}")).await;
+    assert_eq!(
+        (status, body["error"].clone()),
+        (400, json!("invalid_body"))
+    );
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("`delete-integration` takes no request body"),
+        "{body}"
+    );
     assert!(port.port.requests().is_empty());
 
     // Read-only: by header for one request, or for the whole server.
@@ -364,9 +377,8 @@ async fn openapi_matches_the_routes_served() {
     let mut served: Vec<String> = rest::PREFIXES
         .iter()
         .flat_map(|prefix| {
-            rest::OPERATIONS
-                .iter()
-                .map(move |o| format!("{} {prefix}{}", o.method.to_uppercase(), o.path))
+            rest::routes()
+                .map(move |(_, o)| format!("{} {prefix}{}", o.method.to_uppercase(), o.path))
         })
         .collect();
     served.sort();
