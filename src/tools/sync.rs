@@ -722,3 +722,119 @@ impl PortTools {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::{
+        config::{Credentials, PortSettings, Secret, normalize_base_url},
+        port::PortClient,
+        sandbox::{Sandbox, SandboxAuth},
+    };
+
+    async fn tools() -> (Sandbox, PortTools) {
+        crate::install_crypto_provider();
+        let sandbox = Sandbox::new(SandboxAuth {
+            static_tokens: vec!["unit-token".into()],
+            ..SandboxAuth::default()
+        });
+        let url = sandbox.spawn().await.unwrap();
+        let settings = PortSettings {
+            base_url: normalize_base_url(&url).unwrap(),
+            credentials: Credentials::Token(Secret::new("unit-token")),
+            timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(2),
+            budget: Duration::from_secs(5),
+            max_in_flight: 4,
+            max_response_bytes: 1 << 20,
+            max_attempts: 2,
+            max_structured_bytes: 512 * 1024,
+            min_request_budget: Duration::from_secs(1),
+        };
+        (sandbox, PortTools::new(PortClient::new(&settings).unwrap()))
+    }
+
+    fn args(v: Value) -> JsonObject {
+        v.as_object().cloned().unwrap()
+    }
+
+    fn paths(sandbox: &Sandbox) -> Vec<String> {
+        sandbox
+            .api_requests()
+            .iter()
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect()
+    }
+
+    /// The REST adapter's entry points do the same work as the MCP tools.
+    #[tokio::test]
+    async fn the_run_functions_do_the_tools_work() {
+        let (sandbox, tools) = tools().await;
+        let call = CallContext::default();
+        let jira = args(json!({"identifier": "jira-cloud"}));
+
+        let r = run_sync_status(&tools, &jira, &call).await;
+        assert_eq!(r.is_error, Some(false), "{r:?}");
+        let s = r.structured_content.unwrap();
+        assert!(s["kinds"].as_array().is_some_and(|k| !k.is_empty()), "{s}");
+        assert_eq!(
+            paths(&sandbox),
+            [
+                "GET /v1/integration/jira-cloud",
+                "GET /v1/integration/integration_3b9d7c42/syncMetrics"
+            ]
+        );
+
+        let r = run_sync_history(&tools, &jira, &call).await;
+        assert_eq!(r.structured_content.unwrap()["runs"][0]["state"], "failed");
+
+        let r = run_kind_examples(
+            &tools,
+            &args(json!({"identifier": "jira-cloud", "kind": "issue"})),
+            &call,
+        )
+        .await;
+        assert!(r.structured_content.unwrap()["items"][0]["key"].is_string());
+
+        let bad = run_sync_status(&tools, &args(json!({"identifier": ""})), &call).await;
+        assert_eq!(bad.is_error, Some(true));
+
+        sandbox.clear_requests();
+        let r = resync::run_plain(
+            &tools,
+            &args(json!({"identifier": "github-ocean", "timeoutSeconds": 1})),
+            &call,
+        )
+        .await;
+        assert_eq!(r.structured_content.unwrap()["status"], "still running");
+        assert_eq!(
+            paths(&sandbox)[..2],
+            [
+                "GET /v1/integration/github-ocean",
+                "POST /v1/integration/github-ocean/resync"
+            ]
+        );
+
+        sandbox.clear_requests();
+        let r = run_restore(
+            &tools,
+            &args(json!({"identifier": "jira-cloud", "timeoutSeconds": 1})),
+            &call,
+        )
+        .await;
+        assert_eq!(r.structured_content.unwrap()["status"], "still running");
+        assert_eq!(
+            paths(&sandbox)[..2],
+            [
+                "GET /v1/integration/jira-cloud",
+                "POST /v1/integration/jira-cloud/restore"
+            ]
+        );
+    }
+}
