@@ -404,13 +404,19 @@ pub enum Toolset {
     /// Mapping work: preview-integration-mapping (run a mapping on sample items locally) and
     /// resync-integration (trigger a resync and follow it to its end).
     Mapping,
+    /// Sync work: resync-integration, get-integration-sync-status,
+    /// get-integration-sync-history, restore-integration-mapping and
+    /// get-integration-kind-examples.
+    Sync,
 }
 
 /// Which tools the server offers.
 #[derive(Debug, Clone, Args)]
 pub struct ToolSelection {
-    /// Tool groups to offer, comma-separated: `integrations` (the seven tools; the default) and
-    /// `mapping` (preview-integration-mapping, resync-integration).
+    /// Tool groups to offer, comma-separated: `integrations` (the seven tools; the default),
+    /// `mapping` (preview-integration-mapping, resync-integration) and `sync`
+    /// (resync-integration, get-integration-sync-status, get-integration-sync-history,
+    /// restore-integration-mapping, get-integration-kind-examples).
     #[arg(
         long,
         env = "PORT_TOOLSETS",
@@ -431,8 +437,23 @@ pub struct ToolSelection {
     )]
     pub max_resync_wait_secs: u64,
 
+    /// Most MCP tasks running at once (resync-integration and restore-integration-mapping run
+    /// as tasks for clients that declare the tasks capability); beyond it a call is refused
+    /// with a busy error. A task is dropped once it outlives the longest resync wait by two
+    /// minutes.
+    #[arg(
+        long,
+        env = "PORT_MCP_MAX_TASKS",
+        default_value_t = crate::tools::tasks::DEFAULT_MAX_TASKS,
+        global = true,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new()
+            .range(1..=crate::tools::tasks::MAX_MAX_TASKS as u64)
+    )]
+    pub max_tasks: usize,
+
     /// Offer only the read-only tools: update-integration, update-integration-s-config,
-    /// delete-integration and resync-integration are neither listed nor callable. Over HTTP a request header
+    /// delete-integration, resync-integration and restore-integration-mapping are neither
+    /// listed nor callable. Over HTTP a request header
     /// `x-read-only-mode: 1` does the same for that request.
     #[arg(long, env = "PORT_READ_ONLY", global = true, value_parser = BoolishValueParser::new())]
     pub read_only: bool,
@@ -463,6 +484,7 @@ impl Default for ToolSelection {
         ToolSelection {
             toolsets: Vec::new(),
             max_resync_wait_secs: 300,
+            max_tasks: crate::tools::tasks::DEFAULT_MAX_TASKS,
             read_only: false,
             tools: Vec::new(),
             no_mapping_validation: false,

@@ -81,9 +81,11 @@ pub async fn run(cli: Cli) -> Result<(), RunError> {
         _ => config::StdioSettings::default(),
     };
     if cli.port.sandbox {
-        // Resyncs in the demo organization complete after a few seconds, so resync-integration
-        // can be tried end to end.
+        // Resyncs in the demo organization end after a few seconds, so resync-integration can
+        // be tried end to end; they apply the mapping to the kind examples (in the preview
+        // worker, under the mapping limits), so a broken mapping fails and a fixed one loads.
         let url = sandbox::Sandbox::default()
+            .with_mapping(cli.mapping.clone())
             .with_auto_resync(std::time::Duration::from_secs(3))
             .spawn()
             .await?;

@@ -410,6 +410,7 @@ impl PortClient {
             Method::Get => reqwest::Method::GET,
             Method::Patch => reqwest::Method::PATCH,
             Method::Delete => reqwest::Method::DELETE,
+            Method::Post => reqwest::Method::POST,
         };
         let mut builder = self
             .http()?

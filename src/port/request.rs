@@ -15,6 +15,8 @@ pub enum Method {
     Patch,
     /// Removal.
     Delete,
+    /// An action (a resync, a restore); like PATCH, not safe to repeat blindly.
+    Post,
 }
 
 impl Method {
@@ -24,6 +26,7 @@ impl Method {
             Method::Get => "GET",
             Method::Patch => "PATCH",
             Method::Delete => "DELETE",
+            Method::Post => "POST",
         }
     }
 }
@@ -37,7 +40,7 @@ pub struct PortRequest {
     pub segments: Vec<String>,
     /// Query pairs in order; a key may repeat (arrays are sent as repeated keys).
     pub query: Vec<(&'static str, String)>,
-    /// JSON body, for PATCH.
+    /// JSON body, for PATCH and POST.
     pub body: Option<Value>,
 }
 

@@ -3,7 +3,8 @@
 //! Reads (GET) and DELETE are idempotent: they are retried on 408, 429, 502, 503, 504 and on
 //! transport failures. A PATCH is different: Port starts a resync for every PATCH it processes,
 //! so a duplicate doubles the resync. A PATCH is therefore retried only when Port provably did
-//! not act on it: a 429 (refused before processing) or a connection that was never made.
+//! not act on it: a 429 (refused before processing) or a connection that was never made. A POST
+//! (resync, restore) starts a run in the same way and follows the same rule.
 //! Waits grow exponentially with full jitter, never below what Port asked for (`Retry-After`,
 //! or `x-ratelimit-reset` on a 429 or a used-up rate window), and never past the call's
 //! budget: a wait that would overrun it, or leave less than `--min-request-budget-ms` for the
@@ -51,7 +52,7 @@ impl RetryPolicy {
         match (method, attempt) {
             (_, Attempt::ConnectFailed) => true,
             (_, Attempt::Status(429)) => true,
-            (Method::Patch, _) => false,
+            (Method::Patch | Method::Post, _) => false,
             (_, Attempt::Status(s)) => matches!(s, 408 | 502 | 503 | 504),
             (_, Attempt::TransportFailed) => true,
         }
@@ -116,6 +117,11 @@ mod tests {
             );
             assert_eq!(
                 RetryPolicy::retryable(Method::Patch, attempt),
+                patch,
+                "{attempt:?}"
+            );
+            assert_eq!(
+                RetryPolicy::retryable(Method::Post, attempt),
                 patch,
                 "{attempt:?}"
             );

@@ -6,11 +6,16 @@
 //! follows `port-api-notes.md`: the token exchange, Bearer checks, the seven routes with the
 //! `{ok, integration(s)}` shapes Port's own clients read, `{ok:false, error, message}` failures,
 //! the 1 MiB body limit, `x-trace-id` on every answer, and a resync started by every PATCH.
+//! The sync routes of `port-sync-api.md` (resync, restore, metrics, history, kind examples)
+//! are in `sync_api`, the runs behind them in `sync`; the demo data, with its
+//! failing-integration story, in `seed`.
 
 mod seed;
+mod sync;
+mod sync_api;
 
 use std::{
-    collections::VecDeque,
+    collections::{HashMap, VecDeque},
     net::SocketAddr,
     sync::{
         Arc, Mutex, MutexGuard,
@@ -29,6 +34,8 @@ use axum::{
 use percent_encoding::percent_decode_str;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
+
+use crate::mapping::{JqSlots, MappingLimits};
 
 /// Port refuses bodies above 1 MiB.
 const PORT_BODY_LIMIT: usize = 1024 * 1024;
@@ -166,6 +173,8 @@ impl Default for SandboxAuth {
 #[derive(Debug)]
 struct Org {
     integrations: Vec<Value>,
+    /// Runs, resync request, examples and logs per integration identifier.
+    sync: HashMap<String, sync::SyncData>,
     issued_tokens: Vec<String>,
     tokens_issued: u64,
     recorded: Vec<RecordedRequest>,
@@ -214,8 +223,12 @@ pub struct Sandbox {
     auth: Arc<SandboxAuth>,
     counter: Arc<AtomicU64>,
     gauges: Arc<Gauges>,
-    /// When set, a resync started by a PATCH completes by itself after this long (demos).
+    /// When set, a run ends by itself this long after its mapping was applied (demos).
     auto_resync: Option<Duration>,
+    /// When set, runs apply the mapping to the examples in the preview worker.
+    mapping: Option<Arc<sync::Mapping>>,
+    /// What POST /resync and /restore answer on success (Port's answer is undocumented).
+    trigger_answer: (StatusCode, Value),
 }
 
 impl Default for Sandbox {
@@ -227,9 +240,11 @@ impl Default for Sandbox {
 impl Sandbox {
     /// A sandbox seeded with the demo integrations.
     pub fn new(auth: SandboxAuth) -> Self {
+        let integrations = seed::integrations();
         Sandbox {
             org: Arc::new(Mutex::new(Org {
-                integrations: seed::integrations(),
+                sync: sync::seeded(&integrations),
+                integrations,
                 issued_tokens: Vec::new(),
                 tokens_issued: 0,
                 recorded: Vec::new(),
@@ -239,6 +254,8 @@ impl Sandbox {
             counter: Arc::new(AtomicU64::new(0)),
             gauges: Arc::new(Gauges::default()),
             auto_resync: None,
+            mapping: None,
+            trigger_answer: (StatusCode::OK, json!({"ok": true})),
         }
     }
 
@@ -248,9 +265,32 @@ impl Sandbox {
         self
     }
 
+    /// Runs apply the integration's mapping to its kind examples in the preview worker (under
+    /// these limits), so their outcome and counts follow the config. Without this, every
+    /// example counts as loaded.
+    pub fn with_mapping(mut self, limits: MappingLimits) -> Self {
+        self.mapping = Some(Arc::new(sync::Mapping {
+            slots: JqSlots::new(limits.max_concurrent),
+            limits,
+        }));
+        self
+    }
+
+    /// What POST /resync and POST /restore answer when they succeed (default `200 {"ok":true}`:
+    /// Port does not document it).
+    pub fn with_trigger_answer(mut self, status: u16, body: Value) -> Self {
+        self.trigger_answer = (StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body);
+        self
+    }
+
     /// Ends the running resync of an integration with `status` (completed, failed, aborted),
-    /// as the exporter would report it.
+    /// as the exporter would report it: the running run ends with that state (its counts are
+    /// the mapping's outcome when it was already applied, zero otherwise) and the resync state
+    /// follows, running run or not.
     pub fn finish_resync(&self, identifier: &str, status: &str) {
+        if sync::finish_run(self, identifier, None, Some(status)).is_some() {
+            return;
+        }
         let mut org = self.org();
         let Some(i) = find(&org.integrations, identifier) else {
             return;
@@ -260,6 +300,68 @@ impl Sandbox {
         state["status"] = json!(status);
         state["lastResyncEnd"] = json!(now);
         state["updatedAt"] = json!(now);
+    }
+
+    /// Waits until the running run of an integration has applied its mapping (bounded by the
+    /// preview time limit per kind), then ends it with the state its outcome gives: `failed` if
+    /// any object failed, else `completed`. Returns that state; None when nothing was running.
+    pub async fn settle_resync(&self, identifier: &str) -> Option<String> {
+        let per_kind = self
+            .mapping
+            .as_ref()
+            .map_or(Duration::ZERO, |m| m.limits.preview_timeout());
+        let deadline = tokio::time::Instant::now()
+            + per_kind.saturating_mul(sync::MAX_RESOURCES as u32 + 1)
+            + Duration::from_secs(5);
+        loop {
+            let ready = {
+                let org = self.org();
+                match org.sync.get(identifier).and_then(|d| d.runs.front()) {
+                    Some(run) if run.state == sync::SYNCING => run.outcome.is_some(),
+                    _ => return None,
+                }
+            };
+            if ready || tokio::time::Instant::now() >= deadline {
+                return sync::finish_run(self, identifier, None, None);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The eventId of an integration's newest run.
+    pub fn latest_event_id(&self, identifier: &str) -> Option<String> {
+        let org = self.org();
+        org.sync
+            .get(identifier)
+            .and_then(|d| d.runs.front())
+            .map(|r| r.event_id.clone())
+    }
+
+    /// An integration's runs as syncsMetadata items (`{eventId, syncState, createdAt,
+    /// updatedAt}`), newest first.
+    pub fn sync_history(&self, identifier: &str) -> Vec<Value> {
+        let org = self.org();
+        org.sync
+            .get(identifier)
+            .map(|d| d.runs.iter().map(sync_api::metadata).collect())
+            .unwrap_or_default()
+    }
+
+    /// Replaces an integration's raw examples of `kind` (at most five are kept, as Ocean sends).
+    pub fn set_kind_examples(&self, identifier: &str, kind: &str, examples: Vec<Value>) {
+        let ids: Vec<u64> = (0..sync::MAX_EXAMPLES).map(|_| self.next_id()).collect();
+        let mut org = self.org();
+        let kept = examples
+            .into_iter()
+            .take(sync::MAX_EXAMPLES)
+            .zip(ids)
+            .map(|(e, n)| json!({"_id": format!("example_{n}"), "data": e}))
+            .collect();
+        org.sync
+            .entry(identifier.to_string())
+            .or_default()
+            .examples
+            .insert(kind.to_string(), kept);
     }
 
     /// The most requests that were being answered at the same time.
@@ -355,13 +457,21 @@ fn find(integrations: &[Value], identifier: &str) -> Option<usize> {
         .position(|i| i["identifier"].as_str() == Some(identifier))
 }
 
+/// Port's timestamps: ISO 8601, UTC, milliseconds.
 fn now() -> String {
-    let secs = std::time::SystemTime::now()
+    iso_millis(now_millis())
+}
+
+fn now_millis() -> i64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    chrono::DateTime::from_timestamp(secs, 0)
-        .map(|t| t.format("%Y-%m-%dT%H:%M:%S.000Z").to_string())
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(0))
+        .unwrap_or(0)
+}
+
+fn iso_millis(millis: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(millis)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
         .unwrap_or_default()
 }
 
@@ -417,16 +527,6 @@ async fn handle(
     }
     let (status, value) = answer(&sandbox, &method, &record, &body);
     in_flight.finished = true;
-    if let (Some(after), "PATCH", true) =
-        (sandbox.auto_resync, method.as_str(), status.is_success())
-        && let Some(id) = value["integration"]["identifier"].as_str()
-    {
-        let (sandbox, id) = (sandbox.clone(), id.to_string());
-        tokio::spawn(async move {
-            tokio::time::sleep(after).await;
-            sandbox.finish_resync(&id, "completed");
-        });
-    }
     Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, "application/json")
@@ -487,6 +587,9 @@ fn answer(
         })
         .unwrap_or_default();
     let mut org = sandbox.org();
+    if let Some(answer) = sync_api::route(sandbox, &mut org, method.as_str(), &segs, &query, body) {
+        return answer;
+    }
     match (method.as_str(), segs.as_slice()) {
         ("GET", ["v1", "integration"]) => {
             let filter = query
@@ -552,15 +655,17 @@ fn answer(
                     target.insert(k.clone(), v.clone());
                 }
             }
-            start_resync(integration);
+            integration["updatedAt"] = json!(now());
+            sync::start_run(sandbox, &mut org, idx, false);
             (
                 StatusCode::OK,
-                json!({"ok": true, "integration": integration}),
+                json!({"ok": true, "integration": org.integrations[idx]}),
             )
         }
         ("DELETE", ["v1", "integration", id]) => match find(&org.integrations, id) {
             Some(idx) => {
                 org.integrations.remove(idx);
+                org.sync.remove(*id);
                 (StatusCode::OK, json!({"ok": true}))
             }
             None => not_found(id),
@@ -584,17 +689,18 @@ fn answer(
             }
             let integration = &mut org.integrations[idx];
             integration["config"] = config;
-            start_resync(integration);
+            integration["updatedAt"] = json!(now());
+            sync::start_run(sandbox, &mut org, idx, false);
             (
                 StatusCode::OK,
-                json!({"ok": true, "integration": integration}),
+                json!({"ok": true, "integration": org.integrations[idx]}),
             )
         }
         ("GET", ["v1", "integration", id, "logs"]) => {
             if find(&org.integrations, id).is_none() {
                 return not_found(id);
             }
-            logs(id, &query)
+            logs(&org, id, &query)
         }
         _ => fail(
             StatusCode::NOT_FOUND,
@@ -616,21 +722,7 @@ fn invalid(message: &str) -> (StatusCode, Value) {
     fail(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", message)
 }
 
-/// Port starts a resync after any PATCH; the record shows it as running.
-fn start_resync(integration: &mut Value) {
-    let now = now();
-    integration["updatedAt"] = json!(now);
-    integration["resyncState"] = json!({
-        "status": "running",
-        "lastResyncStart": now,
-        "lastResyncEnd": null,
-        "nextResync": null,
-        "intervalInMinuets": integration["resyncState"]["intervalInMinuets"],
-        "updatedAt": now,
-    });
-}
-
-fn logs(id: &str, query: &[(String, String)]) -> (StatusCode, Value) {
+fn logs(org: &Org, id: &str, query: &[(String, String)]) -> (StatusCode, Value) {
     let values = |key: &str| -> Vec<&str> {
         query
             .iter()
@@ -647,8 +739,12 @@ fn logs(id: &str, query: &[(String, String)]) -> (StatusCode, Value) {
     let kinds = values("kinds");
     let phases = values("etl_phases");
     let event = values("event_id");
-    let list: Vec<Value> = seed::logs(id)
+    let list: Vec<Value> = org
+        .sync
+        .get(id)
+        .map(|d| d.logs.iter())
         .into_iter()
+        .flatten()
         .filter(|l| levels.is_empty() || levels.contains(&l["level"].as_str().unwrap_or("")))
         .filter(|l| kinds.is_empty() || kinds.contains(&l["extra"]["kind"].as_str().unwrap_or("")))
         .filter(|l| {
@@ -658,6 +754,7 @@ fn logs(id: &str, query: &[(String, String)]) -> (StatusCode, Value) {
             event.is_empty() || event.contains(&l["extra"]["event_id"].as_str().unwrap_or(""))
         })
         .take(limit)
+        .cloned()
         .collect();
     (StatusCode::OK, json!({"ok": true, "data": {"logs": list}}))
 }

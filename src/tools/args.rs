@@ -28,7 +28,7 @@ pub struct ArgError {
 }
 
 impl ArgError {
-    fn new(argument: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn new(argument: impl Into<String>, message: impl Into<String>) -> Self {
         ArgError {
             argument: argument.into(),
             message: message.into(),
@@ -37,7 +37,7 @@ impl ArgError {
 }
 
 /// A tool's arguments.
-pub trait ToolArgs: DeserializeOwned + JsonSchema + 'static {
+pub trait ToolArgs: DeserializeOwned + JsonSchema + Send + Sync + 'static {
     /// Checks beyond what the type states. `raw` is the arguments object as received.
     fn check(&self, _raw: &JsonObject) -> Result<(), ArgError> {
         Ok(())
@@ -54,8 +54,16 @@ pub trait ToolArgs: DeserializeOwned + JsonSchema + 'static {
 
 /// Parses and checks a tool's arguments, naming the offending argument on failure.
 pub fn parse<T: ToolArgs>(raw: &JsonObject) -> Result<T, ArgError> {
+    let args: T = deserialize(raw)?;
+    args.check(raw)?;
+    Ok(args)
+}
+
+/// Parses arguments into their type (no further checks), naming the offending argument on
+/// failure: for tools whose work is more than one request.
+pub(crate) fn deserialize<T: DeserializeOwned>(raw: &JsonObject) -> Result<T, ArgError> {
     let value = Value::Object(raw.clone());
-    let args: T = serde_path_to_error::deserialize(value).map_err(|e| {
+    serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let message = e.inner().to_string();
         if path == "." {
@@ -67,9 +75,7 @@ pub fn parse<T: ToolArgs>(raw: &JsonObject) -> Result<T, ArgError> {
         } else {
             ArgError::new(path, message)
         }
-    })?;
-    args.check(raw)?;
-    Ok(args)
+    })
 }
 
 fn field_in_message(message: &str) -> Option<&str> {

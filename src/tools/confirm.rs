@@ -1,19 +1,22 @@
-//! Asking the person before an integration is deleted.
+//! Asking the person before an integration is deleted or its mapping restored.
 //!
-//! A delete cannot be undone, and a model can pick the wrong identifier. Where the client can
-//! show a form (elicitation), the integration is fetched first so the question names its title
-//! and type, and only an explicit "yes" deletes it. Two protocol eras ask differently: up to
-//! 2025-11-25 the server sends an `elicitation/create` request mid-call; from 2026-07-28 it
-//! answers with an input-required result and the client repeats the call with the answer
-//! (SEP-2322). Where the client cannot elicit, the tool's destructive hint leaves the decision
-//! to the host's own approval prompt.
+//! A delete cannot be undone, a restore replaces the mapping someone may have just written,
+//! and a model can pick the wrong identifier. Where the client can show a form (elicitation),
+//! the integration is fetched first so the question names its title and type (and, for a
+//! restore, the kinds of the mapping before and after), and only an explicit "yes" goes ahead.
+//! Two protocol eras ask differently: up to 2025-11-25 the server sends an
+//! `elicitation/create` request mid-call; from 2026-07-28 it answers with an input-required
+//! result and the client repeats the call with the answer (SEP-2322). Where the client cannot
+//! elicit, the tool's hints leave the decision to the host's own approval prompt.
+
+use std::future::Future;
 
 use rmcp::{
     RoleServer,
     model::{
-        CallToolResponse, ElicitRequest, ElicitRequestParams, ElicitResult, ElicitationAction,
-        ElicitationSchema, InputRequest, InputRequests, InputRequiredResult, InputResponses,
-        ProtocolVersion,
+        CallToolResponse, CallToolResult, ElicitRequest, ElicitRequestParams, ElicitResult,
+        ElicitationAction, ElicitationSchema, InputRequest, InputRequests, InputRequiredResult,
+        InputResponses, ProtocolVersion,
     },
     service::{ElicitationError, RequestContext},
 };
@@ -23,10 +26,7 @@ use serde::Deserialize;
 use super::{PortTools, args::DeleteArgs, result};
 use crate::port::PortRequest;
 
-/// The key of the confirmation in an input-required round trip.
-const KEY: &str = "confirm_delete";
-
-/// The form shown to the person.
+/// The form shown before a delete.
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct Confirm {
     /// Check to delete the integration.
@@ -35,9 +35,73 @@ pub struct Confirm {
 
 rmcp::elicit_safe!(Confirm);
 
-/// What the delete tool should do next.
+/// The form shown before a restore.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ConfirmRestore {
+    /// Check to restore the integration's mapping to the one of its last successful resync.
+    pub confirm: bool,
+}
+
+rmcp::elicit_safe!(ConfirmRestore);
+
+/// What is being confirmed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// `delete-integration`.
+    Delete,
+    /// `restore-integration-mapping`.
+    Restore,
+}
+
+impl Action {
+    /// The key of the confirmation in an input-required round trip.
+    fn key(self) -> &'static str {
+        match self {
+            Action::Delete => "confirm_delete",
+            Action::Restore => "confirm_restore",
+        }
+    }
+
+    fn schema(self) -> Option<ElicitationSchema> {
+        match self {
+            Action::Delete => ElicitationSchema::from_type::<Confirm>().ok(),
+            Action::Restore => ElicitationSchema::from_type::<ConfirmRestore>().ok(),
+        }
+    }
+
+    fn refuse(self, identifier: &str, answer: &str) -> Decision {
+        Decision::Respond(
+            match self {
+                Action::Delete => result::not_confirmed(identifier, answer),
+                Action::Restore => result::restore_not_confirmed(identifier, answer),
+            }
+            .into(),
+        )
+    }
+
+    async fn elicit(
+        self,
+        ctx: &RequestContext<RoleServer>,
+        question: String,
+    ) -> Result<bool, ElicitationError> {
+        match self {
+            Action::Delete => ctx
+                .peer
+                .elicit::<Confirm>(question)
+                .await
+                .map(|a| a.is_some_and(|c| c.confirm)),
+            Action::Restore => ctx
+                .peer
+                .elicit::<ConfirmRestore>(question)
+                .await
+                .map(|a| a.is_some_and(|c| c.confirm)),
+        }
+    }
+}
+
+/// What the tool should do next.
 pub enum Decision {
-    /// Send the DELETE.
+    /// Go ahead.
     Proceed,
     /// Answer with this instead (a question, a refusal, or a failure to look it up).
     Respond(CallToolResponse),
@@ -50,6 +114,26 @@ pub async fn confirm_delete(
     responses: Option<InputResponses>,
     ctx: &RequestContext<RoleServer>,
 ) -> Decision {
+    confirm(Action::Delete, &args.identifier, responses, ctx, || {
+        describe(tools, args, ctx)
+    })
+    .await
+}
+
+/// Decides whether `action` on `identifier` may go ahead, asking the person where the client
+/// allows it. `question` looks up what to ask (its failure, e.g. a 404, is the answer); it is
+/// called only when there is someone to ask.
+pub async fn confirm<Q, F>(
+    action: Action,
+    identifier: &str,
+    responses: Option<InputResponses>,
+    ctx: &RequestContext<RoleServer>,
+    question: Q,
+) -> Decision
+where
+    Q: FnOnce() -> F,
+    F: Future<Output = Result<String, CallToolResult>>,
+{
     let can_elicit = ctx
         .client_capabilities()
         .is_some_and(|c| c.elicitation.is_some());
@@ -60,21 +144,20 @@ pub async fn confirm_delete(
         .protocol_version()
         .is_some_and(|v| v >= ProtocolVersion::V_2026_07_28);
     if modern {
-        if let Some(answer) = responses.as_ref().and_then(|r| r.get(KEY)) {
+        if let Some(answer) = responses.as_ref().and_then(|r| r.get(action.key())) {
             let answer = serde_json::from_value::<ElicitResult>(answer.clone()).ok();
-            return decide(&args.identifier, answer);
+            return decide(action, identifier, answer);
         }
-        let question = match describe(tools, args, ctx).await {
+        let question = match question().await {
             Ok(q) => q,
             Err(failure) => return Decision::Respond(failure.into()),
         };
-        let schema = match ElicitationSchema::from_type::<Confirm>() {
-            Ok(s) => s,
-            Err(_) => return Decision::Proceed,
+        let Some(schema) = action.schema() else {
+            return Decision::Proceed;
         };
         let mut requests = InputRequests::new();
         requests.insert(
-            KEY.into(),
+            action.key().into(),
             InputRequest::Elicitation(ElicitRequest::new(
                 ElicitRequestParams::FormElicitationParams {
                     meta: None,
@@ -85,28 +168,25 @@ pub async fn confirm_delete(
         );
         return Decision::Respond(InputRequiredResult::from_input_requests(requests).into());
     }
-    let question = match describe(tools, args, ctx).await {
+    let question = match question().await {
         Ok(q) => q,
         Err(failure) => return Decision::Respond(failure.into()),
     };
-    let id = &args.identifier;
-    let refuse = |answer: &str| Decision::Respond(result::not_confirmed(id, answer).into());
-    match ctx.peer.elicit::<Confirm>(question).await {
-        Ok(Some(Confirm { confirm: true })) => Decision::Proceed,
-        Ok(_) | Err(ElicitationError::UserDeclined) => refuse("declined"),
-        Err(ElicitationError::UserCancelled) => refuse("cancelled"),
+    match action.elicit(ctx, question).await {
+        Ok(true) => Decision::Proceed,
+        Ok(false) | Err(ElicitationError::UserDeclined) => action.refuse(identifier, "declined"),
+        Err(ElicitationError::UserCancelled) => action.refuse(identifier, "cancelled"),
         // The session cannot carry the question (e.g. stateless HTTP): the host's own approval
-        // of a destructive tool is what stands.
+        // of the tool is what stands.
         Err(ElicitationError::CapabilityNotSupported) => Decision::Proceed,
         Err(e) => {
-            tracing::warn!(error = %e, "asking for delete confirmation failed");
-            refuse("could not be asked to confirm")
+            tracing::warn!(error = %e, "asking for confirmation failed");
+            action.refuse(identifier, "could not be asked to confirm")
         }
     }
 }
 
-fn decide(identifier: &str, answer: Option<ElicitResult>) -> Decision {
-    let refuse = |a: &str| Decision::Respond(result::not_confirmed(identifier, a).into());
+fn decide(action: Action, identifier: &str, answer: Option<ElicitResult>) -> Decision {
     match answer {
         Some(ElicitResult {
             action: ElicitationAction::Accept,
@@ -116,8 +196,8 @@ fn decide(identifier: &str, answer: Option<ElicitResult>) -> Decision {
         Some(ElicitResult {
             action: ElicitationAction::Cancel,
             ..
-        }) => refuse("cancelled"),
-        _ => refuse("declined"),
+        }) => action.refuse(identifier, "cancelled"),
+        _ => action.refuse(identifier, "declined"),
     }
 }
 
@@ -127,7 +207,7 @@ async fn describe(
     tools: &PortTools,
     args: &DeleteArgs,
     ctx: &RequestContext<RoleServer>,
-) -> Result<String, rmcp::model::CallToolResult> {
+) -> Result<String, CallToolResult> {
     let lookup = tools
         .send(&PortRequest::get(&["integration", &args.identifier]), ctx)
         .await;

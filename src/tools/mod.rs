@@ -1,10 +1,12 @@
-//! The seven MCP tools, one per operation of Port's Integrations API.
+//! The MCP tools: the seven of Port's Integrations API, and the opt-in `mapping` and `sync`
+//! toolsets.
 //!
-//! Each tool parses and checks its arguments (`args`), turns them into one Port request, sends
+//! Each of the seven parses and checks its arguments (`args`), turns them into one Port request, sends
 //! it with the shared [`PortClient`], and hands the outcome to `result`. Tool names, titles,
 //! hints and descriptions are the public surface hosts see; a snapshot test pins them.
 
 pub mod args;
+pub mod catalog;
 pub mod guide;
 pub mod result;
 pub mod schema;
@@ -19,8 +21,9 @@ use rmcp::{
         wrapper::Parameters,
     },
     model::{
-        CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, JsonObject,
-        ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig,
+        CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams, GetTaskParams,
+        GetTaskResult, Implementation, JsonObject, ListToolsResult, PaginatedRequestParams,
+        ServerCapabilities, ServerConfig, UpdateTaskParams,
     },
     service::RequestContext,
     tool, tool_handler, tool_router,
@@ -30,31 +33,28 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use self::args::{
     DeleteArgs, GetArgs, ListArgs, LogsArgs, MetadataArgs, ToolArgs, UpdateArgs, UpdateConfigArgs,
 };
-use self::schema::input_schema;
 use crate::{
-    config::{ConfigError, Secret, ToolSelection},
+    config::{ConfigError, Secret, ToolSelection, Toolset},
     port::{CallContext, PortClient, PortRequest, PortResponse},
 };
 
 mod confirm;
+pub mod metrics;
 pub mod resync;
-
-/// Names of the tools that change Port.
-pub const WRITE_TOOLS: [&str; 4] = [
-    "update-integration",
-    "update-integration-s-config",
-    "delete-integration",
-    "resync-integration",
-];
+pub mod sync;
+pub mod tasks;
 
 /// The header Port's hosted MCP uses to ask for read-only behaviour on one HTTP request.
 pub const READ_ONLY_HEADER: &str = "x-read-only-mode";
 
 const INSTRUCTIONS: &str = "Manage the integrations (data sources) of a Port organization. \
 Find an integration with get-all-integrations, read its mapping with get-integration, change it \
-with update-integration-s-config (which also starts a resync), trigger a plain resync with \
-update-integration and no body, then check how it went with get-integration (resyncState) and \
-get-integration-s-event-logs (levels [\"ERROR\"]).";
+with update-integration-s-config (Port starts a resync after a config change). To re-run an \
+integration, use resync-integration (sync toolset), which sends Port's resync request and \
+follows the run to its per-kind counts; an empty update-integration was Port's documented \
+trigger, but current Ocean integrations (0.44.1 and later) may ignore it. Check how a run went \
+with get-integration-sync-status (per-kind counts; sync toolset), get-integration (resyncState) \
+and get-integration-s-event-logs (levels [\"ERROR\"]).";
 
 /// The MCP server: the tool router over one shared Port client. Cheap to clone (one per HTTP
 /// session or request); clones share the client, the in-flight tracker and the drain signal.
@@ -69,6 +69,9 @@ pub struct PortTools {
     ended: CancellationToken,
     check_mappings: bool,
     max_resync_wait: std::time::Duration,
+    // Shared: a task created on one request is polled on the next, which stateless HTTP
+    // serves with another clone.
+    tasks: tasks::Tasks,
     mapping_limits: Arc<crate::mapping::MappingLimits>,
     jq_slots: crate::mapping::JqSlots,
 }
@@ -122,15 +125,44 @@ impl PortTools {
     pub fn new(client: PortClient) -> Self {
         PortTools {
             client,
-            tool_router: Arc::new(Self::tool_router()),
+            tool_router: Arc::new(Self::full_router(&[Toolset::Integrations])),
             calls: TaskTracker::new(),
             draining: CancellationToken::new(),
             ended: CancellationToken::new(),
             check_mappings: true,
             max_resync_wait: std::time::Duration::from_secs(300),
+            tasks: tasks::Tasks::new(
+                tasks::DEFAULT_MAX_TASKS,
+                std::time::Duration::from_secs(300),
+            ),
             mapping_limits: Arc::new(crate::mapping::MappingLimits::default()),
             jq_slots: crate::mapping::JqSlots::new(2),
         }
+    }
+
+    /// The tools of these toolsets, each described by its catalog row: title, annotations and
+    /// input schema come from [`catalog::CATALOG`], the description from its handler.
+    pub(crate) fn full_router(sets: &[Toolset]) -> ToolRouter<Self> {
+        let mut router = Self::tool_router();
+        router.merge(Self::mapping_router());
+        // `resync-integration` is in both: the two handlers are the same function.
+        router.merge(Self::sync_router());
+        let names: Vec<String> = router.map.keys().map(|k| k.to_string()).collect();
+        for name in names {
+            let Some(route) = router.map.get_mut(name.as_str()) else {
+                continue;
+            };
+            match catalog::spec(&name) {
+                Some(spec) if spec.toolsets.iter().any(|t| sets.contains(t)) => {
+                    route.attr.title = Some(spec.title.into());
+                    route.attr.annotations = Some(spec.annotations());
+                    route.attr.input_schema = (spec.schema)();
+                }
+                // Not in these toolsets, or (a defect the catalog test catches) in no row.
+                _ => router.remove_route(&name),
+            }
+        }
+        router
     }
 
     /// The same server with these bounds on jq work (mapping checks and previews).
@@ -146,16 +178,12 @@ impl PortTools {
         selection: &ToolSelection,
     ) -> Result<Self, ConfigError> {
         let mut tools = Self::new(client);
-        let mut router = Self::tool_router();
-        let sets = &selection.toolsets;
-        if sets.contains(&crate::config::Toolset::Mapping) {
-            router.merge(Self::mapping_router());
-        }
-        if !sets.is_empty() && !sets.contains(&crate::config::Toolset::Integrations) {
-            for name in Self::tool_router().list_all() {
-                router.remove_route(&name.name);
-            }
-        }
+        let sets: &[Toolset] = if selection.toolsets.is_empty() {
+            &[Toolset::Integrations]
+        } else {
+            &selection.toolsets
+        };
+        let mut router = Self::full_router(sets);
         let all: BTreeSet<String> = router
             .list_all()
             .into_iter()
@@ -175,13 +203,14 @@ impl PortTools {
         }
         for name in &all {
             let excluded = !wanted.is_empty() && !wanted.contains(name);
-            if excluded || (selection.read_only && WRITE_TOOLS.contains(&name.as_str())) {
+            if excluded || (selection.read_only && catalog::writes(name)) {
                 router.remove_route(name);
             }
         }
         tools.tool_router = Arc::new(router);
         tools.check_mappings = !selection.no_mapping_validation;
         tools.max_resync_wait = std::time::Duration::from_secs(selection.max_resync_wait_secs);
+        tools.tasks = tasks::Tasks::new(selection.max_tasks, tools.max_resync_wait);
         Ok(tools)
     }
 
@@ -197,6 +226,11 @@ impl PortTools {
     /// The slots that bound concurrent jq work (mapping checks, previews).
     pub fn jq_slots(&self) -> &crate::mapping::JqSlots {
         &self.jq_slots
+    }
+
+    /// The store of MCP tasks (long calls run in the background), shared by every clone.
+    pub fn tasks(&self) -> &tasks::Tasks {
+        &self.tasks
     }
 
     /// The Port client.
@@ -322,7 +356,18 @@ impl PortTools {
     /// The part of a forwarding tool call that does not depend on how its answer is encoded:
     /// argument checks, the mapping check, and the request to Port.
     async fn forward_with<T: ToolArgs>(&self, raw: &JsonObject, call: &CallContext) -> Forwarded {
-        let (request, findings) = match self.prepare::<T>(raw).await {
+        self.forward_prepared(|tools, raw| Box::pin(tools.prepare::<T>(raw)), raw, call)
+            .await
+    }
+
+    /// [`Self::forward_with`], for the argument type behind `prepare` (a catalog row's).
+    async fn forward_prepared(
+        &self,
+        prepare: catalog::PrepareFn,
+        raw: &JsonObject,
+        call: &CallContext,
+    ) -> Forwarded {
+        let (request, findings) = match prepare(self, raw).await {
             Ok(prepared) => prepared,
             Err(Refusal::Busy(message)) => {
                 return Forwarded::Done(result::jq_unavailable(&message));
@@ -353,7 +398,7 @@ impl PortTools {
     ) -> Option<Forwarded> {
         if self.draining.is_cancelled()
             || !self.tool_router.has_route(name)
-            || (read_only_header(headers) && WRITE_TOOLS.contains(&name))
+            || (read_only_header(headers) && catalog::writes(name))
         {
             return None;
         }
@@ -362,21 +407,8 @@ impl PortTools {
             text_only: true,
             ..self.call_context(Some(headers))
         };
-        let forwarded = async {
-            Some(match name {
-                "get-all-integrations" => self.forward_with::<ListArgs>(raw, &call).await,
-                "get-all-integrations-meta-data" => {
-                    self.forward_with::<MetadataArgs>(raw, &call).await
-                }
-                "get-integration" => self.forward_with::<GetArgs>(raw, &call).await,
-                "update-integration" => self.forward_with::<UpdateArgs>(raw, &call).await,
-                "update-integration-s-config" => {
-                    self.forward_with::<UpdateConfigArgs>(raw, &call).await
-                }
-                "get-integration-s-event-logs" => self.forward_with::<LogsArgs>(raw, &call).await,
-                _ => return None,
-            })
-        };
+        let prepare = catalog::spec(name).filter(|s| s.lean)?.prepare?;
+        let forwarded = async { Some(self.forward_prepared(prepare, raw, &call).await) };
         tokio::select! {
             forwarded = forwarded => forwarded,
             _ = self.ended.cancelled() => Some(Forwarded::Done(result::ended_by_shutdown())),
@@ -409,20 +441,11 @@ pub enum Forwarded {
 impl PortTools {
     #[tool(
         name = "get-all-integrations",
-        title = "List integrations",
         description = "List every integration (data source) of the Port organization with its \
             full record: identifier, title, type (installationAppType), version, mapping config, \
             changelog destination and resyncState (running, completed, failed, aborted). Start \
             here to find an integration's identifier. Needs the moderator or admin role; members \
-            can use get-all-integrations-meta-data instead.",
-        input_schema = input_schema::<ListArgs>(),
-        annotations(
-            title = "List integrations",
-            read_only_hint = true,
-            destructive_hint = false,
-            idempotent_hint = true,
-            open_world_hint = true
-        )
+            can use get-all-integrations-meta-data instead."
     )]
     async fn get_all_integrations(
         &self,
@@ -434,18 +457,9 @@ impl PortTools {
 
     #[tool(
         name = "get-all-integrations-meta-data",
-        title = "List integrations (metadata only)",
         description = "List the integrations of the Port organization in brief: identifier, \
             installation ID, integration type and last update time, without configs. Works for \
-            members as well as moderators and admins; cheaper than get-all-integrations.",
-        input_schema = input_schema::<MetadataArgs>(),
-        annotations(
-            title = "List integrations (metadata only)",
-            read_only_hint = true,
-            destructive_hint = false,
-            idempotent_hint = true,
-            open_world_hint = true
-        )
+            members as well as moderators and admins; cheaper than get-all-integrations."
     )]
     async fn get_all_integrations_meta_data(
         &self,
@@ -457,19 +471,10 @@ impl PortTools {
 
     #[tool(
         name = "get-integration",
-        title = "Get an integration",
         description = "Get one integration by identifier: its mapping config (resources with \
             selector and entity mappings as jq expressions), version, changelog destination and \
             resyncState, which tells whether the last resync is running, completed, failed or \
-            aborted. Needs the moderator or admin role.",
-        input_schema = input_schema::<GetArgs>(),
-        annotations(
-            title = "Get an integration",
-            read_only_hint = true,
-            destructive_hint = false,
-            idempotent_hint = true,
-            open_world_hint = true
-        )
+            aborted. Needs the moderator or admin role."
     )]
     async fn get_integration(
         &self,
@@ -481,23 +486,16 @@ impl PortTools {
 
     #[tool(
         name = "update-integration",
-        title = "Update or resync an integration",
         description = "Change an integration's fields (title, version, installationAppType, \
-            config, changelogDestination) with a partial update. With no body, or an empty body \
-            {}, nothing changes and Port triggers a resync: this is how to re-run an \
-            integration. Any update also triggers a resync, and a config sent here replaces the \
-            whole current config (to change only the mapping, prefer update-integration-s-config). \
-            Follow the resync with get-integration (resyncState) and \
-            get-integration-s-event-logs. Needs a role allowed to update integrations \
-            (moderator or admin).",
-        input_schema = input_schema::<UpdateArgs>(),
-        annotations(
-            title = "Update or resync an integration",
-            read_only_hint = false,
-            destructive_hint = false,
-            idempotent_hint = true,
-            open_world_hint = true
-        )
+            config, changelogDestination) with a partial update (PATCH). With no body, or an \
+            empty body {}, nothing changes: an empty PATCH was Port's documented resync \
+            trigger, but current Ocean polling integrations (Ocean 0.44.1 and later) resync \
+            only on an explicit resync request and may ignore it; resync-integration (sync \
+            toolset) is the reliable way to re-run an integration. A config sent here replaces \
+            the whole current config (to change only the mapping, prefer \
+            update-integration-s-config). Check the outcome with get-integration (resyncState) \
+            and get-integration-s-event-logs. Needs a role allowed to update integrations \
+            (moderator or admin)."
     )]
     async fn update_integration(
         &self,
@@ -509,19 +507,10 @@ impl PortTools {
 
     #[tool(
         name = "delete-integration",
-        title = "Delete an integration",
         description = "Delete an integration's record from the Port organization. This does \
             NOT stop an exporter that is still running: stop or uninstall it separately, or it \
             may keep ingesting data. Cannot be undone; confirm the identifier with \
-            get-integration first. Needs a role allowed to delete integrations (moderator or admin).",
-        input_schema = input_schema::<DeleteArgs>(),
-        annotations(
-            title = "Delete an integration",
-            read_only_hint = false,
-            destructive_hint = true,
-            idempotent_hint = true,
-            open_world_hint = true
-        )
+            get-integration first. Needs a role allowed to delete integrations (moderator or admin)."
     )]
     async fn delete_integration(
         &self,
@@ -541,23 +530,16 @@ impl PortTools {
 
     #[tool(
         name = "update-integration-s-config",
-        title = "Replace an integration's config (mapping)",
         description = "Replace an integration's whole config, i.e. its mapping: \
             {\"config\": {deleteDependentEntities, createMissingRelatedEntities, resources: [{kind, \
             selector: {query}, port: {entity: {mappings}}}]}}. Values in selector.query and in \
             the mappings are jq expressions over each raw item (a literal blueprint needs jq \
             quotes, e.g. \"\\\"service\\\"\"). Read the current config with get-integration \
-            first and send it back complete. Port triggers a resync after the change; follow it \
-            with get-integration (resyncState) and get-integration-s-event-logs. Needs a role \
-            allowed to update integrations (moderator or admin).",
-        input_schema = input_schema::<UpdateConfigArgs>(),
-        annotations(
-            title = "Replace an integration's config (mapping)",
-            read_only_hint = false,
-            destructive_hint = false,
-            idempotent_hint = true,
-            open_world_hint = true
-        )
+            first and send it back complete. Port triggers a resync after the change; check its \
+            outcome per kind with get-integration-sync-status (sync toolset), or with \
+            get-integration (resyncState) and get-integration-s-event-logs; to run and follow a \
+            fresh resync, use resync-integration. Needs a role allowed to update integrations \
+            (moderator or admin)."
     )]
     async fn update_integration_s_config(
         &self,
@@ -569,20 +551,11 @@ impl PortTools {
 
     #[tool(
         name = "get-integration-s-event-logs",
-        title = "Read an integration's event logs",
         description = "Read an integration's event logs (what its exporter reported during \
             resyncs), newest first by default. Filter by levels (e.g. [\"ERROR\", \"FATAL\"] to \
             see why a resync failed), etl_phases, kinds or one event_id; page with limit \
             (0-300, default 100) and the timestamp and log_id of the last log seen plus \
-            direction. Needs the moderator or admin role.",
-        input_schema = input_schema::<LogsArgs>(),
-        annotations(
-            title = "Read an integration's event logs",
-            read_only_hint = true,
-            destructive_hint = false,
-            idempotent_hint = true,
-            open_world_hint = true
-        )
+            direction. Needs the moderator or admin role."
     )]
     async fn get_integration_s_event_logs(
         &self,
@@ -614,21 +587,12 @@ pub struct PreviewArgs {
 impl PortTools {
     #[tool(
         name = "preview-integration-mapping",
-        title = "Preview a mapping on sample items",
         description = "Run a mapping locally on sample raw items, as Port's integration \
             framework would, without touching Port or starting a resync: per item and \
             resource, whether selector.query keeps it, and the entity each mapping makes \
             (identifier, title, blueprint, properties, relations), with each jq expression's \
             error in place of its value. Use it to check a mapping change before \
-            update-integration-s-config.",
-        input_schema = input_schema::<PreviewArgs>(),
-        annotations(
-            title = "Preview a mapping on sample items",
-            read_only_hint = true,
-            destructive_hint = false,
-            idempotent_hint = true,
-            open_world_hint = false
-        )
+            update-integration-s-config."
     )]
     async fn preview_integration_mapping(
         &self,
@@ -704,28 +668,14 @@ impl PortTools {
 
     #[tool(
         name = "resync-integration",
-        title = "Resync an integration and wait for the result",
-        description = "Trigger a resync of an integration (as update-integration with no body \
-            does), then follow it: polls the integration's resyncState until the run completes, \
-            fails or is aborted, sends progress notifications while it runs, and returns the \
-            final state with the run's ERROR-level event logs. Gives up after timeoutSeconds \
-            (default 45) and answers \"still running\" with what it knows. Needs a role allowed \
-            to update integrations (moderator or admin).",
-        input_schema = input_schema::<resync::ResyncArgs>(),
-        annotations(
-            title = "Resync an integration and wait for the result",
-            read_only_hint = false,
-            destructive_hint = false,
-            idempotent_hint = false,
-            open_world_hint = true
-        )
+        description = resync::DESCRIPTION
     )]
     async fn resync_integration(
         &self,
         Parameters(raw): Parameters<JsonObject>,
         ctx: RequestContext<RoleServer>,
-    ) -> CallToolResult {
-        resync::run(self, raw, self.max_resync_wait, &ctx).await
+    ) -> CallToolResponse {
+        resync::run(self, raw, &ctx).await
     }
 }
 
@@ -739,6 +689,7 @@ impl ServerHandler for PortTools {
                 .enable_prompts()
                 .enable_resources()
                 .enable_completions()
+                .enable_tasks()
                 .build(),
         )
         .with_server_info(
@@ -758,7 +709,7 @@ impl ServerHandler for PortTools {
             .tool_router
             .list_all()
             .into_iter()
-            .filter(|t| !(read_only && WRITE_TOOLS.contains(&t.name.as_ref())))
+            .filter(|t| !(read_only && catalog::writes(&t.name)))
             .collect();
         Ok(ListToolsResult::with_all_items(tools))
     }
@@ -812,12 +763,40 @@ impl ServerHandler for PortTools {
         guide::complete(self, &request, &ctx).await
     }
 
+    async fn get_task(
+        &self,
+        request: GetTaskParams,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, ErrorData> {
+        Ok(GetTaskResult::new(
+            self.tasks.manager().get_task(&request.task_id)?,
+        ))
+    }
+
+    async fn update_task(
+        &self,
+        request: UpdateTaskParams,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.tasks
+            .manager()
+            .update_task(&request.task_id, request.input_responses)
+    }
+
+    async fn cancel_task(
+        &self,
+        request: CancelTaskParams,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.tasks.manager().cancel_task(&request.task_id)
+    }
+
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        if read_only_requested(&ctx) && WRITE_TOOLS.contains(&request.name.as_ref()) {
+        if read_only_requested(&ctx) && catalog::writes(&request.name) {
             return Err(ErrorData::invalid_params(
                 format!(
                     "tool `{}` is not available: this request asked for read-only mode ({READ_ONLY_HEADER})",

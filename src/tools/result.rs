@@ -128,9 +128,51 @@ pub fn not_confirmed(identifier: &str, answer: &str) -> CallToolResult {
     )
 }
 
+/// A confirmation the person declined or cancelled: the mapping was not restored.
+pub fn restore_not_confirmed(identifier: &str, answer: &str) -> CallToolResult {
+    error_result(
+        format!(
+            "Nothing was restored: the user {answer} restoring the mapping of integration \
+             `{identifier}`. Do not retry unless the user asks again."
+        ),
+        json!({"error": "not_confirmed", "answer": answer, "identifier": identifier, "restored": false}),
+    )
+}
+
+/// `--max-tasks` tasks are already running: this one was not started.
+pub fn tasks_busy(max: usize) -> CallToolResult {
+    error_result(
+        format!(
+            "The server is already running as many tasks as it allows ({max}; --max-tasks / \
+             PORT_MCP_MAX_TASKS), or keeps as many recent ones as it may; nothing was sent to \
+             Port. Wait for a running task to finish (tasks/get) or cancel one (tasks/cancel), \
+             then retry."
+        ),
+        json!({"error": "busy", "setting": "--max-tasks", "maxTasks": max}),
+    )
+}
+
+/// Port answered, but not with what the tool needs (e.g. an integration without `_id`).
+pub fn unexpected_answer(message: &str) -> CallToolResult {
+    error_result(
+        format!("{message}. Nothing more was sent to Port."),
+        json!({"error": "unexpected_answer", "message": message}),
+    )
+}
+
 /// A failed Port call as a tool result.
 pub fn port_failure(error: &PortError) -> CallToolResult {
     let (text, structured) = describe(error);
+    error_result(text, structured)
+}
+
+/// A failed Port call as a tool result, with `hint` in place of the usual one when Port
+/// answered with an error status (the route's own meaning of that status).
+pub fn port_failure_with_hint(error: &PortError, hint: &str) -> CallToolResult {
+    let (text, structured) = match error {
+        PortError::Api(f) => api_failure(f, hint.to_string()),
+        other => describe(other),
+    };
     error_result(text, structured)
 }
 

@@ -1,29 +1,63 @@
-//! `resync-integration`: trigger a resync and follow it to its end.
+//! `resync-integration`: ask Port for a resync and follow it to its per-kind outcome.
 //!
-//! Port answers a resync request at once; how the run ends shows up later in the
-//! integration's `resyncState` (running, completed, failed, aborted), written by the exporter.
-//! This tool triggers the resync (an empty PATCH), polls that state with backoff, reports
-//! progress where the client asked for it, and returns the final state with the run's
-//! ERROR-level event logs, within a time limit below what hosts wait. A run counts as ours only
-//! once its state was written after Port recorded our request (Port's own clock on both sides),
-//! so a previous run's "completed" is not mistaken for this one.
+//! Since Ocean 0.44.1 a polling exporter resyncs only on an explicit resync request, so the
+//! trigger is `POST /v1/integration/{identifier}/resync` (an empty PATCH may start nothing).
+//! How the run ends shows up later in the integration's `resyncState`, written by the exporter;
+//! the objects it fetched, mapped, loaded and failed per kind show up in Port's sync metrics.
+//! So the integration is read first (its `_id`, and its `resyncState` as the baseline), the
+//! resync is requested, the state is polled with backoff until a terminal state written after
+//! the baseline, and the run's per-kind counts and ERROR logs are read. A run counts as ours
+//! only once its state was written after the baseline (Port's clock on both sides), so a
+//! previous run's "completed" is not mistaken for this one; its metrics count only when created
+//! after the baseline too. `restore-integration-mapping` follows its resync with the same code.
+//!
+//! Body of the POST (UNK in Port's docs): `{}` with `content-type: application/json`. Fastify
+//! refuses that content type with an empty body (400), and a route with an object body schema
+//! refuses no body at all; `{}` satisfies both a body-less route and an object schema.
 
 use std::time::{Duration, Instant};
 
 use rmcp::{
     RoleServer,
-    model::{CallToolResult, ContentBlock, ProgressNotificationParam},
+    model::{CallToolResponse, CallToolResult, ContentBlock, JsonObject},
     service::RequestContext,
 };
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{PortTools, args::ArgError, result};
-use crate::port::{Method, PortRequest};
+use super::{
+    PortTools,
+    args::{self, ArgError},
+    metrics::{self, RunMetrics},
+    result,
+    sync::{Integration, body_of, lookup},
+    tasks::{Report, Tasks},
+};
+use crate::port::{CallContext, Method, PortRequest};
 
-/// Default time to follow a resync (hosts give up at 60 s).
+/// Default time to follow a resync in a plain call (hosts give up at 60 s).
 pub const DEFAULT_WAIT_SECS: u64 = 45;
+/// ERROR logs quoted in the text answer (all of them, up to 50, are in `errors`).
+const QUOTED_LOGS: usize = 5;
+/// Characters quoted from one log message.
+const QUOTED_CHARS: usize = 300;
+
+/// The tool's title.
+pub const TITLE: &str = "Resync an integration and wait for the result";
+
+/// The tool's description (the same in the `sync` and the `mapping` toolset).
+pub const DESCRIPTION: &str = "Start a full resync of an integration with Port's resync \
+    request (POST /v1/integration/{identifier}/resync), then follow it: polls the integration's \
+    resyncState until the run completes, fails or is aborted, and returns the final state with \
+    per-kind object counts from Port's sync metrics (extracted, transformed, filtered_out, \
+    loaded, failed, skipped, deleted, duration, success) and the run's ERROR-level event logs. \
+    A failed or aborted run is an error result: read its per-kind counts (failed > 0 with \
+    loaded 0 usually means a broken mapping) and logs. Sends progress notifications while it \
+    runs; clients with the tasks capability get a task to poll instead. Gives up after \
+    timeoutSeconds (default 45, or the server's maximum as a task) and answers \"still \
+    running\"; follow up with get-integration-sync-status. Needs a role allowed to update \
+    integrations (moderator or admin).";
 
 /// Arguments of `resync-integration`.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -32,101 +66,183 @@ pub struct ResyncArgs {
     /// The integration's identifier, as listed by get-all-integrations.
     #[schemars(length(min = 1))]
     pub identifier: String,
-    /// How long to follow the resync, in seconds (default 45). When it runs longer, the tool
-    /// answers "still running" with what it knows; call get-integration later.
+    /// How long to follow the resync, in seconds (default 45; as a task, the server's
+    /// maximum). Capped by the server's --max-resync-wait-secs. When the run takes longer,
+    /// the tool answers "still running"; call get-integration-sync-status later.
     #[serde(rename = "timeoutSeconds", default)]
     #[schemars(range(min = 1))]
     pub timeout_seconds: Option<u64>,
 }
 
-fn time(v: &Value) -> Option<chrono::DateTime<chrono::FixedOffset>> {
-    v.as_str()
-        .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+/// Parses and checks a follow-up tool's `identifier` and `timeoutSeconds`.
+pub(crate) fn parse_follow(raw: &JsonObject) -> Result<ResyncArgs, ArgError> {
+    let args: ResyncArgs = args::deserialize(raw)?;
+    args::check_identifier(&args.identifier)?;
+    if args.timeout_seconds == Some(0) {
+        return Err(ArgError::new(
+            "timeoutSeconds",
+            "must be at least 1 (seconds to follow the run)",
+        ));
+    }
+    Ok(args)
 }
 
-/// Triggers and follows one resync.
+impl PortTools {
+    /// How long a call may follow a run: what it asked for (or the default: 45 s for a plain
+    /// call, whose host waits about a minute; the server's maximum for a task), capped by
+    /// `--max-resync-wait-secs`.
+    pub(crate) fn follow_wait(&self, asked: Option<u64>, as_task: bool) -> Duration {
+        let default = if as_task {
+            self.max_resync_wait
+        } else {
+            Duration::from_secs(DEFAULT_WAIT_SECS)
+        };
+        asked
+            .map(Duration::from_secs)
+            .unwrap_or(default)
+            .min(self.max_resync_wait)
+    }
+}
+
+/// The `resync-integration` tool: as a task where the client asked for tasks, else in the call.
 pub async fn run(
     tools: &PortTools,
-    raw: rmcp::model::JsonObject,
-    max_wait: Duration,
+    raw: JsonObject,
     ctx: &RequestContext<RoleServer>,
-) -> CallToolResult {
-    let args: ResyncArgs = match serde_json::from_value(Value::Object(raw)) {
+) -> CallToolResponse {
+    let args = match parse_follow(&raw) {
         Ok(a) => a,
-        Err(e) => {
-            return result::invalid_arguments(&ArgError {
-                argument: "arguments".into(),
-                message: e.to_string(),
-            });
-        }
+        Err(e) => return result::invalid_arguments(&e).into(),
     };
-    if args.identifier.trim().is_empty() {
-        return result::invalid_arguments(&ArgError {
-            argument: "identifier".into(),
-            message: "must not be empty".into(),
-        });
+    let call = tools.call_context(super::http_parts(ctx).map(|p| &p.headers));
+    let identifier = args.identifier;
+    if Tasks::wanted(ctx) {
+        let wait = tools.follow_wait(args.timeout_seconds, true);
+        let owned = tools.clone();
+        return tools.tasks.start(
+            tools,
+            format!("resync of {identifier}: starting"),
+            move |task| {
+                Box::pin(async move {
+                    resync(&owned, &identifier, wait, &call, &Report::Task(task)).await
+                })
+            },
+        );
     }
-    let wait = Duration::from_secs(args.timeout_seconds.unwrap_or(DEFAULT_WAIT_SECS)).min(max_wait);
-    let path = PortRequest::get(&["integration", &args.identifier]);
-    let trigger = tools
-        .send(
-            &path.clone().with_method(Method::Patch).with_body(json!({})),
-            ctx,
-        )
-        .await;
-    if trigger.is_error == Some(true) {
-        return trigger;
+    let wait = tools.follow_wait(args.timeout_seconds, false);
+    let report = Report::for_call(ctx);
+    tokio::select! {
+        _ = ctx.ct.cancelled() => result::cancelled(),
+        done = resync(tools, &identifier, wait, &call, &report) => done,
     }
-    // Port's clock: when it recorded our request.
-    let requested_at = trigger
-        .structured_content
-        .as_ref()
-        .and_then(|b| time(&b["integration"]["updatedAt"]));
+    .into()
+}
+
+/// `resync-integration` outside MCP (the REST adapter's [`super::catalog::RunFn`]): no
+/// progress, no task; the follow has the plain-call default wait.
+pub(crate) fn run_plain<'a>(
+    tools: &'a PortTools,
+    raw: &'a JsonObject,
+    call: &'a CallContext,
+) -> super::catalog::Ran<'a> {
+    Box::pin(async move {
+        match parse_follow(raw) {
+            Ok(args) => {
+                let wait = tools.follow_wait(args.timeout_seconds, false);
+                resync(tools, &args.identifier, wait, call, &Report::Quiet).await
+            }
+            Err(e) => result::invalid_arguments(&e),
+        }
+    })
+}
+
+/// Reads the baseline, requests the resync and follows it.
+pub(crate) async fn resync(
+    tools: &PortTools,
+    identifier: &str,
+    wait: Duration,
+    call: &CallContext,
+    report: &Report,
+) -> CallToolResult {
+    let baseline = match lookup(tools, identifier, call).await {
+        Ok(i) => i,
+        Err(failure) => return failure,
+    };
+    let trigger = PortRequest::get(&["integration", identifier, "resync"])
+        .with_method(Method::Post)
+        .with_body(json!({}));
+    if let Err(failure) = tools.send_with(&trigger, call).await {
+        return failure;
+    }
+    follow(
+        tools,
+        &baseline,
+        wait,
+        call,
+        report,
+        &format!("The resync of `{identifier}`"),
+    )
+    .await
+}
+
+fn terminal(status: &str) -> bool {
+    matches!(status, "completed" | "failed" | "aborted")
+}
+
+/// Polls the integration's `resyncState` until a run started after `baseline` ends, or `wait`
+/// is over; then reports it. `lead` opens every answer (e.g. "The resync of `x`").
+pub(crate) async fn follow(
+    tools: &PortTools,
+    baseline: &Integration,
+    wait: Duration,
+    call: &CallContext,
+    report: &Report,
+    lead: &str,
+) -> CallToolResult {
+    let identifier = baseline.identifier.as_str();
+    let base_state = baseline.value["resyncState"].clone();
+    let base_time = metrics::time(&base_state["updatedAt"]);
+    // Port aborts a running resync when a new one is requested: that "aborted" is the old
+    // run's end, not ours, unless our run was seen running first.
+    let was_running = base_state["status"].as_str().is_some_and(|s| !terminal(s));
+    let mut saw_ours_running = false;
+    let path = PortRequest::get(&["integration", identifier]);
     let started = Instant::now();
-    let progress = ctx.meta.get_progress_token();
     let mut delay = Duration::from_millis(500);
     loop {
-        tokio::select! {
-            _ = ctx.ct.cancelled() => return result::cancelled(),
-            _ = tokio::time::sleep(delay.min(wait.saturating_sub(started.elapsed()))) => {}
-        }
-        let lookup = tools.send(&path, ctx).await;
-        if lookup.is_error == Some(true) {
-            return lookup;
-        }
-        let state = lookup
-            .structured_content
-            .as_ref()
-            .map(|b| b["integration"]["resyncState"].clone())
-            .unwrap_or(Value::Null);
-        let status = state["status"].as_str().unwrap_or("unknown").to_string();
-        let ours = match (requested_at, time(&state["updatedAt"])) {
-            (Some(asked), Some(written)) => written >= asked,
-            _ => true,
+        tokio::time::sleep(delay.min(wait.saturating_sub(started.elapsed()))).await;
+        let state = match tools.send_with(&path, call).await {
+            Ok(response) => body_of(response)["integration"]["resyncState"].clone(),
+            Err(failure) => return failure,
         };
-        if ours && matches!(status.as_str(), "completed" | "failed" | "aborted") {
-            return finished(tools, &args.identifier, &status, state, ctx).await;
+        let status = state["status"].as_str().unwrap_or("unknown").to_string();
+        let newer = match (base_time, metrics::time(&state["updatedAt"])) {
+            (Some(before), Some(written)) => written > before,
+            _ => state != base_state,
+        };
+        if newer && !terminal(&status) {
+            saw_ours_running = true;
         }
-        if let Some(token) = &progress {
-            let _ = ctx
-                .peer
-                .notify_progress(
-                    ProgressNotificationParam::new(token.clone(), started.elapsed().as_secs_f64())
-                        .with_total(wait.as_secs_f64())
-                        .with_message(format!("resync of {}: {status}", args.identifier)),
-                )
-                .await;
+        let old_run_aborted = was_running && status == "aborted" && !saw_ours_running;
+        if newer && terminal(&status) && !old_run_aborted {
+            return finished(tools, baseline, base_time, &status, state, call, lead).await;
         }
+        report
+            .say(
+                started.elapsed().as_secs_f64(),
+                wait.as_secs_f64(),
+                format!("resync of {identifier}: {status}"),
+            )
+            .await;
         if started.elapsed() >= wait {
             let mut r = CallToolResult::success(vec![ContentBlock::text(format!(
-                "The resync of `{}` is still running after {} s (status: {status}). Port keeps \
-                 running it; check again later with get-integration (resyncState) or call \
-                 resync-integration's follow-up via get-integration-s-event-logs.",
-                args.identifier,
+                "{lead} is still running after {} s (status: {status}). Port keeps running it; \
+                 follow it later with get-integration-sync-status (per-kind counts) or \
+                 get-integration (resyncState), and get-integration-s-event-logs.",
                 wait.as_secs()
             ))]);
             r.structured_content = Some(json!({
-                "identifier": args.identifier, "status": "still running", "resyncState": state
+                "identifier": identifier, "status": "still running", "resyncState": state
             }));
             return r;
         }
@@ -134,43 +250,131 @@ pub async fn run(
     }
 }
 
+/// Per-kind counts of the run, when Port's latest metrics are provably from it; else why not.
+async fn our_metrics(
+    tools: &PortTools,
+    baseline: &Integration,
+    base_time: Option<chrono::DateTime<chrono::FixedOffset>>,
+    call: &CallContext,
+) -> Result<RunMetrics, String> {
+    let request = PortRequest::get(&["integration", &baseline.id, "syncMetrics"]);
+    let run = match tools.send_with(&request, call).await {
+        Ok(response) => metrics::run_metrics(&body_of(response)),
+        Err(failure) => {
+            let why = failure
+                .content
+                .first()
+                .and_then(|c| c.as_text())
+                .map(|t| t.text.lines().next().unwrap_or("").to_string())
+                .unwrap_or_default();
+            return Err(format!("Port's sync metrics could not be read: {why}"));
+        }
+    };
+    if run.kinds.is_empty() {
+        return Err("Port has no sync metrics for this run yet; call \
+                    get-integration-sync-status in a moment"
+            .into());
+    }
+    let ours = match (base_time, run.created_at) {
+        (Some(before), Some(created)) => created > before,
+        (None, _) => true,
+        (Some(_), None) => false,
+    };
+    if !ours {
+        return Err(format!(
+            "Port's latest sync metrics (resyncId {}) are from an earlier run, so the counts \
+             are not available yet; call get-integration-sync-status in a moment",
+            run.resync_id.as_deref().unwrap_or("unknown")
+        ));
+    }
+    Ok(run)
+}
+
 async fn finished(
     tools: &PortTools,
-    identifier: &str,
+    baseline: &Integration,
+    base_time: Option<chrono::DateTime<chrono::FixedOffset>>,
     status: &str,
     state: Value,
-    ctx: &RequestContext<RoleServer>,
+    call: &CallContext,
+    lead: &str,
 ) -> CallToolResult {
+    let identifier = baseline.identifier.as_str();
+    let counts = our_metrics(tools, baseline, base_time, call).await;
+    // The run's own logs when its id is known (Ocean tags each log with the resync's event
+    // id); else the newest ERROR logs from the run's start on.
+    let run_id = counts.as_ref().ok().and_then(|r| r.resync_id.as_deref());
+    let since = run_id.map_or(state["lastResyncStart"].as_str(), |_| None);
     let logs = tools
-        .send(
+        .send_with(
             &PortRequest::get(&["integration", identifier, "logs"])
                 .query_each("levels", &["ERROR"])
-                .query_opt("timestamp", state["lastResyncStart"].as_str())
-                .query_opt(
-                    "direction",
-                    state["lastResyncStart"].as_str().map(|_| "down"),
-                )
+                .query_opt("event_id", run_id)
+                .query_opt("timestamp", since)
+                .query_opt("direction", since.map(|_| "down"))
                 .query_opt("limit", Some(50)),
-            ctx,
+            call,
         )
         .await;
-    let errors = logs.structured_content.clone().unwrap_or(Value::Null);
-    let text = format!(
-        "The resync of `{identifier}` {}: status {status}. ERROR-level event logs of the run \
-         are in `errors`.",
+    let errors = match logs {
+        Ok(response) => body_of(response),
+        Err(failure) => failure.structured_content.unwrap_or(Value::Null),
+    };
+    let mut text = format!(
+        "{lead} {}: status {status}.",
         if status == "completed" {
             "finished"
         } else {
             "ended"
         }
     );
+    let mut structured = json!({
+        "identifier": identifier,
+        "status": status,
+        "resyncState": state,
+    });
+    match &counts {
+        Ok(run) => {
+            text.push_str(&format!(
+                "\nPer kind (resyncId {}):\n{}",
+                run.resync_id.as_deref().unwrap_or("unknown"),
+                run.lines()
+            ));
+            structured["resyncId"] = json!(run.resync_id);
+            structured["countsAvailable"] = json!(true);
+            structured["kinds"] = run.kinds_json();
+        }
+        Err(why) => {
+            text.push_str(&format!("\nPer-kind counts: not available. {why}."));
+            structured["countsAvailable"] = json!(false);
+            structured["countsNote"] = json!(why);
+            structured["kinds"] = json!([]);
+        }
+    }
+    let messages: Vec<&str> = errors["data"]["logs"]
+        .as_array()
+        .map(|logs| logs.iter().filter_map(|l| l["message"].as_str()).collect())
+        .unwrap_or_default();
+    text.push_str(&format!(
+        "\nERROR-level event logs of the run: {} (all in `errors`).",
+        messages.len()
+    ));
+    for m in messages.iter().take(QUOTED_LOGS) {
+        let quoted: String = m.chars().take(QUOTED_CHARS).collect();
+        text.push_str(&format!("\n- {quoted}"));
+    }
+    if status != "completed" {
+        text.push_str(
+            "\nA kind with failed > 0 and loaded 0 usually has a broken mapping: compare it \
+             with get-integration-kind-examples and try a fix with preview-integration-mapping.",
+        );
+    }
+    structured["errors"] = errors;
     let mut r = if status == "completed" {
         CallToolResult::success(vec![ContentBlock::text(text)])
     } else {
         CallToolResult::error(vec![ContentBlock::text(text)])
     };
-    r.structured_content = Some(json!({
-        "identifier": identifier, "status": status, "resyncState": state, "errors": errors
-    }));
+    r.structured_content = Some(structured);
     r
 }

@@ -1,5 +1,5 @@
-//! The same seven operations as a plain REST surface, for scripts, CI jobs and services that
-//! speak HTTP but not MCP.
+//! The tools as a plain REST surface, for scripts, CI jobs and services that speak HTTP but not
+//! MCP: every tool with a route in the catalog (`tools::catalog`), routes and OpenAPI alike.
 //!
 //! Nothing here is a second implementation: each route turns its path, query and body into the
 //! arguments object the matching MCP tool takes, then goes through the same checks
@@ -17,7 +17,7 @@ use axum::{
     http::{HeaderMap, HeaderValue, StatusCode, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
-    routing::get,
+    routing::{MethodFilter, MethodRouter, get, on},
 };
 use rmcp::model::JsonObject;
 use serde_json::{Map, Value, json};
@@ -26,77 +26,15 @@ use crate::{
     config::{HttpSettings, Secret},
     port::{CallContext, PortError},
     tools::{
-        PortTools, Refusal, WRITE_TOOLS,
-        args::{
-            DeleteArgs, GetArgs, ListArgs, LogsArgs, MetadataArgs, ToolArgs, UpdateArgs,
-            UpdateConfigArgs,
-        },
+        PortTools, Refusal,
+        catalog::{self, CATALOG, RestRoute, ToolSpec},
         read_only_header,
-        schema::input_schema,
     },
     transport::http::{allowed_hosts, allowed_origins},
 };
 
 /// The two path prefixes the routes are served under.
 pub const PREFIXES: [&str; 2] = ["/v1/v1", "/v1"];
-
-/// One operation: its tool, method and path (after the prefix).
-pub struct Operation {
-    /// The MCP tool it mirrors.
-    pub tool: &'static str,
-    /// HTTP method.
-    pub method: &'static str,
-    /// Path after the prefix, with `{identifier}`.
-    pub path: &'static str,
-    /// What it does.
-    pub summary: &'static str,
-}
-
-/// The seven operations, as served.
-pub const OPERATIONS: [Operation; 7] = [
-    Operation {
-        tool: "get-all-integrations",
-        method: "get",
-        path: "/integration",
-        summary: "List integrations",
-    },
-    Operation {
-        tool: "get-all-integrations-meta-data",
-        method: "get",
-        path: "/integration/metadata",
-        summary: "List integrations (metadata only)",
-    },
-    Operation {
-        tool: "get-integration",
-        method: "get",
-        path: "/integration/{identifier}",
-        summary: "Get an integration",
-    },
-    Operation {
-        tool: "update-integration",
-        method: "patch",
-        path: "/integration/{identifier}",
-        summary: "Update an integration; an empty body triggers a resync",
-    },
-    Operation {
-        tool: "delete-integration",
-        method: "delete",
-        path: "/integration/{identifier}",
-        summary: "Delete an integration (does not stop a running exporter)",
-    },
-    Operation {
-        tool: "update-integration-s-config",
-        method: "patch",
-        path: "/integration/{identifier}/config",
-        summary: "Replace an integration's config (triggers a resync)",
-    },
-    Operation {
-        tool: "get-integration-s-event-logs",
-        method: "get",
-        path: "/integration/{identifier}/logs",
-        summary: "Read an integration's event logs",
-    },
-];
 
 /// Accepted `Host` names and browser origins.
 type AllowList = (Arc<Vec<String>>, Arc<Vec<String>>);
@@ -107,7 +45,7 @@ struct RestState {
     offered: Arc<Vec<String>>,
 }
 
-/// The REST app: the seven operations under both prefixes, and `/openapi.json`.
+/// The REST app: the catalog's routes under both prefixes, and `/openapi.json`.
 pub fn router(tools: PortTools, settings: &HttpSettings) -> Router {
     let state = RestState {
         offered: Arc::new(tools.tool_names()),
@@ -115,21 +53,31 @@ pub fn router(tools: PortTools, settings: &HttpSettings) -> Router {
     };
     let mut app = Router::new();
     for prefix in PREFIXES {
-        app = app
-            .route(&format!("{prefix}/integration"), get(list))
-            .route(&format!("{prefix}/integration/metadata"), get(metadata))
-            .route(
-                &format!("{prefix}/integration/{{identifier}}"),
-                get(get_one).patch(update).delete(delete),
-            )
-            .route(
-                &format!("{prefix}/integration/{{identifier}}/config"),
-                axum::routing::patch(update_config),
-            )
-            .route(
-                &format!("{prefix}/integration/{{identifier}}/logs"),
-                get(logs),
-            );
+        // Several tools share a path (GET, PATCH and DELETE of one integration).
+        let mut paths: Vec<(&str, MethodRouter<RestState>)> = Vec::new();
+        for spec in CATALOG {
+            let Some(route) = &spec.rest else { continue };
+            let filter = match route.method {
+                "get" => MethodFilter::GET,
+                "patch" => MethodFilter::PATCH,
+                "delete" => MethodFilter::DELETE,
+                _ => MethodFilter::POST,
+            };
+            let handler = move |State(s): State<RestState>,
+                                Path(params): Path<Vec<(String, String)>>,
+                                RawQuery(q): RawQuery,
+                                h: HeaderMap,
+                                body: Bytes| async move {
+                operation(&s, spec, params, q.as_deref(), &h, &body).await
+            };
+            match paths.iter_mut().find(|(p, _)| *p == route.path) {
+                Some((_, methods)) => *methods = std::mem::take(methods).on(filter, handler),
+                None => paths.push((route.path, on(filter, handler))),
+            }
+        }
+        for (path, methods) in paths {
+            app = app.route(&format!("{prefix}{path}"), methods);
+        }
     }
     let mut app = app.with_state(state);
     if let Some(token) = &settings.auth_token {
@@ -270,8 +218,7 @@ fn origin_allowed(origin: &str, allowed: &[String]) -> bool {
 
 /// Query values typed by the tool's own input schema: booleans, integers and repeated keys
 /// (arrays) become what the tool expects; anything else stays a string for the tool to judge.
-fn query_args<T: ToolArgs>(query: Option<&str>) -> JsonObject {
-    let schema = input_schema::<T>();
+fn query_args(schema: &JsonObject, query: Option<&str>) -> JsonObject {
     let props = schema.get("properties").and_then(Value::as_object);
     let mut out = Map::new();
     let pairs = url::form_urlencoded::parse(query.unwrap_or("").as_bytes());
@@ -321,16 +268,50 @@ fn body_arg(body: &Bytes) -> Result<Option<Value>, Box<Response>> {
     })
 }
 
-/// Runs one operation through the tools' checks and the shared client.
-async fn run<T: ToolArgs>(
+/// One route: its path, query and body become the tool's arguments object.
+async fn operation(
     state: &RestState,
-    tool: &str,
+    spec: &'static ToolSpec,
+    params: Vec<(String, String)>,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Response {
+    let mut raw = query_args(&(spec.schema)(), query);
+    for (name, value) in params {
+        raw.insert(name, Value::String(value));
+    }
+    if catalog::takes_body(spec) {
+        match body_arg(body) {
+            Ok(Some(b)) => {
+                raw.insert("body".into(), b);
+            }
+            Ok(None) => {}
+            Err(r) => return *r,
+        }
+    } else if !body.iter().all(u8::is_ascii_whitespace) {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            format!(
+                "`{}` takes no request body; its arguments go in the path and query. Nothing was \
+                 sent to Port.",
+                spec.name
+            ),
+        );
+    }
+    run(state, spec, headers, raw).await
+}
+
+/// Runs one operation through the tools' checks and the shared client.
+async fn run(
+    state: &RestState,
+    spec: &'static ToolSpec,
     headers: &HeaderMap,
     raw: JsonObject,
 ) -> Response {
-    if !state.offered.iter().any(|t| t == tool)
-        || (read_only_header(headers) && WRITE_TOOLS.contains(&tool))
-    {
+    let tool = spec.name;
+    if !state.offered.iter().any(|t| t == tool) || (read_only_header(headers) && spec.writes()) {
         return refuse(
             StatusCode::FORBIDDEN,
             "read_only",
@@ -349,7 +330,18 @@ async fn run<T: ToolArgs>(
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         return r;
     }
-    let request = match state.tools.prepare::<T>(&raw).await {
+    let prepare = match (spec.prepare, spec.run) {
+        (Some(prepare), _) => prepare,
+        (None, Some(run)) => return run_whole(state, run, headers, &raw).await,
+        (None, None) => {
+            return refuse(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("`{tool}` has no REST route"),
+            );
+        }
+    };
+    let request = match prepare(&state.tools, &raw).await {
         Ok((request, _)) => request,
         Err(Refusal::Busy(message)) => {
             let mut r = refuse(
@@ -410,6 +402,60 @@ async fn run<T: ToolArgs>(
         }
         Err(e) => port_error(&e),
     }
+}
+
+/// A tool that is more than one Port request: its result's structured content, with a status
+/// that says how it went (Port's own status when Port refused).
+async fn run_whole(
+    state: &RestState,
+    run: catalog::RunFn,
+    headers: &HeaderMap,
+    raw: &JsonObject,
+) -> Response {
+    let _in_flight = state.tools.calls().token();
+    let call = state.tools.call_context(Some(headers));
+    let result = tokio::select! {
+        result = run(&state.tools, raw, &call) => result,
+        _ = state.tools.ended().cancelled() => crate::tools::result::ended_by_shutdown(),
+    };
+    let body = result.structured_content.clone().unwrap_or_else(|| {
+        let text: Vec<String> = result
+            .content
+            .iter()
+            .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+            .collect();
+        json!({"message": text.join("\n")})
+    });
+    if result.is_error != Some(true) {
+        return (StatusCode::OK, Json(body)).into_response();
+    }
+    let status = match body.get("error").and_then(Value::as_str) {
+        _ if body
+            .get("status")
+            .and_then(Value::as_u64)
+            .is_some_and(|s| (400..600).contains(&s)) =>
+        {
+            body.get("status")
+                .and_then(Value::as_u64)
+                .and_then(|s| u16::try_from(s).ok())
+                .and_then(|s| StatusCode::from_u16(s).ok())
+                .unwrap_or(StatusCode::BAD_GATEWAY)
+        }
+        Some("invalid_argument" | "invalid_mapping") => StatusCode::BAD_REQUEST,
+        Some("not_confirmed") => StatusCode::CONFLICT,
+        Some("busy" | "jq_limit" | "shutting_down") => StatusCode::SERVICE_UNAVAILABLE,
+        Some("timeout") => StatusCode::GATEWAY_TIMEOUT,
+        Some("no_caller_token") => StatusCode::UNAUTHORIZED,
+        Some("no_credentials") => StatusCode::SERVICE_UNAVAILABLE,
+        // A run that ended failed or aborted: the request itself was served.
+        _ if body.get("error").is_none() => StatusCode::OK,
+        _ => StatusCode::BAD_GATEWAY,
+    };
+    let mut body = body;
+    if let Value::Object(map) = &mut body {
+        map.entry("ok").or_insert(Value::Bool(false));
+    }
+    (status, Json(body)).into_response()
 }
 
 fn trace_header(response: &mut Response, trace: Option<&str>) {
@@ -476,115 +522,24 @@ fn port_error(error: &PortError) -> Response {
     }
 }
 
-async fn list(State(s): State<RestState>, RawQuery(q): RawQuery, h: HeaderMap) -> Response {
-    run::<ListArgs>(
-        &s,
-        "get-all-integrations",
-        &h,
-        query_args::<ListArgs>(q.as_deref()),
-    )
-    .await
-}
-
-async fn metadata(State(s): State<RestState>, RawQuery(q): RawQuery, h: HeaderMap) -> Response {
-    let raw = query_args::<MetadataArgs>(q.as_deref());
-    run::<MetadataArgs>(&s, "get-all-integrations-meta-data", &h, raw).await
-}
-
-fn with_identifier(mut raw: JsonObject, identifier: String) -> JsonObject {
-    raw.insert("identifier".into(), Value::String(identifier));
-    raw
-}
-
-async fn get_one(
-    State(s): State<RestState>,
-    Path(identifier): Path<String>,
-    RawQuery(q): RawQuery,
-    h: HeaderMap,
-) -> Response {
-    let raw = with_identifier(query_args::<GetArgs>(q.as_deref()), identifier);
-    run::<GetArgs>(&s, "get-integration", &h, raw).await
-}
-
-/// A PATCH: the identifier, and the JSON body when there is one (none means a resync).
-async fn patch<T: ToolArgs>(
-    s: &RestState,
-    tool: &str,
-    identifier: String,
-    h: &HeaderMap,
-    body: &Bytes,
-) -> Response {
-    let mut raw = with_identifier(JsonObject::new(), identifier);
-    match body_arg(body) {
-        Ok(Some(b)) => {
-            raw.insert("body".into(), b);
-        }
-        Ok(None) => {}
-        Err(r) => return *r,
-    }
-    run::<T>(s, tool, h, raw).await
-}
-
-async fn update(
-    State(s): State<RestState>,
-    Path(identifier): Path<String>,
-    h: HeaderMap,
-    body: Bytes,
-) -> Response {
-    patch::<UpdateArgs>(&s, "update-integration", identifier, &h, &body).await
-}
-
-async fn delete(
-    State(s): State<RestState>,
-    Path(identifier): Path<String>,
-    h: HeaderMap,
-) -> Response {
-    let raw = with_identifier(JsonObject::new(), identifier);
-    run::<DeleteArgs>(&s, "delete-integration", &h, raw).await
-}
-
-async fn update_config(
-    State(s): State<RestState>,
-    Path(identifier): Path<String>,
-    h: HeaderMap,
-    body: Bytes,
-) -> Response {
-    patch::<UpdateConfigArgs>(&s, "update-integration-s-config", identifier, &h, &body).await
-}
-
-async fn logs(
-    State(s): State<RestState>,
-    Path(identifier): Path<String>,
-    RawQuery(q): RawQuery,
-    h: HeaderMap,
-) -> Response {
-    let raw = with_identifier(query_args::<LogsArgs>(q.as_deref()), identifier);
-    run::<LogsArgs>(&s, "get-integration-s-event-logs", &h, raw).await
+/// The tools with a REST route, and their routes.
+pub fn routes() -> impl Iterator<Item = (&'static ToolSpec, &'static RestRoute)> {
+    CATALOG
+        .iter()
+        .filter_map(|spec| spec.rest.as_ref().map(|route| (spec, route)))
 }
 
 /// The OpenAPI document of this surface, generated from the tools' own argument types: query
 /// parameters from their input schemas, request bodies from their `body` schemas.
 pub fn openapi() -> Value {
-    let schema_of = |tool: &str| -> Value {
-        let s = match tool {
-            "get-all-integrations" => input_schema::<ListArgs>(),
-            "get-all-integrations-meta-data" => input_schema::<MetadataArgs>(),
-            "get-integration" => input_schema::<GetArgs>(),
-            "update-integration" => input_schema::<UpdateArgs>(),
-            "delete-integration" => input_schema::<DeleteArgs>(),
-            "update-integration-s-config" => input_schema::<UpdateConfigArgs>(),
-            _ => input_schema::<LogsArgs>(),
-        };
-        Value::Object(s.as_ref().clone())
-    };
     let error = json!({"description": "Port's error, or this server's refusal", "content": {"application/json": {"schema": {
         "type": "object",
         "properties": {"ok": {"type": "boolean"}, "error": {"type": "string"}, "message": {"type": "string"}}
     }}}});
     let mut paths = Map::new();
     for prefix in PREFIXES {
-        for op in &OPERATIONS {
-            let schema = schema_of(op.tool);
+        for (spec, op) in routes() {
+            let schema = Value::Object((spec.schema)().as_ref().clone());
             let required: Vec<&str> = schema["required"]
                 .as_array()
                 .map(|r| r.iter().filter_map(Value::as_str).collect())
@@ -612,7 +567,7 @@ pub fn openapi() -> Value {
                 }
             }
             let mut operation = json!({
-                "operationId": format!("{}{}", op.tool, if prefix == "/v1" { "" } else { "-capability" }),
+                "operationId": format!("{}{}", spec.name, if prefix == "/v1" { "" } else { "-capability" }),
                 "summary": op.summary,
                 "parameters": parameters,
                 "responses": {
@@ -645,6 +600,10 @@ pub fn openapi() -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tools::{
+        args::{ListArgs, LogsArgs},
+        schema::input_schema,
+    };
     use crate::transport::http::{DEFAULT_ALLOWED_HOSTS, DEFAULT_ALLOWED_ORIGINS};
 
     #[test]
@@ -693,12 +652,18 @@ mod tests {
 
     #[test]
     fn query_values_take_the_tools_types() {
-        let q = query_args::<LogsArgs>(Some("limit=5&levels=ERROR&levels=FATAL&direction=up"));
+        let q = query_args(
+            &input_schema::<LogsArgs>(),
+            Some("limit=5&levels=ERROR&levels=FATAL&direction=up"),
+        );
         assert_eq!(
             Value::Object(q),
             json!({"limit": 5, "levels": ["ERROR", "FATAL"], "direction": "up"})
         );
-        let q = query_args::<ListArgs>(Some("actionsProcessingEnabled=true"));
+        let q = query_args(
+            &input_schema::<ListArgs>(),
+            Some("actionsProcessingEnabled=true"),
+        );
         assert_eq!(Value::Object(q), json!({"actionsProcessingEnabled": true}));
     }
 }

@@ -28,18 +28,24 @@ pub struct FakePort {
 
 impl FakePort {
     pub async fn start() -> Self {
-        Self::with_auth(SandboxAuth {
-            static_tokens: vec![STATIC_TOKEN.into()],
-            ..SandboxAuth::default()
-        })
-        .await
+        Self::with_auth(test_auth()).await
     }
 
     pub async fn with_auth(auth: SandboxAuth) -> Self {
+        Self::serving(Sandbox::new(auth)).await
+    }
+
+    /// Serves a sandbox built by the test (e.g. with `with_mapping`, `with_auto_resync`).
+    pub async fn serving(port: Sandbox) -> Self {
         port_integrations_mcp::install_crypto_provider();
-        let port = Sandbox::new(auth);
         let url = port.spawn().await.unwrap();
         FakePort { port, url }
+    }
+
+    /// A fake Port whose resyncs apply the mapping to the kind examples in the real preview
+    /// worker (this crate's binary), so their outcome follows the config.
+    pub async fn with_mapping() -> Self {
+        Self::serving(Sandbox::new(test_auth()).with_mapping(mapping_limits())).await
     }
 
     pub fn settings(&self, credentials: Credentials) -> PortSettings {
@@ -60,6 +66,22 @@ impl FakePort {
             "expected exactly one request to Port, got {reqs:#?}"
         );
         reqs.into_iter().next().unwrap()
+    }
+}
+
+/// The sandbox's default auth plus [`STATIC_TOKEN`].
+pub fn test_auth() -> SandboxAuth {
+    SandboxAuth {
+        static_tokens: vec![STATIC_TOKEN.into()],
+        ..SandboxAuth::default()
+    }
+}
+
+/// Mapping limits whose preview worker is this crate's binary.
+pub fn mapping_limits() -> port_integrations_mcp::mapping::MappingLimits {
+    port_integrations_mcp::mapping::MappingLimits {
+        preview_worker: Some(env!("CARGO_BIN_EXE_port-integrations-mcp").into()),
+        ..Default::default()
     }
 }
 

@@ -622,6 +622,8 @@ fn absurd_numeric_settings_stop_the_start() {
             "18446744073709551615",
             "--shutdown-grace-secs",
         ),
+        ("PORT_MCP_MAX_TASKS", "18446744073709551615", "--max-tasks"),
+        ("PORT_MCP_MAX_TASKS", "0", "--max-tasks"),
         (
             "PORT_MAX_RESPONSE_BYTES",
             "18446744073709551615",

@@ -329,7 +329,7 @@ async fn rest_listen_serves_the_rest_surface_next_to_mcp() {
             .unwrap(),
     )
     .unwrap();
-    assert_eq!(body["integrations"].as_array().unwrap().len(), 3);
+    assert_eq!(body["integrations"].as_array().unwrap().len(), 4);
     let doc = reqwest::get(format!("http://127.0.0.1:{rest}/openapi.json"))
         .await
         .unwrap();

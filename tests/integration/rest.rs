@@ -63,6 +63,7 @@ fn without_times(mut v: Value) -> Value {
     if let Some(obj) = v.as_object_mut() {
         obj.remove("updatedAt");
         obj.remove("lastResyncStart");
+        obj.remove("nextResync");
         for child in obj.values_mut() {
             *child = without_times(child.take());
         }
@@ -242,6 +243,19 @@ async fn refusals_use_ports_shape_and_send_nothing() {
         (status, body["error"].clone()),
         (400, json!("invalid_body"))
     );
+    // A body where the tool takes none is refused, not dropped on the way.
+    let (status, body, _) = send(addr, "DELETE", "/v1/integration/x", Some("{}")).await;
+    assert_eq!(
+        (status, body["error"].clone()),
+        (400, json!("invalid_body"))
+    );
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("`delete-integration` takes no request body"),
+        "{body}"
+    );
     assert!(port.port.requests().is_empty());
 
     // Read-only: by header for one request, or for the whole server.
@@ -363,9 +377,8 @@ async fn openapi_matches_the_routes_served() {
     let mut served: Vec<String> = rest::PREFIXES
         .iter()
         .flat_map(|prefix| {
-            rest::OPERATIONS
-                .iter()
-                .map(move |o| format!("{} {prefix}{}", o.method.to_uppercase(), o.path))
+            rest::routes()
+                .map(move |(_, o)| format!("{} {prefix}{}", o.method.to_uppercase(), o.path))
         })
         .collect();
     served.sort();

@@ -121,7 +121,7 @@ async fn sandbox_flag_over_stdio_in_the_2026_era() {
             .as_array()
             .unwrap()
             .len(),
-        3
+        4
     );
     let r = call(
         &client,
@@ -136,7 +136,7 @@ async fn sandbox_flag_over_stdio_in_the_2026_era() {
             .as_array()
             .unwrap()
             .len(),
-        2
+        3
     );
     client.cancel().await.unwrap();
 }

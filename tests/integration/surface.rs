@@ -1,5 +1,6 @@
-//! The public tool surface: exactly seven tools, schemas every host accepts, and a snapshot
-//! that makes any change to what hosts see a deliberate one (`cargo insta review`).
+//! The public tool surface: exactly seven tools by default (and five in the `sync` toolset),
+//! schemas every host accepts, and snapshots that make any change to what hosts see a
+//! deliberate one (`cargo insta review`).
 
 use rmcp::model::Tool;
 use serde_json::{Value, json};
@@ -29,6 +30,72 @@ async fn tool_surface_snapshot() {
         })
         .collect();
     insta::assert_json_snapshot!("tool_surface", surface);
+}
+
+/// The tools of the `sync` toolset, as a host lists them.
+async fn sync_tools() -> Vec<Tool> {
+    use port_integrations_mcp::{
+        config::{ToolSelection, Toolset},
+        port::PortClient,
+        tools::PortTools,
+    };
+    let port = FakePort::start().await;
+    let tools = PortTools::with_selection(
+        PortClient::new(&port.settings(static_token())).unwrap(),
+        &ToolSelection {
+            toolsets: vec![Toolset::Sync],
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let client = connect_tools(tools, (), rmcp::service::ClientLifecycleMode::Initialize).await;
+    let mut tools = client.list_all_tools().await.unwrap();
+    tools.sort_by(|a, b| a.name.cmp(&b.name));
+    tools
+}
+
+#[tokio::test]
+async fn sync_tool_surface_snapshot() {
+    let tools = sync_tools().await;
+    let expected = [
+        // name, readOnly, destructive, idempotent
+        ("get-integration-kind-examples", true, false, true),
+        ("get-integration-sync-history", true, false, true),
+        ("get-integration-sync-status", true, false, true),
+        ("restore-integration-mapping", false, false, false),
+        ("resync-integration", false, false, false),
+    ];
+    assert_eq!(tools.len(), expected.len());
+    for (tool, (name, read_only, destructive, idempotent)) in tools.iter().zip(expected) {
+        assert_eq!(tool.name, name);
+        let a = tool.annotations.as_ref().expect("annotations");
+        assert_eq!(a.read_only_hint, Some(read_only), "{name}");
+        assert_eq!(a.destructive_hint, Some(destructive), "{name}");
+        assert_eq!(a.idempotent_hint, Some(idempotent), "{name}");
+        assert_eq!(a.open_world_hint, Some(true), "{name}");
+        assert_eq!(tool.title.as_deref(), a.title.as_deref(), "{name}");
+        assert!(
+            tool.description.as_deref().is_some_and(|d| d.len() > 80),
+            "{name}"
+        );
+        let schema = Value::Object(tool.input_schema.as_ref().clone());
+        let mut found = Vec::new();
+        host_unfriendly("", &schema, &mut found);
+        assert!(found.is_empty(), "{name}: {found:#?}");
+    }
+    let surface: Vec<Value> = tools
+        .into_iter()
+        .map(|t| {
+            json!({
+                "name": t.name,
+                "title": t.title,
+                "description": t.description,
+                "inputSchema": Value::Object(t.input_schema.as_ref().clone()),
+                "annotations": t.annotations,
+            })
+        })
+        .collect();
+    insta::assert_json_snapshot!("sync_tool_surface", surface);
 }
 
 #[tokio::test]
@@ -73,8 +140,15 @@ async fn descriptions_state_the_side_effects() {
             .to_string()
     };
     assert!(desc("update-integration").contains("empty body"));
-    assert!(desc("update-integration").contains("triggers a resync"));
+    // Truthful since Ocean 0.44.1: an empty PATCH may start nothing.
+    assert!(desc("update-integration").contains("Ocean 0.44.1 and later"));
+    assert!(
+        desc("update-integration")
+            .contains("resync-integration (sync toolset) is the reliable way")
+    );
+    assert!(!desc("update-integration").contains("triggers a resync"));
     assert!(desc("update-integration-s-config").contains("triggers a resync"));
+    assert!(desc("update-integration-s-config").contains("get-integration-sync-status"));
     assert!(desc("delete-integration").contains("does NOT stop an exporter"));
     for name in [
         "get-all-integrations",

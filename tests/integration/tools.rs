@@ -40,7 +40,15 @@ async fn get_all_integrations_without_filter() {
         .iter()
         .map(|i| i["identifier"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["github-ocean", "pagerduty-prod", "k8s-exporter-eu"]);
+    assert_eq!(
+        ids,
+        [
+            "github-ocean",
+            "pagerduty-prod",
+            "k8s-exporter-eu",
+            "jira-cloud"
+        ]
+    );
     assert_eq!(serde_json::from_str::<Value>(&text(&result)).unwrap(), body);
 }
 
