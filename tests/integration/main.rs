@@ -11,6 +11,7 @@ mod auth;
 mod deploy;
 mod errors;
 mod guide;
+mod guide_story;
 mod hostile_args;
 mod hostile_conn;
 mod hostile_jq;
