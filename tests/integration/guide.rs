@@ -375,7 +375,7 @@ async fn read_only_selection_turns_the_write_steps_into_a_proposal() {
     let port = FakePort::start().await;
     let selection = ToolSelection {
         read_only: true,
-        toolsets: vec![Toolset::Integrations, Toolset::Mapping],
+        toolsets: vec![Toolset::Integrations, Toolset::Mapping, Toolset::Sync],
         ..Default::default()
     };
     let client = connect_tools(
@@ -394,10 +394,28 @@ async fn read_only_selection_turns_the_write_steps_into_a_proposal() {
         "Propose the fix, do not apply it: this server does not offer \
          update-integration-s-config (read-only mode or a tool allow-list)."
     ));
-    for write in ["update-integration-s-config {", "resync-integration {"] {
+    for write in [
+        "update-integration-s-config {",
+        "resync-integration {",
+        "restore-integration-mapping",
+    ] {
         assert!(!text.contains(write), "{text}");
     }
-    assert!(text.contains("preview-integration-mapping {"));
+    assert_in_order(
+        &text,
+        &[
+            "get-integration-sync-status",
+            "get-integration-s-event-logs",
+            "get-integration",
+            "get-integration-kind-examples",
+            "preview-integration-mapping",
+            "get-integration-sync-status",
+            "get-integration-sync-history",
+        ],
+    );
+    // Every read tool is there; the missing write tools are the point, not a toolset to enable.
+    assert!(!text.contains("--toolsets"), "{text}");
+    assert!(port.port.requests().is_empty());
 }
 
 async fn serve_tools(tools: PortTools, settings: &HttpSettings) -> SocketAddr {
