@@ -263,7 +263,11 @@ pub const CATALOG: &[ToolSpec] = &[
         prepare: None,
         run: Some(super::resync::run_plain),
         lean: false,
-        rest: None,
+        rest: Some(RestRoute {
+            method: "post",
+            path: "/integration/{identifier}/resync",
+            summary: "Trigger a resync (POST /resync) and follow it to its end, with per-kind counts",
+        }),
     },
     ToolSpec {
         name: "get-integration-sync-status",
@@ -274,7 +278,11 @@ pub const CATALOG: &[ToolSpec] = &[
         prepare: None,
         run: Some(super::sync::run_sync_status),
         lean: false,
-        rest: None,
+        rest: Some(RestRoute {
+            method: "get",
+            path: "/integration/{identifier}/sync-status",
+            summary: "Sync status per kind (the latest run, or one resyncId)",
+        }),
     },
     ToolSpec {
         name: "get-integration-sync-history",
@@ -285,7 +293,11 @@ pub const CATALOG: &[ToolSpec] = &[
         prepare: None,
         run: Some(super::sync::run_sync_history),
         lean: false,
-        rest: None,
+        rest: Some(RestRoute {
+            method: "get",
+            path: "/integration/{identifier}/sync-history",
+            summary: "Recent sync runs, newest first",
+        }),
     },
     ToolSpec {
         name: "restore-integration-mapping",
@@ -299,7 +311,11 @@ pub const CATALOG: &[ToolSpec] = &[
         prepare: None,
         run: Some(super::sync::run_restore),
         lean: false,
-        rest: None,
+        rest: Some(RestRoute {
+            method: "post",
+            path: "/integration/{identifier}/restore",
+            summary: "Restore the last mapping that synced successfully, then follow the resync",
+        }),
     },
     ToolSpec {
         name: "get-integration-kind-examples",
@@ -310,7 +326,11 @@ pub const CATALOG: &[ToolSpec] = &[
         prepare: None,
         run: Some(super::sync::run_kind_examples),
         lean: false,
-        rest: None,
+        rest: Some(RestRoute {
+            method: "get",
+            path: "/integration/{identifier}/kinds",
+            summary: "Raw data examples per kind",
+        }),
     },
 ];
 

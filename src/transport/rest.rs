@@ -427,6 +427,10 @@ async fn run_whole(
         json!({"message": text.join("\n")})
     });
     if result.is_error != Some(true) {
+        let mut body = body;
+        if let Value::Object(map) = &mut body {
+            map.entry("ok").or_insert(Value::Bool(true));
+        }
         return (StatusCode::OK, Json(body)).into_response();
     }
     let status = match body.get("error").and_then(Value::as_str) {
@@ -442,7 +446,7 @@ async fn run_whole(
                 .unwrap_or(StatusCode::BAD_GATEWAY)
         }
         Some("invalid_argument" | "invalid_mapping") => StatusCode::BAD_REQUEST,
-        Some("not_confirmed") => StatusCode::CONFLICT,
+        Some("unknown_resync_id" | "unknown_kind") => StatusCode::NOT_FOUND,
         Some("busy" | "jq_limit" | "shutting_down") => StatusCode::SERVICE_UNAVAILABLE,
         Some("timeout") => StatusCode::GATEWAY_TIMEOUT,
         Some("no_caller_token") => StatusCode::UNAUTHORIZED,
@@ -571,13 +575,15 @@ pub fn openapi() -> Value {
                 "summary": op.summary,
                 "parameters": parameters,
                 "responses": {
-                    "200": {"description": "Port's answer, passed through", "content": {"application/json": {"schema": {"type": "object"}}}},
+                    "200": {"description": if spec.prepare.is_some() { "Port's answer, passed through" } else { "The tool's result (its structuredContent, with ok)" }, "content": {"application/json": {"schema": {"type": "object"}}}},
                     "400": error, "401": error, "403": error, "404": error, "422": error, "429": error, "502": error, "503": error, "504": error
                 }
             });
             if let Some(body) = request_body {
                 operation["requestBody"] = body;
             }
+            // Whether the operation is one Port request passed through, or a tool's whole work.
+            operation["x-forwards"] = json!(spec.prepare.is_some());
             let path = format!("{prefix}{}", op.path);
             let entry = paths
                 .entry(path)

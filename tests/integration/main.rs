@@ -29,4 +29,5 @@ mod stdio;
 mod surface;
 mod sync;
 mod tools;
+mod troubleshoot;
 mod validation;

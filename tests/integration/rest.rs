@@ -5,9 +5,9 @@
 use std::net::SocketAddr;
 
 use port_integrations_mcp::{
-    config::{HttpSettings, Secret, ToolSelection},
+    config::{HttpSettings, Secret, ToolSelection, Toolset},
     port::PortClient,
-    sandbox::{RecordedRequest, ScriptedResponse},
+    sandbox::{RecordedRequest, Sandbox, ScriptedResponse},
     tools::PortTools,
     transport::rest,
 };
@@ -338,7 +338,12 @@ async fn same_access_rules_as_mcp() {
 
 #[tokio::test]
 async fn openapi_matches_the_routes_served() {
-    let (port, addr) = setup_rest().await;
+    let port = FakePort::start().await;
+    let every_toolset = ToolSelection {
+        toolsets: vec![Toolset::Integrations, Toolset::Mapping, Toolset::Sync],
+        ..Default::default()
+    };
+    let addr = serve_rest(&port, http_args(true), every_toolset).await;
     let (status, doc, _) = send(addr, "GET", "/openapi.json", None).await;
     assert_eq!(status, 200);
     assert_eq!(doc["openapi"], "3.1.0");
@@ -349,7 +354,11 @@ async fn openapi_matches_the_routes_served() {
             documented.push(format!("{} {path}", method.to_uppercase()));
             // Every documented operation is served: the router answers it (not 404/405 from
             // routing). Arguments come from the document itself.
-            let concrete = path.replace("{identifier}", "github-ocean");
+            let mut concrete = path.replace("{identifier}", "github-ocean");
+            if method == "post" {
+                // A resync or restore is followed to its end; nothing ends it here.
+                concrete.push_str("?timeoutSeconds=1");
+            }
             let body = op.get("requestBody").map(|_| {
                 if path.ends_with("/config") {
                     r#"{"config":{"resources":[]}}"#
@@ -366,7 +375,13 @@ async fn openapi_matches_the_routes_served() {
                 answer.get("ok").is_some(),
                 "{method} {path}: {status} {answer}"
             );
-            assert_eq!(port.api_requests().len(), before + 1, "{method} {path}");
+            // One request for a plain operation; a tool that resolves or follows makes more.
+            let sent = port.api_requests().len() - before;
+            let forwarded = op["x-forwards"] == json!(true);
+            assert!(
+                if forwarded { sent == 1 } else { sent >= 1 },
+                "{method} {path}: {sent} requests"
+            );
             // Query parameters are the tool's own arguments.
             for p in op["parameters"].as_array().unwrap() {
                 assert!(p["schema"].is_object(), "{path} {p}");
@@ -473,4 +488,163 @@ async fn the_mapping_check_and_read_only_header_hold_over_rest_too() {
         .unwrap();
     assert_eq!(r.status(), 403);
     assert!(port.port.requests().is_empty(), "Port received nothing");
+}
+
+/// The sync tools are more than one Port request each: over REST they run the tool's whole
+/// work (resolve the internal id, follow the resync) and answer with its result.
+#[tokio::test]
+async fn sync_tools_run_whole_over_rest() {
+    let port = FakePort::serving(
+        Sandbox::new(test_auth()).with_auto_resync(std::time::Duration::from_millis(300)),
+    )
+    .await;
+    let selection = ToolSelection {
+        toolsets: vec![Toolset::Integrations, Toolset::Sync],
+        ..Default::default()
+    };
+    let addr = serve_rest(&port, http_args(true), selection).await;
+
+    let calls = |port: &FakePort| -> Vec<String> {
+        let seen = port
+            .api_requests()
+            .iter()
+            .map(|r| {
+                let (method, path, query, body) = upstream(r);
+                format!(
+                    "{method} {path}{} {body}",
+                    query.map(|q| format!("?{q}")).unwrap_or_default()
+                )
+            })
+            .collect();
+        port.port.clear_requests();
+        seen
+    };
+
+    let (status, body, _) = send(addr, "GET", "/v1/integration/jira-cloud/sync-status", None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["ok"], true);
+    assert_eq!(body["resyncId"], "a41c7e92-8b3d-4f25-b6e0-7d9f1c2a3b48");
+    let issue = &body["kinds"][1];
+    assert_eq!(
+        (
+            &issue["kind"],
+            &issue["state"],
+            &issue["failed"],
+            &issue["loaded"]
+        ),
+        (&json!("issue"), &json!("failed"), &json!(4), &json!(0))
+    );
+    assert_eq!(
+        calls(&port),
+        [
+            "GET /v1/integration/jira-cloud ",
+            "GET /v1/integration/integration_3b9d7c42/syncMetrics "
+        ]
+    );
+
+    let (status, body, _) =
+        send(addr, "GET", "/v1/integration/jira-cloud/sync-history", None).await;
+    assert_eq!(status, 200, "{body}");
+    let states: Vec<&Value> = body["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| &r["state"])
+        .collect();
+    assert_eq!(states, [&json!("failed"), &json!("completed")]);
+    assert_eq!(
+        calls(&port),
+        [
+            "GET /v1/integration/jira-cloud ",
+            "GET /v1/integration/integration_3b9d7c42/syncsMetadata "
+        ]
+    );
+
+    let (status, body, _) = send(
+        addr,
+        "GET",
+        "/v1/integration/jira-cloud/kinds?kind=issue&limit=2",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let keys: Vec<&Value> = body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| &i["key"])
+        .collect();
+    assert_eq!(keys, [&json!("PAY-101"), &json!("PAY-102")]);
+    assert_eq!(calls(&port), ["GET /v1/integration/jira-cloud/kinds "]);
+
+    // A resync is triggered with Port's POST and followed to its end.
+    let (status, body, _) = send(
+        addr,
+        "POST",
+        "/v1/integration/jira-cloud/resync?timeoutSeconds=10",
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, &body["status"]),
+        (200, &json!("completed")),
+        "{body}"
+    );
+    let seen = calls(&port);
+    assert_eq!(
+        &seen[..2],
+        [
+            "GET /v1/integration/jira-cloud ",
+            "POST /v1/integration/jira-cloud/resync {}"
+        ]
+    );
+    assert!(
+        seen.contains(&"GET /v1/integration/integration_3b9d7c42/syncMetrics ".to_string()),
+        "{seen:#?}"
+    );
+
+    // Port's 404 keeps its status; a run that matches nothing is a 404 of ours.
+    let (status, body, _) = send(addr, "GET", "/v1/integration/nope/sync-status", None).await;
+    assert_eq!(
+        (status, &body["error"], &body["ok"]),
+        (404, &json!("not_found"), &json!(false))
+    );
+    assert_eq!(calls(&port), ["GET /v1/integration/nope "]);
+    let (status, body, _) = send(
+        addr,
+        "GET",
+        "/v1/integration/jira-cloud/sync-status?resyncId=zzz",
+        None,
+    )
+    .await;
+    assert_eq!((status, &body["error"]), (404, &json!("unknown_resync_id")));
+    assert_eq!(
+        calls(&port),
+        [
+            "GET /v1/integration/jira-cloud ",
+            "GET /v1/integration/integration_3b9d7c42/syncMetrics?resyncId=zzz "
+        ]
+    );
+
+    // Read-only per request, and arguments checked before anything is sent.
+    let r = reqwest::Client::new()
+        .post(format!("http://{addr}/v1/integration/jira-cloud/resync"))
+        .header("x-read-only-mode", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let (status, body, _) = send(
+        addr,
+        "POST",
+        "/v1/integration/jira-cloud/restore?timeoutSeconds=zero",
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, &body["error"]),
+        (400, &json!("invalid_argument")),
+        "{body}"
+    );
+    assert!(calls(&port).is_empty());
 }
