@@ -54,7 +54,8 @@ integration, use resync-integration (sync toolset), which sends Port's resync re
 follows the run to its per-kind counts; an empty update-integration was Port's documented \
 trigger, but current Ocean integrations (0.44.1 and later) may ignore it. Check how a run went \
 with get-integration-sync-status (per-kind counts; sync toolset), get-integration (resyncState) \
-and get-integration-s-event-logs (levels [\"ERROR\"]).";
+and get-integration-s-event-logs (levels [\"ERROR\"]). For a guided fix of a failing sync, \
+use the troubleshoot-integration prompt.";
 
 /// The MCP server: the tool router over one shared Port client. Cheap to clone (one per HTTP
 /// session or request); clones share the client, the in-flight tracker and the drain signal.

@@ -10,7 +10,11 @@ Cases: protocol mode {legacy: initialize at 2025-11-25, auto: server/discover at
 x transport {stdio, http (stateful sessions), http --stateless}. Every case starts a fresh
 server process on the built-in sandbox Port organization (`--sandbox`: nothing leaves the
 machine; the HTTP server listens on a free 127.0.0.1 port), lists the tools, calls all seven
-tools and checks the error paths. Port credentials in the caller's environment are never
+tools and checks the error paths. Three more cases turn on every toolset and run the whole
+troubleshooting loop on the sandbox's failing integration (jira-cloud): prompts and resources,
+sync status, ERROR logs, kind examples, a preview of the fix, the checked config update,
+resync-integration to `completed` with per-kind counts, and the history. (The Python SDK has
+no MCP tasks, so the resync runs as a plain call here; the Rust tests cover tasks.) Port credentials in the caller's environment are never
 passed on. One line per case, then `N passed, M failed`; the exit status is 1 when M > 0.
 Everything is bounded by timeouts: the whole run stops itself after TOTAL_BUDGET_S.
 """
@@ -38,8 +42,9 @@ from mcp import Client, MCPError, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
-TOTAL_BUDGET_S = 110  # the whole script, hard stop
+TOTAL_BUDGET_S = 200  # the whole script, hard stop
 CASE_BUDGET_S = 25  # one case: start the server, connect, all calls, shut down
+LOOP_BUDGET_S = 45  # one troubleshooting-loop case (two resyncs of ~3 s each in the sandbox)
 REQUEST_TIMEOUT_S = 10  # one MCP request
 HEALTH_WAIT_S = 10  # HTTP server start-up until /healthz answers 200
 
@@ -61,6 +66,17 @@ EXPECTED_TOOLS: dict[str, dict[str, bool]] = {
     "delete-integration": {"read_only_hint": False, "destructive_hint": True},
 }
 
+# The sync toolset's tools, and what the loop cases check of their annotations.
+SYNC_TOOLS: dict[str, dict[str, bool]] = {
+    "get-integration-sync-status": {"read_only_hint": True},
+    "get-integration-sync-history": {"read_only_hint": True},
+    "get-integration-kind-examples": {"read_only_hint": True},
+    "resync-integration": {"read_only_hint": False, "destructive_hint": False},
+    "restore-integration-mapping": {"read_only_hint": False, "destructive_hint": False},
+}
+LOOP_ID = "jira-cloud"  # the sandbox's integration whose last resync failed on a broken mapping
+FAILED_RUN = "a41c7e92-8b3d-4f25-b6e0-7d9f1c2a3b48"
+
 # Child processes this script started, so a watchdog can end exactly those.
 _children: list[subprocess.Popen[bytes]] = []
 
@@ -69,10 +85,15 @@ _children: list[subprocess.Popen[bytes]] = []
 class Case:
     mode: str  # "legacy" | "auto"
     transport: str  # "stdio" | "http" | "http-stateless"
+    loop: bool = False  # the troubleshooting loop (sync toolset) instead of the seven tools
 
     @property
     def name(self) -> str:
-        return f"{self.mode}/{self.transport}"
+        return f"{self.mode}/{self.transport}" + (" loop" if self.loop else "")
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"PORT_TOOLSETS": "integrations,mapping,sync"} if self.loop else {}
 
     @property
     def expected_version(self) -> str:
@@ -280,7 +301,7 @@ async def exercise(out: Outcome, client: Client, case: Case) -> None:
         got = (sc.get("integration") or {}).get("identifier")
         out.check(got == READ_ID, "get-integration identifier", f"integration.identifier is {got!r}")
 
-    # No body: Port's way to trigger a resync.
+    # No body: an empty PATCH (Port's older documented resync trigger; resync-integration is the reliable one).
     await call_ok(out, client, "update-integration", {"identifier": READ_ID})
 
     sc = await call_ok(out, client, "update-integration", {"identifier": READ_ID, "body": {"title": "GitHub (renamed)"}})
@@ -313,6 +334,131 @@ async def exercise(out: Outcome, client: Client, case: Case) -> None:
         await call_tool_error(out, client, "get-integration", {"identifier": DELETE_ID}, ["404"])
 
 
+def kind_row(report: dict[str, Any], kind_identifier: str) -> dict[str, Any]:
+    for row in report.get("kinds") or []:
+        if isinstance(row, dict) and row.get("kindIdentifier") == kind_identifier:
+            return row
+    return {}
+
+
+async def call_sc(out: Outcome, client: Client, tool: str, args: dict[str, Any]) -> dict[str, Any] | None:
+    """Calls a tool that must succeed; returns its structuredContent (any shape of ours)."""
+    label = f"{tool} {short(args, 120)}"
+    try:
+        result = await client.call_tool(tool, args)
+    except Exception as e:  # noqa: BLE001
+        out.check(False, label, f"raised {describe(e)}")
+        return None
+    if not out.check(not result.is_error, label, f"isError true: {short(text_of(result))}"):
+        return None
+    sc = result.structured_content
+    if not out.check(isinstance(sc, dict), label, f"no structuredContent: {short(text_of(result))}"):
+        return None
+    return sc
+
+
+async def exercise_loop(out: Outcome, client: Client, case: Case) -> None:
+    """The troubleshooting loop on the sandbox's failing integration, as the prompt describes it."""
+    out.protocol = client.protocol_version
+    listed = await client.list_tools()
+    names = {t.name for t in listed.tools}
+    wanted = set(EXPECTED_TOOLS) | set(SYNC_TOOLS) | {"preview-integration-mapping"}
+    out.check(names == wanted, "tools/list with every toolset", f"missing {sorted(wanted - names)}, extra {sorted(names - wanted)}")
+    for tool in listed.tools:
+        expected = SYNC_TOOLS.get(tool.name)
+        if expected is None or tool.annotations is None:
+            continue
+        a = tool.annotations
+        out.check(
+            a.read_only_hint is expected["read_only_hint"]
+            and (expected["read_only_hint"] or a.destructive_hint is expected["destructive_hint"]),
+            f"{tool.name} annotations",
+            f"got readOnly={a.read_only_hint} destructive={a.destructive_hint}",
+        )
+
+    # Prompts and resources of the guided workflow.
+    prompts = await client.list_prompts()
+    prompt_names = sorted(p.name for p in prompts.prompts)
+    out.check(
+        prompt_names == ["fix-integration-mapping", "troubleshoot-integration"],
+        "prompts/list",
+        f"got {prompt_names}",
+    )
+    rendered = await client.get_prompt("troubleshoot-integration", {"identifier": LOOP_ID})
+    prompt_text = " ".join(getattr(m.content, "text", "") for m in rendered.messages)
+    out.check(
+        LOOP_ID in prompt_text and "get-integration-sync-status" in prompt_text and "resync-integration" in prompt_text,
+        "prompts/get troubleshoot-integration",
+        short(prompt_text),
+    )
+    templates = await client.list_resource_templates()
+    uris = sorted(t.uri_template for t in templates.resource_templates)
+    out.check(
+        "port://integrations/{identifier}" in uris and "port://default-mappings/{type}" in uris,
+        "resources/templates/list",
+        f"got {uris}",
+    )
+    read = await client.read_resource(f"port://integrations/{LOOP_ID}")
+    body = json.loads(getattr(read.contents[0], "text", "null") or "null")
+    out.check(
+        isinstance(body, dict) and (body.get("integration") or {}).get("identifier") == LOOP_ID,
+        "resources/read port://integrations/jira-cloud",
+        short(body),
+    )
+    default = await client.read_resource("port://default-mappings/jira")
+    out.check("resources:" in (getattr(default.contents[0], "text", "") or ""), "resources/read default mapping", "no YAML resources")
+
+    # 1. Status shows the failure.
+    status = await call_sc(out, client, "get-integration-sync-status", {"identifier": LOOP_ID})
+    if status is None:
+        return
+    issue = kind_row(status, "issue-1")
+    out.check(
+        status.get("resyncId") == FAILED_RUN and issue.get("state") == "failed" and issue.get("failed") == 4 and issue.get("loaded") == 0,
+        "status shows the failed run",
+        short(status),
+    )
+    # 2. The ERROR logs explain it.
+    logs = await call_ok(out, client, "get-integration-s-event-logs", {"identifier": LOOP_ID, "levels": ["ERROR"], "event_id": FAILED_RUN})
+    out.check(logs is not None and ".fields.key" in json.dumps(logs), "ERROR logs name the broken expression", short(logs))
+    # 3. The examples show where the key is.
+    examples = await call_sc(out, client, "get-integration-kind-examples", {"identifier": LOOP_ID, "kind": "issue"})
+    items = (examples or {}).get("items") or []
+    if not out.check(len(items) == 4, "kind examples", short(examples)):
+        return
+    keys = [i.get("key") for i in items]
+    # 4. The preview proves the fix.
+    got = await call_ok(out, client, "get-integration", {"identifier": LOOP_ID})
+    if got is None:
+        return
+    config = got["integration"]["config"]
+    config["resources"][1]["port"]["entity"]["mappings"]["identifier"] = ".key"
+    preview = await call_sc(out, client, "preview-integration-mapping", {"config": config, "kind": "issue", "items": items})
+    identifiers = [((r.get("entities") or [{}])[0]).get("identifier") for r in (preview or {}).get("results") or []]
+    out.check(identifiers == keys, "preview of the fixed mapping", f"identifiers {identifiers}, keys {keys}")
+    # 5. The update passes the jq check.
+    await call_ok(out, client, "update-integration-s-config", {"identifier": LOOP_ID, "body": {"config": config}})
+    # 6. resync-integration (POST /resync) ends completed with per-kind counts.
+    report = await call_sc(out, client, "resync-integration", {"identifier": LOOP_ID, "timeoutSeconds": 30})
+    if report is None:
+        return
+    issue = kind_row(report, "issue-1")
+    out.check(
+        report.get("status") == "completed" and issue.get("loaded") == 4 and issue.get("failed") == 0,
+        "resync completes with per-kind counts",
+        short(report),
+    )
+    # 7. History shows both runs.
+    history = await call_sc(out, client, "get-integration-sync-history", {"identifier": LOOP_ID})
+    runs = (history or {}).get("runs") or []
+    ids = [r.get("resyncId") for r in runs]
+    out.check(
+        bool(runs) and runs[0].get("resyncId") == report.get("resyncId") and runs[0].get("state") == "completed" and FAILED_RUN in ids,
+        "history shows both runs",
+        short(runs),
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # Transports
 
@@ -320,14 +466,14 @@ async def exercise(out: Outcome, client: Client, case: Case) -> None:
 async def run_stdio(case: Case, out: Outcome, logdir: str) -> None:
     log_path = os.path.join(logdir, f"{case.mode}-{case.transport}.log")
     with open(log_path, "w", encoding="utf-8") as errlog:
-        params = StdioServerParameters(command=BIN, args=["stdio", "--sandbox"], env={"PORT_MCP_LOG": "info"})
+        params = StdioServerParameters(command=BIN, args=["stdio", "--sandbox"], env={"PORT_MCP_LOG": "info", **case.env})
         try:
             async with Client(
                 stdio_client(params, errlog=errlog),
                 mode=case.mode,
                 read_timeout_seconds=REQUEST_TIMEOUT_S,
             ) as client:
-                await exercise(out, client, case)
+                await (exercise_loop if case.loop else exercise)(out, client, case)
         finally:
             out.server_log = log_path
 
@@ -338,7 +484,7 @@ async def run_http(case: Case, out: Outcome, logdir: str, stateless: bool) -> No
     out.server_log = log_path
     argv = [BIN, "http", "--sandbox", "--listen", f"127.0.0.1:{port}"] + (["--stateless"] if stateless else [])
     with open(log_path, "w", encoding="utf-8") as log:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=clean_env())
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env={**clean_env(), **case.env})
     _children.append(proc)
     try:
         why = await anyio.to_thread.run_sync(wait_healthy, proc, f"http://127.0.0.1:{port}/healthz", HEALTH_WAIT_S)
@@ -351,7 +497,7 @@ async def run_http(case: Case, out: Outcome, logdir: str, stateless: bool) -> No
                 mode=case.mode,
                 read_timeout_seconds=REQUEST_TIMEOUT_S,
             ) as client:
-                await exercise(out, client, case)
+                await (exercise_loop if case.loop else exercise)(out, client, case)
     finally:
         await anyio.to_thread.run_sync(stop, proc)
 
@@ -359,13 +505,13 @@ async def run_http(case: Case, out: Outcome, logdir: str, stateless: bool) -> No
 async def run_case(case: Case, logdir: str) -> Outcome:
     out = Outcome()
     try:
-        with anyio.fail_after(CASE_BUDGET_S):
+        with anyio.fail_after(LOOP_BUDGET_S if case.loop else CASE_BUDGET_S):
             if case.transport == "stdio":
                 await run_stdio(case, out, logdir)
             else:
                 await run_http(case, out, logdir, stateless=case.transport == "http-stateless")
     except TimeoutError:
-        out.check(False, "case", f"did not finish within {CASE_BUDGET_S} s")
+        out.check(False, "case", f"did not finish within {LOOP_BUDGET_S if case.loop else CASE_BUDGET_S} s")
     except BaseException as e:  # noqa: BLE001 - report, do not crash the run
         if isinstance(e, (KeyboardInterrupt, SystemExit)):
             raise
@@ -377,7 +523,11 @@ async def run_case(case: Case, logdir: str) -> Outcome:
 
 # --------------------------------------------------------------------------------------------
 
-CASES = [Case(m, t) for m in ("legacy", "auto") for t in ("stdio", "http", "http-stateless")]
+CASES = [Case(m, t) for m in ("legacy", "auto") for t in ("stdio", "http", "http-stateless")] + [
+    Case("legacy", "stdio", loop=True),
+    Case("auto", "http", loop=True),
+    Case("legacy", "http-stateless", loop=True),
+]
 BIN = ""
 _results: list[bool] = []
 
@@ -409,7 +559,7 @@ async def main_async(logdir: str) -> None:
         _results.append(ok)
         status = "PASS" if ok else "FAIL"
         print(
-            f"{status}  {case.name:<21} protocol {out.protocol:<10}  {out.checks:>2} checks  {took:5.1f} s",
+            f"{status}  {case.name:<26} protocol {out.protocol:<10}  {out.checks:>2} checks  {took:5.1f} s",
             flush=True,
         )
         for f in out.failures:
