@@ -666,18 +666,6 @@ impl PortTools {
             }
         }
     }
-
-    #[tool(
-        name = "resync-integration",
-        description = resync::DESCRIPTION
-    )]
-    async fn resync_integration(
-        &self,
-        Parameters(raw): Parameters<JsonObject>,
-        ctx: RequestContext<RoleServer>,
-    ) -> CallToolResponse {
-        resync::run(self, raw, &ctx).await
-    }
 }
 
 #[tool_handler(router = self.tool_router)]

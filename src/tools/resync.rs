@@ -115,25 +115,72 @@ pub async fn run(
         Err(e) => return result::invalid_arguments(&e).into(),
     };
     let call = tools.call_context(super::http_parts(ctx).map(|p| &p.headers));
-    let identifier = args.identifier;
-    if Tasks::wanted(ctx) {
-        let wait = tools.follow_wait(args.timeout_seconds, true);
-        let owned = tools.clone();
-        return tools.tasks.start(
-            tools,
-            format!("resync of {identifier}: starting"),
-            move |task| {
-                Box::pin(async move {
-                    resync(&owned, &identifier, wait, &call, &Report::Task(task)).await
-                })
-            },
-        );
+    start_and_follow(
+        tools,
+        Start::Resync,
+        args.identifier,
+        args.timeout_seconds,
+        call,
+        ctx,
+    )
+    .await
+}
+
+/// What starts the run a follow watches.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Start {
+    /// `POST .../resync`.
+    Resync,
+    /// `POST .../restore` (the mapping of the last successful run, then a resync).
+    Restore,
+}
+
+impl Start {
+    async fn run(
+        self,
+        tools: &PortTools,
+        identifier: &str,
+        wait: Duration,
+        call: &CallContext,
+        report: &Report,
+    ) -> CallToolResult {
+        match self {
+            Start::Resync => resync(tools, identifier, wait, call, report).await,
+            Start::Restore => super::sync::restore(tools, identifier, wait, call, report).await,
+        }
     }
-    let wait = tools.follow_wait(args.timeout_seconds, false);
+}
+
+/// Starts a run and follows it: as a task where the client asked for tasks (the answer is the
+/// task, at once), else within this call, with progress notifications when it has a token.
+pub(crate) async fn start_and_follow(
+    tools: &PortTools,
+    start: Start,
+    identifier: String,
+    timeout_seconds: Option<u64>,
+    call: CallContext,
+    ctx: &RequestContext<RoleServer>,
+) -> CallToolResponse {
+    if Tasks::wanted(ctx) {
+        let wait = tools.follow_wait(timeout_seconds, true);
+        let owned = tools.clone();
+        let label = match start {
+            Start::Resync => format!("resync of {identifier}: starting"),
+            Start::Restore => format!("restore of {identifier}'s mapping: starting"),
+        };
+        return tools.tasks.start(tools, label, move |task| {
+            Box::pin(async move {
+                start
+                    .run(&owned, &identifier, wait, &call, &Report::Task(task))
+                    .await
+            })
+        });
+    }
+    let wait = tools.follow_wait(timeout_seconds, false);
     let report = Report::for_call(ctx);
     tokio::select! {
         _ = ctx.ct.cancelled() => result::cancelled(),
-        done = resync(tools, &identifier, wait, &call, &report) => done,
+        done = start.run(tools, &identifier, wait, &call, &report) => done,
     }
     .into()
 }

@@ -27,7 +27,7 @@ use super::{
     catalog::Ran,
     confirm::{self, Action, Decision},
     metrics, result, resync,
-    tasks::{Report, Tasks},
+    tasks::Report,
 };
 use crate::port::{CallContext, Method, PortError, PortRequest, PortResponse};
 
@@ -494,7 +494,7 @@ async fn request_restore(
 }
 
 /// A confirmed restore: baseline, request, and the resync that follows.
-async fn restore(
+pub(super) async fn restore(
     tools: &PortTools,
     identifier: &str,
     wait: std::time::Duration,
@@ -579,14 +579,15 @@ pub(crate) fn run_restore<'a>(
     })
 }
 
-/// The opt-in `sync` toolset (`--toolsets integrations,sync`).
+/// The opt-in `sync` toolset (`--toolsets integrations,sync`). `resync-integration` is offered
+/// by `mapping` too: the catalog says which toolsets offer each tool.
 #[tool_router(router = sync_router, vis = "pub(crate)")]
 impl PortTools {
     #[tool(
         name = "resync-integration",
         description = resync::DESCRIPTION
     )]
-    async fn resync_integration_in_sync(
+    async fn resync_integration(
         &self,
         Parameters(raw): Parameters<JsonObject>,
         ctx: RequestContext<RoleServer>,
@@ -674,26 +675,15 @@ impl PortTools {
         if let Decision::Respond(response) = decision {
             return response;
         }
-        if Tasks::wanted(&ctx) {
-            let wait = self.follow_wait(args.timeout_seconds, true);
-            let owned = self.clone();
-            return self.tasks.start(
-                self,
-                format!("restore of {identifier}'s mapping: starting"),
-                move |task| {
-                    Box::pin(async move {
-                        restore(&owned, &identifier, wait, &call, &Report::Task(task)).await
-                    })
-                },
-            );
-        }
-        let wait = self.follow_wait(args.timeout_seconds, false);
-        let report = Report::for_call(&ctx);
-        tokio::select! {
-            _ = ctx.ct.cancelled() => result::cancelled(),
-            done = restore(self, &identifier, wait, &call, &report) => done,
-        }
-        .into()
+        resync::start_and_follow(
+            self,
+            resync::Start::Restore,
+            identifier,
+            args.timeout_seconds,
+            call,
+            &ctx,
+        )
+        .await
     }
 
     #[tool(
