@@ -6,6 +6,8 @@
 //! missing fields stay missing, lists are bounded, and the history is sorted here because
 //! Port does not document its order.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, FixedOffset};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -63,6 +65,10 @@ pub struct KindSummary {
     pub duration_seconds: Option<f64>,
     /// Whether the kind succeeded.
     pub success: Option<bool>,
+    /// The counts per phase (`extract`, `transform`, `load`, `delete`) and count type, as
+    /// Port reported them: only the phases and count types it sent. The totals above sum them
+    /// (`failed` can come from several phases).
+    pub phases: BTreeMap<&'static str, BTreeMap<&'static str, u64>>,
 }
 
 /// One run's metrics, as Port reported them.
@@ -118,7 +124,21 @@ pub fn kind_summary(item: &Value) -> KindSummary {
         })
     };
     let resync = &phase["resync"];
+    let mut phases = BTreeMap::new();
+    for p in PHASES {
+        let reported: BTreeMap<&'static str, u64> = COUNT_TYPES
+            .iter()
+            .filter_map(|t| {
+                let n = &phase[p]["object_count_type"][*t]["object_count"];
+                n.is_number().then(|| (*t, count(n)))
+            })
+            .collect();
+        if !reported.is_empty() {
+            phases.insert(p, reported);
+        }
+    }
     KindSummary {
+        phases,
         kind: text(&item["kind"]).unwrap_or_default(),
         kind_identifier: text(&item["kindIdentifier"]).unwrap_or_default(),
         blueprint: text(&item["blueprint"]),
@@ -183,7 +203,25 @@ impl KindSummary {
         let counts: Vec<String> = self
             .counts()
             .iter()
-            .map(|(name, n)| format!("{name} {n}"))
+            .map(|(name, n)| {
+                if *name != "failed" || *n == 0 {
+                    return format!("{name} {n}");
+                }
+                // Where objects failed points at the cause: transform is the mapping, load is
+                // Port refusing the entities (blueprint, relations, permissions).
+                let at: Vec<String> = PHASES
+                    .iter()
+                    .filter_map(|phase| {
+                        let f = self.phases.get(phase)?.get("failed")?;
+                        (*f > 0).then(|| format!("{phase} {f}"))
+                    })
+                    .collect();
+                if at.is_empty() {
+                    format!("{name} {n}")
+                } else {
+                    format!("{name} {n} ({})", at.join(", "))
+                }
+            })
             .collect();
         line.push_str(&counts.join(", "));
         if let Some(d) = self.duration_seconds {
@@ -335,7 +373,8 @@ mod tests {
             k.line(),
             format!(
                 "- issue (issue-1): failed; extracted 5, transformed 5, filtered out 0, loaded 0, \
-                 failed {MAX_COUNT}, skipped 0, deleted 0; 3.2 s; no success"
+                 failed {MAX_COUNT} (transform {MAX_COUNT}, load 5), skipped 0, deleted 0; 3.2 s; \
+                 no success"
             )
         );
     }

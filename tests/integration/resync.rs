@@ -253,7 +253,8 @@ async fn a_completed_resync_with_progress_and_counts() {
              - repository (repository-0, blueprint bp_repository): completed; extracted 12, \
              transformed 12, filtered out 0, loaded 12, failed 0, skipped 0, deleted 0; 8.4 s; success\n\
              - pull-request (pull-request-1, blueprint bp_pull-request): completed; extracted 3, \
-             transformed 3, filtered out 0, loaded 2, failed 1, skipped 0, deleted 0; 8.4 s; success\n\
+             transformed 3, filtered out 0, loaded 2, failed 1 (load 1), skipped 0, deleted 0; 8.4 s; \
+             success\n\
              ERROR-level event logs of the run: "
         ),
         "{t}"
@@ -269,7 +270,12 @@ async fn a_completed_resync_with_progress_and_counts() {
             "kind": "pull-request", "kindIdentifier": "pull-request-1",
             "blueprint": "bp_pull-request", "state": "completed",
             "raw_extracted": 3, "transformed": 3, "filtered_out": 0, "loaded": 2, "failed": 1,
-            "skipped": 0, "deleted": 0, "duration_seconds": 8.44, "success": true
+            "skipped": 0, "deleted": 0, "duration_seconds": 8.44, "success": true,
+            "phases": {
+                "extract": {"raw_extracted": 3},
+                "transform": {"transformed": 3, "filtered_out": 0, "failed": 0},
+                "load": {"loaded": 2, "failed": 1, "skipped": 0}
+            }
         })
     );
     assert_eq!(s["errors"]["ok"], true);
@@ -382,7 +388,7 @@ async fn a_failed_resync_is_an_error_with_its_counts_and_errors() {
     assert!(
         t.contains(
             "- issue (issue-1, blueprint jiraIssue): failed; extracted 4, transformed 0, filtered \
-         out 0, loaded 0, failed 4, skipped 0, deleted 0"
+         out 0, loaded 0, failed 4 (transform 4), skipped 0, deleted 0"
         ),
         "{t}"
     );
