@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 
 use port_integrations_mcp::{
-    config::{HttpSettings, ToolSelection},
+    config::{HttpSettings, ToolSelection, Toolset},
     port::PortClient,
     tools::PortTools,
     transport::{http::app, rest},
@@ -169,6 +169,60 @@ async fn control_characters_in_identifiers_are_refused_over_rest() {
         .unwrap();
     assert_eq!(ok.status().as_u16(), 200);
     assert_eq!(port.single_request().path, "/v1/integration/github-ocean");
+}
+
+/// The sync toolset resolves ids and follows runs, but an identifier still reaches Port exactly
+/// or not at all: over MCP (every sync tool) and over REST (every sync route).
+#[tokio::test]
+async fn control_characters_in_identifiers_are_refused_by_the_sync_tools() {
+    let port = FakePort::start().await;
+    let every_toolset = ToolSelection {
+        toolsets: vec![Toolset::Integrations, Toolset::Mapping, Toolset::Sync],
+        ..Default::default()
+    };
+    let tools = || {
+        PortTools::with_selection(
+            PortClient::new(&port.settings(static_token())).unwrap(),
+            &every_toolset,
+        )
+        .unwrap()
+    };
+    let client = connect_tools(tools(), (), rmcp::service::ClientLifecycleMode::Initialize).await;
+    for identifier in CONTROL_IDENTIFIERS {
+        for tool in [
+            "resync-integration",
+            "get-integration-sync-status",
+            "get-integration-sync-history",
+            "restore-integration-mapping",
+            "get-integration-kind-examples",
+        ] {
+            let r = call(&client, tool, json!({"identifier": identifier})).await;
+            assert_identifier_refused(&r, &format!("{tool} {identifier:?}"));
+        }
+    }
+    assert!(port.port.requests().is_empty(), "Port was called");
+    still_serves(&port, &client).await;
+
+    let addr = listen(rest::router(tools(), &http_args(true))).await;
+    let http = reqwest::Client::new();
+    for (method, path) in [
+        ("POST", "/v1/integration/gh-%091/resync"),
+        ("POST", "/v1/integration/k8s-%0Aprod/restore"),
+        ("GET", "/v1/integration/a%0Db/sync-status"),
+        ("GET", "/v1/integration/nul%00/sync-history"),
+        ("GET", "/v1/integration/del%7F/kinds"),
+    ] {
+        let response = http
+            .request(method.parse().unwrap(), format!("http://{addr}{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 400, "{method} {path}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_argument", "{method} {path}: {body}");
+        assert_eq!(body["argument"], "identifier", "{method} {path}: {body}");
+    }
+    assert!(port.port.requests().is_empty(), "Port was called over REST");
 }
 
 /// POSTs one JSON-RPC message to a stateless server with the given headers (repeated names are
