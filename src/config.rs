@@ -177,7 +177,7 @@ pub struct HttpArgs {
     #[arg(long, env = "PORT_MCP_SESSION_IDLE_SECS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=MAX_SECS))]
     pub session_idle_secs: u64,
 
-    /// Also serve the seven operations as plain REST (`/v1/v1/integration...` and
+    /// Also serve the tools as plain REST (`/v1/v1/integration...` and
     /// `/v1/integration...`, plus `/openapi.json`) on this address, e.g. `127.0.0.1:8080`.
     /// Off unless given. Same checks, credentials, inbound token and read-only rules as MCP.
     #[arg(long, env = "PORT_REST_LISTEN")]

@@ -1,8 +1,9 @@
 //! port-integrations-mcp: an MCP server for the integrations of a Port organization.
 //!
 //! Data flows one way: [`config`] (settings, validated once) → [`port`] (the Port client) →
-//! [`tools`] (the seven MCP tools) → [`transport`] (stdio or streamable HTTP). [`sandbox`] is an
-//! in-memory Port used by `--sandbox`, the `sandbox-api` command and the tests.
+//! [`tools`] (the MCP tools, prompts and resources) → [`transport`] (stdio or streamable HTTP).
+//! [`sandbox`] is an in-memory Port used by `--sandbox`, the `sandbox-api` command and the
+//! tests; [`mapping`] checks and previews jq mappings.
 
 pub mod config;
 pub mod mapping;

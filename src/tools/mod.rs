@@ -1,9 +1,12 @@
 //! The MCP tools: the seven of Port's Integrations API, and the opt-in `mapping` and `sync`
 //! toolsets.
 //!
-//! Each of the seven parses and checks its arguments (`args`), turns them into one Port request, sends
-//! it with the shared [`PortClient`], and hands the outcome to `result`. Tool names, titles,
-//! hints and descriptions are the public surface hosts see; a snapshot test pins them.
+//! Each of the seven parses and checks its arguments (`args`), turns them into one Port request,
+//! sends it with the shared [`PortClient`], and hands the outcome to `result`; the toolsets'
+//! tools do more (`sync`, `resync`, the mapping preview). Prompts and resources live in `guide`.
+//! One catalog row per tool (`catalog`) gives its title, hints, toolsets and REST route. Tool
+//! names, titles, hints and descriptions are the public surface hosts see; snapshot tests pin
+//! them.
 
 pub mod args;
 pub mod catalog;
@@ -122,7 +125,7 @@ pub fn read_only_header(headers: &axum::http::HeaderMap) -> bool {
 }
 
 impl PortTools {
-    /// A server offering all seven tools through `client`.
+    /// A server offering the seven default tools through `client`.
     pub fn new(client: PortClient) -> Self {
         PortTools {
             client,
