@@ -144,6 +144,9 @@ async fn start_http(upstream: &str, stateless: bool, rest: bool) -> common::Serv
 enum Op {
     /// `tools/call` of this tool (on `integration-1` where the tool takes an identifier).
     Tool(&'static str),
+    /// The same call with a `_meta` key the lean path does not know, so that rmcp answers it:
+    /// what a forwarding tool costs on rmcp's path, and on the sync tools' path.
+    ToolViaRmcp(&'static str),
     /// `prompts/get` of this prompt, for `integration-1`.
     Prompt(&'static str),
     /// `resources/read` of this URI.
@@ -152,13 +155,17 @@ enum Op {
 
 fn call_body(id: u64, op: Op) -> String {
     let (method, params) = match op {
-        Op::Tool(tool) => {
+        Op::Tool(tool) | Op::ToolViaRmcp(tool) => {
             let args = if tool.starts_with("get-integration") {
                 json!({"identifier": "integration-1"})
             } else {
                 json!({})
             };
-            ("tools/call", json!({"name": tool, "arguments": args}))
+            let mut params = json!({"name": tool, "arguments": args});
+            if matches!(op, Op::ToolViaRmcp(_)) {
+                params["_meta"] = json!({"bench/path": "rmcp"});
+            }
+            ("tools/call", params)
         }
         Op::Prompt(name) => (
             "prompts/get",
@@ -391,18 +398,29 @@ async fn run() {
         idle_http = idle_http.max(rss_kib(pid).0);
         let addr = server.addr.clone().unwrap();
         let mode = if stateless { "stateless" } else { "stateful" };
-        for (tool, size, d1, d64) in [
-            ("get-integration", "2 KB", &direct_1, &direct_64),
+        for (label, op, d1, d64) in [
             (
-                "get-all-integrations",
-                "2 MB",
+                "get-integration (2 KB)",
+                Op::Tool("get-integration"),
+                &direct_1,
+                &direct_64,
+            ),
+            (
+                "get-integration via rmcp (2 KB)",
+                Op::ToolViaRmcp("get-integration"),
+                &direct_1,
+                &direct_64,
+            ),
+            (
+                "get-all-integrations (2 MB)",
+                Op::Tool("get-all-integrations"),
                 &direct_big_1,
                 &direct_big_64,
             ),
         ] {
             for (conc, direct) in [(1usize, d1), (64, d64)] {
-                let name = format!("HTTP {mode}, {tool} ({size}), {conc} in flight");
-                let run = bench_http(&addr, stateless, Op::Tool(tool), conc);
+                let name = format!("HTTP {mode}, {label}, {conc} in flight");
+                let run = bench_http(&addr, stateless, op, conc);
                 scenario(&mut rows, pid, name, Some(direct), run).await;
             }
         }
