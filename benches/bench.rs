@@ -1,12 +1,14 @@
 //! The performance benchmark: `cargo bench --bench bench`.
 //!
 //! It starts three things on loopback: a fast fake Port (this same program, `fake-port` mode,
-//! answering the seven routes with fixed bodies), the server under test (the release binary),
-//! and a load generator (this process). It measures tool calls per second and latency for
-//! `get-integration` (a ~2 KB answer) and `get-all-integrations` (a ~2 MB answer) over
-//! streamable HTTP (stateful and stateless, 1 and 64 calls in flight) and over stdio
-//! (sequential and 64 in flight); idle and peak memory; and the time from launch to the first
-//! tools/list. The same generator also calls the fake Port directly, so every figure is given
+//! answering the seven routes and the sync routes with fixed bodies), the server under test
+//! (the release binary), and a load generator (this process). It measures tool calls per second
+//! and latency for `get-integration` (a ~2 KB answer) and `get-all-integrations` (a ~2 MB
+//! answer) over streamable HTTP (stateful and stateless, 1 and 64 calls in flight) and over
+//! stdio (sequential and 64 in flight); the `sync` toolset's reads
+//! (`get-integration-sync-status`, two Port requests per call, and
+//! `get-integration-kind-examples`), a prompt and a resource (local, no Port) over HTTP;
+//! idle and peak memory; and the time from launch to the first tools/list. The same generator also calls the fake Port directly, so every figure is given
 //! as a ratio to that physical limit measured in the same run: the machine is shared, so only
 //! ratios within one run are comparable. Everything is bounded in time and stays on loopback.
 
@@ -31,9 +33,10 @@ use tokio::sync::Mutex;
 /// How long each measurement runs (after a short warm-up).
 const RUN: Duration = Duration::from_secs(3);
 
-/// `BENCH_ONLY=text` runs only the scenarios whose name contains `text` (for profiling).
+/// `BENCH_ONLY=text` runs only the scenarios whose name contains `text` (for profiling);
+/// `BENCH_ONLY=a|b` those whose name contains `a` or `b`.
 fn selected(name: &str) -> bool {
-    std::env::var("BENCH_ONLY").map_or(true, |only| name.contains(&only))
+    std::env::var("BENCH_ONLY").map_or(true, |only| only.split('|').any(|o| name.contains(o)))
 }
 const WARMUP: Duration = Duration::from_millis(500);
 
@@ -136,15 +139,41 @@ async fn start_http(upstream: &str, stateless: bool, rest: bool) -> common::Serv
     common::start_http(upstream, stateless, rest, &[]).await
 }
 
-fn call_body(id: u64, tool: &str) -> String {
-    let args = if tool == "get-integration" {
-        json!({"identifier": "integration-1"})
-    } else {
-        json!({})
+/// What a scenario asks the server, again and again.
+#[derive(Clone, Copy)]
+enum Op {
+    /// `tools/call` of this tool (on `integration-1` where the tool takes an identifier).
+    Tool(&'static str),
+    /// The same call with a `_meta` key the lean path does not know, so that rmcp answers it:
+    /// what a forwarding tool costs on rmcp's path, and on the sync tools' path.
+    ToolViaRmcp(&'static str),
+    /// `prompts/get` of this prompt, for `integration-1`.
+    Prompt(&'static str),
+    /// `resources/read` of this URI.
+    Resource(&'static str),
+}
+
+fn call_body(id: u64, op: Op) -> String {
+    let (method, params) = match op {
+        Op::Tool(tool) | Op::ToolViaRmcp(tool) => {
+            let args = if tool.starts_with("get-integration") {
+                json!({"identifier": "integration-1"})
+            } else {
+                json!({})
+            };
+            let mut params = json!({"name": tool, "arguments": args});
+            if matches!(op, Op::ToolViaRmcp(_)) {
+                params["_meta"] = json!({"bench/path": "rmcp"});
+            }
+            ("tools/call", params)
+        }
+        Op::Prompt(name) => (
+            "prompts/get",
+            json!({"name": name, "arguments": {"identifier": "integration-1"}}),
+        ),
+        Op::Resource(uri) => ("resources/read", json!({"uri": uri})),
     };
-    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
-           "params": {"name": tool, "arguments": args}})
-    .to_string()
+    json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string()
 }
 
 /// A tool result that is not an error, in a JSON body or an SSE `data:` line.
@@ -153,7 +182,7 @@ fn ok_result(body: &[u8]) -> bool {
     text.contains("\"result\"") && !text.contains("\"isError\":true")
 }
 
-async fn bench_http(addr: &str, stateless: bool, tool: &'static str, concurrency: usize) -> Stats {
+async fn bench_http(addr: &str, stateless: bool, op: Op, concurrency: usize) -> Stats {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(256)
         .build()
@@ -175,7 +204,7 @@ async fn bench_http(addr: &str, stateless: bool, tool: &'static str, concurrency
                 .post(&url)
                 .header("content-type", "application/json")
                 .header("accept", "application/json, text/event-stream")
-                .body(call_body(id, tool));
+                .body(call_body(id, op));
             if let Some(sid) = &session {
                 req = req.header("mcp-session-id", sid);
             }
@@ -225,7 +254,7 @@ async fn bench_stdio(s: &StdioServer, tool: &'static str, concurrency: usize) ->
         let id = ids.fetch_add(1, Ordering::Relaxed);
         let pipe = pipe.clone();
         async move {
-            pipe.call(id, call_body(id, tool), Duration::from_secs(30))
+            pipe.call(id, call_body(id, Op::Tool(tool)), Duration::from_secs(30))
                 .await
                 .is_some_and(|line| ok_result(line.as_bytes()))
         }
@@ -289,7 +318,7 @@ async fn scenario(
     rows: &mut Vec<Row>,
     pid: u32,
     name: String,
-    direct: &Stats,
+    direct: Option<&Stats>,
     run: impl std::future::Future<Output = Stats>,
 ) {
     if !selected(&name) {
@@ -300,7 +329,7 @@ async fn scenario(
     rows.push(Row {
         name,
         stats,
-        direct: Some(direct.clone()),
+        direct: direct.cloned(),
         peak_mib: Some((mib(rss_kib(pid).1), start)),
     });
 }
@@ -369,20 +398,92 @@ async fn run() {
         idle_http = idle_http.max(rss_kib(pid).0);
         let addr = server.addr.clone().unwrap();
         let mode = if stateless { "stateless" } else { "stateful" };
-        for (tool, size, d1, d64) in [
-            ("get-integration", "2 KB", &direct_1, &direct_64),
+        for (label, op, d1, d64) in [
             (
-                "get-all-integrations",
-                "2 MB",
+                "get-integration (2 KB)",
+                Op::Tool("get-integration"),
+                &direct_1,
+                &direct_64,
+            ),
+            (
+                "get-integration via rmcp (2 KB)",
+                Op::ToolViaRmcp("get-integration"),
+                &direct_1,
+                &direct_64,
+            ),
+            (
+                "get-all-integrations (2 MB)",
+                Op::Tool("get-all-integrations"),
                 &direct_big_1,
                 &direct_big_64,
             ),
         ] {
             for (conc, direct) in [(1usize, d1), (64, d64)] {
-                let name = format!("HTTP {mode}, {tool} ({size}), {conc} in flight");
-                let run = bench_http(&addr, stateless, tool, conc);
-                scenario(&mut rows, pid, name, direct, run).await;
+                let name = format!("HTTP {mode}, {label}, {conc} in flight");
+                let run = bench_http(&addr, stateless, op, conc);
+                scenario(&mut rows, pid, name, Some(direct), run).await;
             }
+        }
+    }
+
+    // The sync toolset (issue 11), in servers of their own that offer every toolset; the same
+    // get-integration rows again, so that enabling the toolsets is compared within the run.
+    // Only the rows' names tell these servers' rows from the ones above ("toolsets +sync"), so
+    // that `BENCH_ONLY` can leave them out when measuring a build that has no sync toolset.
+    let mut idle_sync = None;
+    let (metrics_kb, kinds_kb) = (
+        common::sync_metrics(1).to_string().len() as f64 / 1000.0,
+        common::kinds().to_string().len() as f64 / 1000.0,
+    );
+    let status_name =
+        format!("get-integration-sync-status (2 KB + {metrics_kb:.0} KB, 2 Port requests)");
+    let examples_name = format!("get-integration-kind-examples ({kinds_kb:.0} KB)");
+    for stateless in [true, false] {
+        let mode = if stateless { "stateless" } else { "stateful" };
+        let mut planned: Vec<(String, Op, usize, Option<&Stats>)> = Vec::new();
+        for (label, op) in [
+            (
+                "get-integration (2 KB)".to_string(),
+                Op::Tool("get-integration"),
+            ),
+            (status_name.clone(), Op::Tool("get-integration-sync-status")),
+            (
+                examples_name.clone(),
+                Op::Tool("get-integration-kind-examples"),
+            ),
+        ] {
+            for (conc, direct) in [(1usize, &direct_1), (64, &direct_64)] {
+                let name = format!("HTTP {mode}, toolsets +sync, {label}, {conc} in flight");
+                planned.push((name, op, conc, Some(direct)));
+            }
+        }
+        for (label, op) in [
+            (
+                "prompts/get troubleshoot-integration (local)",
+                Op::Prompt("troubleshoot-integration"),
+            ),
+            (
+                "resources/read port://default-mappings/github (local)",
+                Op::Resource("port://default-mappings/github"),
+            ),
+        ] {
+            for conc in [1usize, 64] {
+                let name = format!("HTTP {mode}, toolsets +sync, {label}, {conc} in flight");
+                planned.push((name, op, conc, None));
+            }
+        }
+        if !planned.iter().any(|(name, ..)| selected(name)) {
+            continue;
+        }
+        let env = [("PORT_TOOLSETS", "integrations,mapping,sync")];
+        let server = common::start_http(&upstream, stateless, false, &env).await;
+        let pid = server.child.id();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        idle_sync = Some(idle_sync.unwrap_or(0).max(rss_kib(pid).0));
+        let addr = server.addr.clone().unwrap();
+        for (name, op, conc, direct) in planned {
+            let run = bench_http(&addr, stateless, op, conc);
+            scenario(&mut rows, pid, name, direct, run).await;
         }
     }
 
@@ -403,7 +504,7 @@ async fn run() {
             for (conc, direct) in [(1usize, d1), (64, d64)] {
                 let name = format!("REST adapter, GET {path} ({size}), {conc} in flight");
                 let run = bench_direct(rest, path, conc);
-                scenario(&mut rows, pid, name, direct, run).await;
+                scenario(&mut rows, pid, name, Some(direct), run).await;
             }
         }
     }
@@ -432,7 +533,7 @@ async fn run() {
                 }
             );
             let run = bench_stdio(&stdio, tool, conc);
-            scenario(&mut rows, pid, name, direct, run).await;
+            scenario(&mut rows, pid, name, Some(direct), run).await;
         }
     }
     drop(stdio);
@@ -452,4 +553,10 @@ async fn run() {
         mib(idle_stdio),
         mib(idle_http)
     );
+    if let Some(idle) = idle_sync {
+        println!(
+            "idle RSS with PORT_TOOLSETS=integrations,mapping,sync: HTTP {:.1} MiB",
+            mib(idle)
+        );
+    }
 }

@@ -95,6 +95,103 @@ pub fn integration(i: usize) -> Value {
     })
 }
 
+/// The event id of the fake Port's latest sync run, and of the `n`th run before it.
+fn event_id(n: usize) -> String {
+    format!("6f1c2a9e-0b7d-4c1e-9a55-{n:012x}")
+}
+
+/// GET /v1/integration/{_id}/syncMetrics of [`integration`]: the latest run, one item per
+/// kind of its mapping (`kind-0` to `kind-5`) and the `__runtime__` pseudo-kind, in Port's
+/// shape (counts are floats, as Prometheus gauges are).
+pub fn sync_metrics(i: usize) -> Value {
+    let item = |kind: &str, kind_identifier: &str, index: Option<usize>, loaded: f64| {
+        let mut v = json!({
+            "integrationType": "github-ocean",
+            "integrationIdentifier": format!("integration-{i}"),
+            "integrationVersion": "3.4.1",
+            "oceanVersion": "0.48.12",
+            "kindIdentifier": kind_identifier,
+            "kind": kind,
+            "eventId": event_id(0),
+            "syncState": "completed",
+            "metrics": {"phase": {
+                "resync": {"duration_seconds": 8.4, "success": 1},
+                "extract": {"object_count_type": {"raw_extracted": {"object_count": loaded + 3.0}}},
+                "transform": {"object_count_type": {
+                    "transformed": {"object_count": loaded},
+                    "filtered_out": {"object_count": 3.0},
+                    "failed": {"object_count": 0.0}
+                }},
+                "load": {"object_count_type": {
+                    "loaded": {"object_count": loaded},
+                    "failed": {"object_count": 0.0},
+                    "skipped": {"object_count": 0.0}
+                }},
+                "delete": {"object_count_type": {"deleted": {"object_count": 0.0}}}
+            }},
+            "createdAt": "2026-11-23T08:00:00.000Z",
+            "updatedAt": "2026-11-23T08:03:12.000Z"
+        });
+        if let Some(index) = index {
+            v["kindIndex"] = json!(index);
+            v["blueprint"] = json!("service");
+        }
+        v
+    };
+    let mut data: Vec<Value> = (0..6)
+        .map(|k| {
+            let kind = format!("kind-{k}");
+            item(&kind, &format!("{kind}-{k}"), Some(k), 40.0 + k as f64)
+        })
+        .collect();
+    data.push(item("__runtime__", "__runtime__", None, 255.0));
+    json!({"ok": true, "count": data.len(), "data": data})
+}
+
+/// GET /v1/integration/{_id}/syncsMetadata: five hourly runs, the newest first.
+pub fn syncs_metadata() -> Value {
+    let data: Vec<Value> = (0..5)
+        .map(|n| {
+            json!({
+                "eventId": event_id(n),
+                "syncState": if n == 2 { "failed" } else { "completed" },
+                "createdAt": format!("2026-11-23T{:02}:00:00.000Z", 8 - n),
+                "updatedAt": format!("2026-11-23T{:02}:03:12.000Z", 8 - n)
+            })
+        })
+        .collect();
+    json!({"ok": true, "count": data.len(), "data": data})
+}
+
+/// GET /v1/integration/{identifier}/kinds: three raw repositories for each of three kinds.
+pub fn kinds() -> Value {
+    let repo = |k: usize, n: usize| {
+        json!({
+            "_id": format!("example_{k}_{n}"),
+            "data": {
+                "id": 1000 * k + n,
+                "name": format!("repo-{k}-{n}"),
+                "full_name": format!("bench-org/repo-{k}-{n}"),
+                "html_url": format!("https://github.com/bench-org/repo-{k}-{n}"),
+                "language": "Rust",
+                "stargazers_count": 10 * n,
+                "visibility": "private",
+                "default_branch": "main",
+                "archived": false,
+                "topics": ["bench", "service"],
+                "owner": {"login": "bench-org", "type": "Organization"}
+            }
+        })
+    };
+    let data: serde_json::Map<String, Value> = (0..3)
+        .map(|k| {
+            let examples: Vec<Value> = (0..3).map(|n| repo(k, n)).collect();
+            (format!("kind-{k}"), json!({"examples": examples}))
+        })
+        .collect();
+    json!({"ok": true, "data": data})
+}
+
 /// What the fake Port tells apart, by the identifier in the path. Each class has a counter, so
 /// a bench can check that Port received exactly the requests it should (`GET /__counts`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,12 +214,18 @@ pub enum PortClass {
     Limited429,
     /// `never-*`: identifiers of calls the server must refuse before sending anything.
     Never,
+    /// GET /v1/integration/{_id}/syncMetrics: per-kind metrics of the latest run.
+    SyncMetrics,
+    /// GET /v1/integration/{_id}/syncsMetadata: the sync history (a few runs).
+    SyncsMetadata,
+    /// GET /v1/integration/{identifier}/kinds: raw examples per kind.
+    Kinds,
     /// Anything else (answered like [`PortClass::GetOne`]).
     Other,
 }
 
 impl PortClass {
-    pub const ALL: [PortClass; 10] = [
+    pub const ALL: [PortClass; 13] = [
         PortClass::GetAll,
         PortClass::Metadata,
         PortClass::GetOne,
@@ -132,6 +235,9 @@ impl PortClass {
         PortClass::Fail503,
         PortClass::Limited429,
         PortClass::Never,
+        PortClass::SyncMetrics,
+        PortClass::SyncsMetadata,
+        PortClass::Kinds,
         PortClass::Other,
     ];
 
@@ -146,6 +252,9 @@ impl PortClass {
             PortClass::Fail503 => "GET /v1/integration/fail-503 (503)",
             PortClass::Limited429 => "GET /v1/integration/limited-429 (429)",
             PortClass::Never => "any request naming never-*",
+            PortClass::SyncMetrics => "GET /v1/integration/{_id}/syncMetrics",
+            PortClass::SyncsMetadata => "GET /v1/integration/{_id}/syncsMetadata",
+            PortClass::Kinds => "GET /v1/integration/{id}/kinds",
             PortClass::Other => "any other request",
         }
     }
@@ -170,6 +279,12 @@ impl PortClass {
             PortClass::Fail503
         } else if id == "limited-429" {
             PortClass::Limited429
+        } else if *method == Method::GET && rest.ends_with("/syncMetrics") {
+            PortClass::SyncMetrics
+        } else if *method == Method::GET && rest.ends_with("/syncsMetadata") {
+            PortClass::SyncsMetadata
+        } else if *method == Method::GET && rest.ends_with("/kinds") {
+            PortClass::Kinds
         } else if *method == Method::PATCH && rest.ends_with("/config") {
             PortClass::PatchConfig
         } else if *method == Method::GET && !rest.contains('/') {
@@ -200,6 +315,9 @@ pub fn fake_port(args: &[String]) {
     }
     let all = Bytes::from(json!({"ok": true, "integrations": all}).to_string());
     let meta = Bytes::from(json!({"ok": true, "integrations": []}).to_string());
+    let sync_metrics = Bytes::from(sync_metrics(1).to_string());
+    let syncs_metadata = Bytes::from(syncs_metadata().to_string());
+    let kinds = Bytes::from(kinds().to_string());
     let error = |code: &str, message: &str| {
         Bytes::from(json!({"ok": false, "error": code, "message": message}).to_string())
     };
@@ -230,6 +348,9 @@ pub fn fake_port(args: &[String]) {
             let (status, retry_after, body) = match class {
                 PortClass::GetAll => (200, None, all.clone()),
                 PortClass::Metadata => (200, None, meta.clone()),
+                PortClass::SyncMetrics => (200, None, sync_metrics.clone()),
+                PortClass::SyncsMetadata => (200, None, syncs_metadata.clone()),
+                PortClass::Kinds => (200, None, kinds.clone()),
                 PortClass::Missing => (404, None, missing.clone()),
                 PortClass::Fail500 => (500, None, fail_500.clone()),
                 PortClass::Fail503 => (503, None, fail_503.clone()),
