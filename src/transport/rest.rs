@@ -63,12 +63,19 @@ pub fn router(tools: PortTools, settings: &HttpSettings) -> Router {
                 "delete" => MethodFilter::DELETE,
                 _ => MethodFilter::POST,
             };
+            // Generated once per route: schemars is not free, and a route's schema never changes.
+            let shape = Arc::new(RouteShape {
+                spec,
+                schema: (spec.schema)(),
+                takes_body: catalog::takes_body(spec),
+            });
             let handler = move |State(s): State<RestState>,
                                 Path(params): Path<Vec<(String, String)>>,
                                 RawQuery(q): RawQuery,
                                 h: HeaderMap,
-                                body: Bytes| async move {
-                operation(&s, spec, params, q.as_deref(), &h, &body).await
+                                body: Bytes| {
+                let shape = shape.clone();
+                async move { operation(&s, &shape, params, q.as_deref(), &h, &body).await }
             };
             match paths.iter_mut().find(|(p, _)| *p == route.path) {
                 Some((_, methods)) => *methods = std::mem::take(methods).on(filter, handler),
@@ -268,20 +275,30 @@ fn body_arg(body: &Bytes) -> Result<Option<Value>, Box<Response>> {
     })
 }
 
+/// What a route needs of its tool's input schema, worked out once when the router is built.
+struct RouteShape {
+    spec: &'static ToolSpec,
+    /// The tool's input schema: it types the query values.
+    schema: Arc<JsonObject>,
+    /// Whether the tool takes a `body` argument (else a request body is refused).
+    takes_body: bool,
+}
+
 /// One route: its path, query and body become the tool's arguments object.
 async fn operation(
     state: &RestState,
-    spec: &'static ToolSpec,
+    shape: &RouteShape,
     params: Vec<(String, String)>,
     query: Option<&str>,
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Response {
-    let mut raw = query_args(&(spec.schema)(), query);
+    let spec = shape.spec;
+    let mut raw = query_args(&shape.schema, query);
     for (name, value) in params {
         raw.insert(name, Value::String(value));
     }
-    if catalog::takes_body(spec) {
+    if shape.takes_body {
         match body_arg(body) {
             Ok(Some(b)) => {
                 raw.insert("body".into(), b);
