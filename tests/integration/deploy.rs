@@ -208,4 +208,12 @@ fn dockerfile_runs_a_valid_command() {
         "final stage must be the empty image"
     );
     assert!(text.contains("--locked"), "builds must use Cargo.lock");
+    // The build script embeds Port's default mappings: the image build needs both.
+    for input in ["build.rs", "assets"] {
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("COPY ") && l.split_whitespace().any(|w| w == input)),
+            "the image build does not copy {input}"
+        );
+    }
 }
