@@ -650,13 +650,7 @@ impl PortTools {
             outcome = crate::mapping::worker::run(&job, limits, &self.jq_slots) => outcome,
         };
         match outcome {
-            Ok(value) => {
-                let mut r = CallToolResult::success(vec![rmcp::model::ContentBlock::text(
-                    value.to_string(),
-                )]);
-                r.structured_content = Some(value);
-                r
-            }
+            Ok(value) => result::success_result(value.to_string(), value),
             Err(crate::mapping::worker::PreviewError::Invalid(m)) => {
                 result::invalid_arguments(&args::ArgError {
                     argument: "config".into(),

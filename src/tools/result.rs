@@ -176,7 +176,17 @@ pub fn port_failure_with_hint(error: &PortError, hint: &str) -> CallToolResult {
     error_result(text, structured)
 }
 
-fn error_result(text: String, structured: Value) -> CallToolResult {
+/// A successful answer of the server's own making: `text` for the model, `structured` for
+/// programs.
+pub(crate) fn success_result(text: String, structured: Value) -> CallToolResult {
+    let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
+    result.structured_content = Some(structured);
+    result
+}
+
+/// A failure of the server's own making (`isError: true`): `text` for the model, `structured`
+/// for programs.
+pub(crate) fn error_result(text: String, structured: Value) -> CallToolResult {
     let mut result = CallToolResult::error(vec![ContentBlock::text(text)]);
     result.structured_content = Some(structured);
     result

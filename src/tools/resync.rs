@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use rmcp::{
     RoleServer,
-    model::{CallToolResponse, CallToolResult, ContentBlock, JsonObject},
+    model::{CallToolResponse, CallToolResult, JsonObject},
     service::RequestContext,
 };
 use schemars::JsonSchema;
@@ -282,16 +282,17 @@ pub(crate) async fn follow(
             )
             .await;
         if started.elapsed() >= wait {
-            let mut r = CallToolResult::success(vec![ContentBlock::text(format!(
-                "{lead} is still running after {} s (status: {status}). Port keeps running it; \
-                 follow it later with get-integration-sync-status (per-kind counts) or \
-                 get-integration (resyncState), and get-integration-s-event-logs.",
-                wait.as_secs()
-            ))]);
-            r.structured_content = Some(json!({
-                "identifier": identifier, "status": "still running", "resyncState": state
-            }));
-            return r;
+            return result::success_result(
+                format!(
+                    "{lead} is still running after {} s (status: {status}). Port keeps running \
+                     it; follow it later with get-integration-sync-status (per-kind counts) or \
+                     get-integration (resyncState), and get-integration-s-event-logs.",
+                    wait.as_secs()
+                ),
+                json!({
+                    "identifier": identifier, "status": "still running", "resyncState": state
+                }),
+            );
         }
         delay = (delay * 2).min(Duration::from_secs(5));
     }
@@ -417,11 +418,9 @@ async fn finished(
         );
     }
     structured["errors"] = errors;
-    let mut r = if status == "completed" {
-        CallToolResult::success(vec![ContentBlock::text(text)])
+    if status == "completed" {
+        result::success_result(text, structured)
     } else {
-        CallToolResult::error(vec![ContentBlock::text(text)])
-    };
-    r.structured_content = Some(structured);
-    r
+        result::error_result(text, structured)
+    }
 }

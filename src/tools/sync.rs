@@ -13,7 +13,7 @@
 use rmcp::{
     RoleServer,
     handler::server::{tool::InputResponses, wrapper::Parameters},
-    model::{CallToolResponse, CallToolResult, ContentBlock, JsonObject},
+    model::{CallToolResponse, CallToolResult, JsonObject},
     service::RequestContext,
     tool, tool_router,
 };
@@ -184,18 +184,6 @@ fn parse_examples(raw: &JsonObject) -> Result<KindExamplesArgs, ArgError> {
     Ok(args)
 }
 
-fn answer(text: String, structured: Value) -> CallToolResult {
-    let mut r = CallToolResult::success(vec![ContentBlock::text(text)]);
-    r.structured_content = Some(structured);
-    r
-}
-
-fn error_answer(text: String, structured: Value) -> CallToolResult {
-    let mut r = CallToolResult::error(vec![ContentBlock::text(text)]);
-    r.structured_content = Some(structured);
-    r
-}
-
 /// `get-integration-sync-status`'s work.
 async fn sync_status(
     tools: &PortTools,
@@ -217,7 +205,7 @@ async fn sync_status(
     let status = state["status"].as_str().unwrap_or("unknown");
     if run.kinds.is_empty() {
         return match &args.resync_id {
-            Some(id) => error_answer(
+            Some(id) => result::error_result(
                 format!(
                     "No sync run with resyncId `{id}` was found for integration `{identifier}` \
                      (Port answered with no metrics for it). Call get-integration-sync-history \
@@ -225,7 +213,7 @@ async fn sync_status(
                 ),
                 json!({"error": "unknown_resync_id", "resyncId": id, "identifier": identifier}),
             ),
-            None => answer(
+            None => result::success_result(
                 format!(
                     "Integration `{identifier}` has no recorded sync: Port has no sync metrics \
                      for it. Its resyncState status is {status}."
@@ -245,7 +233,7 @@ async fn sync_status(
         },
         run.lines()
     );
-    answer(
+    result::success_result(
         text,
         json!({
             "identifier": identifier,
@@ -274,7 +262,7 @@ async fn sync_history(
     };
     let identifier = &args.identifier;
     if runs.is_empty() {
-        return answer(
+        return result::success_result(
             format!(
                 "Integration `{identifier}` has no recorded sync in Port's history (Port keeps \
                  the last 4 days, or the 50 most recent runs)."
@@ -301,7 +289,7 @@ async fn sync_history(
     if left_out > 0 {
         text.push_str(&format!("\n- ({left_out} older runs left out)"));
     }
-    answer(
+    result::success_result(
         text,
         json!({"identifier": identifier, "runs": runs, "runsLeftOut": left_out}),
     )
@@ -335,7 +323,7 @@ async fn kind_examples(
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        return error_answer(
+        return result::error_result(
             format!(
                 "Integration `{identifier}` has no raw examples for kind `{kind}`. Kinds with \
                  examples: {known}."
@@ -366,7 +354,7 @@ async fn kind_examples(
         kinds.push(json!({"kind": name, "available": examples.len(), "items": items}));
     }
     if kinds.is_empty() {
-        return answer(
+        return result::success_result(
             format!(
                 "Integration `{identifier}` has no stored raw examples. Port stores them when the \
                  exporter sends them during a resync (Ocean's send_raw_data_examples, on by \
@@ -385,7 +373,7 @@ async fn kind_examples(
         lines.join("\n"),
         structured
     );
-    answer(text, structured)
+    result::success_result(text, structured)
 }
 
 /// The kinds of a mapping (`config.resources[].kind`), each once.
