@@ -272,6 +272,21 @@ impl PortTools {
         }
     }
 
+    /// Runs a tool's whole work (its catalog [`catalog::RunFn`], which REST runs too) as this
+    /// MCP call: with the caller's call context, and ended by the client's cancellation.
+    async fn run_in_call(
+        &self,
+        run: catalog::RunFn,
+        raw: &JsonObject,
+        ctx: &RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        let call = self.call_context(http_parts(ctx).map(|p| &p.headers));
+        tokio::select! {
+            _ = ctx.ct.cancelled() => result::cancelled(),
+            done = run(self, raw, &call) => done,
+        }
+    }
+
     /// Sends one request within the call's budget; a cancelled call drops the in-flight Port
     /// request at once (rmcp does not drop the handler future itself).
     async fn send(

@@ -507,7 +507,8 @@ pub(super) async fn restore(
     .await
 }
 
-/// `get-integration-sync-status` outside MCP (the REST adapter's [`super::catalog::RunFn`]).
+/// `get-integration-sync-status`'s whole work ([`super::catalog::RunFn`]): the MCP tool and
+/// the REST adapter both run it.
 pub(crate) fn run_sync_status<'a>(
     tools: &'a PortTools,
     raw: &'a JsonObject,
@@ -521,7 +522,7 @@ pub(crate) fn run_sync_status<'a>(
     })
 }
 
-/// `get-integration-sync-history` outside MCP.
+/// `get-integration-sync-history`'s whole work (MCP and REST).
 pub(crate) fn run_sync_history<'a>(
     tools: &'a PortTools,
     raw: &'a JsonObject,
@@ -535,7 +536,7 @@ pub(crate) fn run_sync_history<'a>(
     })
 }
 
-/// `get-integration-kind-examples` outside MCP.
+/// `get-integration-kind-examples`'s whole work (MCP and REST).
 pub(crate) fn run_kind_examples<'a>(
     tools: &'a PortTools,
     raw: &'a JsonObject,
@@ -597,15 +598,7 @@ impl PortTools {
         Parameters(raw): Parameters<JsonObject>,
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        let args = match parse_status(&raw) {
-            Ok(a) => a,
-            Err(e) => return result::invalid_arguments(&e),
-        };
-        let call = self.call_context(super::http_parts(&ctx).map(|p| &p.headers));
-        tokio::select! {
-            _ = ctx.ct.cancelled() => result::cancelled(),
-            done = sync_status(self, args, &call) => done,
-        }
+        self.run_in_call(run_sync_status, &raw, &ctx).await
     }
 
     #[tool(
@@ -621,15 +614,7 @@ impl PortTools {
         Parameters(raw): Parameters<JsonObject>,
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        let args = match parse_history(&raw) {
-            Ok(a) => a,
-            Err(e) => return result::invalid_arguments(&e),
-        };
-        let call = self.call_context(super::http_parts(&ctx).map(|p| &p.headers));
-        tokio::select! {
-            _ = ctx.ct.cancelled() => result::cancelled(),
-            done = sync_history(self, args, &call) => done,
-        }
+        self.run_in_call(run_sync_history, &raw, &ctx).await
     }
 
     #[tool(
@@ -689,15 +674,7 @@ impl PortTools {
         Parameters(raw): Parameters<JsonObject>,
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        let args = match parse_examples(&raw) {
-            Ok(a) => a,
-            Err(e) => return result::invalid_arguments(&e),
-        };
-        let call = self.call_context(super::http_parts(&ctx).map(|p| &p.headers));
-        tokio::select! {
-            _ = ctx.ct.cancelled() => result::cancelled(),
-            done = kind_examples(self, args, &call) => done,
-        }
+        self.run_in_call(run_kind_examples, &raw, &ctx).await
     }
 }
 
