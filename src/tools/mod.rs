@@ -127,18 +127,31 @@ pub fn read_only_header(headers: &axum::http::HeaderMap) -> bool {
 impl PortTools {
     /// A server offering the seven default tools through `client`.
     pub fn new(client: PortClient) -> Self {
+        Self::assemble(
+            client,
+            Self::full_router(&[Toolset::Integrations]),
+            std::time::Duration::from_secs(300),
+            tasks::DEFAULT_MAX_TASKS,
+        )
+    }
+
+    /// A server offering `router`'s tools, following a run for at most `max_resync_wait`, with
+    /// at most `max_tasks` tasks at once.
+    fn assemble(
+        client: PortClient,
+        router: ToolRouter<Self>,
+        max_resync_wait: std::time::Duration,
+        max_tasks: usize,
+    ) -> Self {
         PortTools {
             client,
-            tool_router: Arc::new(Self::full_router(&[Toolset::Integrations])),
+            tool_router: Arc::new(router),
             calls: TaskTracker::new(),
             draining: CancellationToken::new(),
             ended: CancellationToken::new(),
             check_mappings: true,
-            max_resync_wait: std::time::Duration::from_secs(300),
-            tasks: tasks::Tasks::new(
-                tasks::DEFAULT_MAX_TASKS,
-                std::time::Duration::from_secs(300),
-            ),
+            max_resync_wait,
+            tasks: tasks::Tasks::new(max_tasks, max_resync_wait),
             mapping_limits: Arc::new(crate::mapping::MappingLimits::default()),
             jq_slots: crate::mapping::JqSlots::new(2),
         }
@@ -181,7 +194,6 @@ impl PortTools {
         client: PortClient,
         selection: &ToolSelection,
     ) -> Result<Self, ConfigError> {
-        let mut tools = Self::new(client);
         let sets: &[Toolset] = if selection.toolsets.is_empty() {
             &[Toolset::Integrations]
         } else {
@@ -211,10 +223,13 @@ impl PortTools {
                 router.remove_route(name);
             }
         }
-        tools.tool_router = Arc::new(router);
+        let mut tools = Self::assemble(
+            client,
+            router,
+            std::time::Duration::from_secs(selection.max_resync_wait_secs),
+            selection.max_tasks,
+        );
         tools.check_mappings = !selection.no_mapping_validation;
-        tools.max_resync_wait = std::time::Duration::from_secs(selection.max_resync_wait_secs);
-        tools.tasks = tasks::Tasks::new(selection.max_tasks, tools.max_resync_wait);
         Ok(tools)
     }
 
