@@ -52,6 +52,15 @@ impl FakePort {
         settings_for(&self.url, credentials)
     }
 
+    /// A server offering `selection`'s tools over a client of this fake, with the static token.
+    pub fn tools(&self, selection: &port_integrations_mcp::config::ToolSelection) -> PortTools {
+        PortTools::with_selection(
+            PortClient::new(&self.settings(static_token())).unwrap(),
+            selection,
+        )
+        .unwrap()
+    }
+
     /// Requests to the seven routes (token exchanges left out).
     pub fn api_requests(&self) -> Vec<RecordedRequest> {
         self.port.api_requests()

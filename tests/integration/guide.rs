@@ -81,11 +81,7 @@ fn jira_cloud() -> Value {
 }
 
 async fn server(port: &FakePort, selection: &ToolSelection) -> PortTools {
-    PortTools::with_selection(
-        PortClient::new(&port.settings(static_token())).unwrap(),
-        selection,
-    )
-    .unwrap()
+    port.tools(selection)
 }
 
 pub fn toolsets(sets: &[Toolset]) -> ToolSelection {

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use port_integrations_mcp::{config::Toolset, port::PortClient, tools::PortTools};
+use port_integrations_mcp::config::Toolset;
 use rmcp::service::ClientLifecycleMode;
 use serde_json::{Value, json};
 
@@ -49,12 +49,13 @@ fn fill(value: &Value, known: &HashMap<&str, Value>) -> Value {
 #[tokio::test]
 async fn following_fix_integration_mapping_fixes_jira_cloud() {
     let port = FakePort::with_mapping().await;
-    let tools = PortTools::with_selection(
-        PortClient::new(&port.settings(static_token())).unwrap(),
-        &toolsets(&[Toolset::Integrations, Toolset::Mapping, Toolset::Sync]),
-    )
-    .unwrap()
-    .with_mapping_limits(mapping_limits());
+    let tools = port
+        .tools(&toolsets(&[
+            Toolset::Integrations,
+            Toolset::Mapping,
+            Toolset::Sync,
+        ]))
+        .with_mapping_limits(mapping_limits());
     let client = connect_tools(tools, (), ClientLifecycleMode::Initialize).await;
     let text = prompt_text(
         &client,

@@ -180,13 +180,7 @@ async fn control_characters_in_identifiers_are_refused_by_the_sync_tools() {
         toolsets: vec![Toolset::Integrations, Toolset::Mapping, Toolset::Sync],
         ..Default::default()
     };
-    let tools = || {
-        PortTools::with_selection(
-            PortClient::new(&port.settings(static_token())).unwrap(),
-            &every_toolset,
-        )
-        .unwrap()
-    };
+    let tools = || port.tools(&every_toolset);
     let client = connect_tools(tools(), (), rmcp::service::ClientLifecycleMode::Initialize).await;
     for identifier in CONTROL_IDENTIFIERS {
         for tool in [

@@ -9,7 +9,6 @@ use std::{path::PathBuf, process::Stdio, time::Duration};
 use port_integrations_mcp::{
     config::{ToolSelection, Toolset},
     mapping::MappingLimits,
-    port::PortClient,
     tools::PortTools,
     transport::rest,
 };
@@ -36,14 +35,10 @@ fn test_limits() -> MappingLimits {
 }
 
 fn tools(port: &FakePort, limits: MappingLimits) -> PortTools {
-    PortTools::with_selection(
-        PortClient::new(&port.settings(static_token())).unwrap(),
-        &ToolSelection {
-            toolsets: vec![Toolset::Integrations, Toolset::Mapping],
-            ..ToolSelection::default()
-        },
-    )
-    .unwrap()
+    port.tools(&ToolSelection {
+        toolsets: vec![Toolset::Integrations, Toolset::Mapping],
+        ..ToolSelection::default()
+    })
     .with_mapping_limits(limits)
 }
 

@@ -8,8 +8,6 @@ use port_integrations_mcp::{
     mapping::{
         MappingLimits, Verdict, check_config, check_expression, expressions, limits::nesting_depth,
     },
-    port::PortClient,
-    tools::PortTools,
 };
 use rmcp::service::ClientLifecycleMode;
 use serde_json::{Value, json};
@@ -146,16 +144,10 @@ fn legacy_aws_exporter_configs_are_accepted() {
 
 async fn client_with(selection: ToolSelection) -> (FakePort, Client) {
     let port = FakePort::start().await;
-    let tools = PortTools::with_selection(
-        PortClient::new(&port.settings(static_token())).unwrap(),
-        &selection,
-    )
-    .unwrap()
-    // In-process, this program is the test harness: previews need the server's binary.
-    .with_mapping_limits(port_integrations_mcp::mapping::MappingLimits {
-        preview_worker: Some(env!("CARGO_BIN_EXE_port-integrations-mcp").into()),
-        ..Default::default()
-    });
+    let tools = port
+        .tools(&selection)
+        // In-process, this program is the test harness: previews need the server's binary.
+        .with_mapping_limits(mapping_limits());
     let client = connect_tools(tools, (), ClientLifecycleMode::Initialize).await;
     (port, client)
 }

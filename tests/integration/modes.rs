@@ -41,11 +41,7 @@ async fn names<S: rmcp::Service<RoleClient>>(
 #[tokio::test]
 async fn read_only_mode_neither_lists_nor_runs_write_tools() {
     let port = FakePort::start().await;
-    let tools = PortTools::with_selection(
-        PortClient::new(&port.settings(static_token())).unwrap(),
-        &selection(true, &[]),
-    )
-    .unwrap();
+    let tools = port.tools(&selection(true, &[]));
     let client = connect_tools(tools, (), ClientLifecycleMode::Initialize).await;
     assert_eq!(
         names(&client).await,

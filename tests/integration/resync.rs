@@ -9,9 +9,7 @@ use std::{
 
 use port_integrations_mcp::{
     config::{ToolSelection, Toolset},
-    port::PortClient,
     sandbox::{Sandbox, ScriptedResponse},
-    tools::PortTools,
 };
 use rmcp::{
     ClientHandler, RoleClient,
@@ -54,11 +52,7 @@ pub async fn start_with(
     selection: &ToolSelection,
 ) -> (FakePort, RunningService<RoleClient, Watcher>, Watcher) {
     let port = FakePort::start().await;
-    let tools = PortTools::with_selection(
-        PortClient::new(&port.settings(static_token())).unwrap(),
-        selection,
-    )
-    .unwrap();
+    let tools = port.tools(selection);
     let watcher = Watcher::default();
     let client = connect_tools(tools, watcher.clone(), ClientLifecycleMode::Initialize).await;
     (port, client, watcher)
@@ -153,12 +147,7 @@ pub fn script_metrics(port: &Sandbox, internal_id: &str, body: Value) {
 async fn toolsets_choose_the_surface() {
     let port = FakePort::start().await;
     let names = |selection: ToolSelection| {
-        let mut n = PortTools::with_selection(
-            PortClient::new(&port.settings(static_token())).unwrap(),
-            &selection,
-        )
-        .unwrap()
-        .tool_names();
+        let mut n = port.tools(&selection).tool_names();
         n.sort();
         n
     };
@@ -337,11 +326,7 @@ pub fn settle_when_requested(port: &FakePort, identifier: &str) {
 async fn a_failed_resync_is_an_error_with_its_counts_and_errors() {
     // The sandbox's jira-cloud maps issues with `.fields.key`, which is null in Jira's raw issues.
     let port = FakePort::with_mapping().await;
-    let tools = PortTools::with_selection(
-        PortClient::new(&port.settings(static_token())).unwrap(),
-        &selection(&[Toolset::Sync]),
-    )
-    .unwrap();
+    let tools = port.tools(&selection(&[Toolset::Sync]));
     let client = connect_tools(tools, (), ClientLifecycleMode::Initialize).await;
     settle_when_requested(&port, "jira-cloud");
     let r = call(

@@ -616,11 +616,7 @@ async fn restore_as<C: ClientHandler>(
 ) -> (FakePort, CallToolResult) {
     let port = FakePort::start().await;
     prepare(&port);
-    let tools = PortTools::with_selection(
-        PortClient::new(&port.settings(static_token())).unwrap(),
-        &sync_only(),
-    )
-    .unwrap();
+    let tools = port.tools(&sync_only());
     let client = connect_tools(tools, handler, mode).await;
     let finisher = port.port.clone();
     tokio::spawn(async move {
@@ -877,11 +873,7 @@ async fn settle<S: rmcp::Service<RoleClient>>(
 #[tokio::test]
 async fn resync_as_a_task_completes_with_the_same_result() {
     let port = FakePort::start().await;
-    let tools = PortTools::with_selection(
-        PortClient::new(&port.settings(static_token())).unwrap(),
-        &sync_only(),
-    )
-    .unwrap();
+    let tools = port.tools(&sync_only());
     let client = connect_tools(tools, tasks_client(), ClientLifecycleMode::Initialize).await;
     assert!(
         client.peer_info().unwrap().capabilities.supports_tasks(),
@@ -926,11 +918,7 @@ async fn resync_as_a_task_completes_with_the_same_result() {
 #[tokio::test]
 async fn a_cancelled_task_stops_following() {
     let port = FakePort::start().await;
-    let tools = PortTools::with_selection(
-        PortClient::new(&port.settings(static_token())).unwrap(),
-        &sync_only(),
-    )
-    .unwrap();
+    let tools = port.tools(&sync_only());
     let client = connect_tools(tools, tasks_client(), ClientLifecycleMode::Initialize).await;
     accept_resync(&port.port, "k8s-exporter-eu");
     let id = task_of(
@@ -965,11 +953,7 @@ async fn a_cancelled_task_stops_following() {
 #[tokio::test]
 async fn a_task_ends_with_the_servers_shutdown() {
     let port = FakePort::start().await;
-    let tools = PortTools::with_selection(
-        PortClient::new(&port.settings(static_token())).unwrap(),
-        &sync_only(),
-    )
-    .unwrap();
+    let tools = port.tools(&sync_only());
     let server = tools.clone();
     let client = connect_tools(tools, tasks_client(), ClientLifecycleMode::Initialize).await;
     accept_resync(&port.port, "k8s-exporter-eu");
@@ -1110,11 +1094,7 @@ async fn finished_tasks_kept_for_polling_are_bounded_too() {
 }
 
 async fn serve_http(port: &FakePort, selection: &ToolSelection, stateless: bool) -> SocketAddr {
-    let tools = PortTools::with_selection(
-        PortClient::new(&port.settings(static_token())).unwrap(),
-        selection,
-    )
-    .unwrap();
+    let tools = port.tools(selection);
     let router = app(tools, &http_args(stateless), CancellationToken::new());
     listen(router).await
 }
@@ -1246,12 +1226,13 @@ fn kind_of(structured: &Value, kind_identifier: &str) -> Value {
 #[tokio::test]
 async fn the_jira_story_from_failure_to_fix() {
     let port = FakePort::with_mapping().await;
-    let tools = PortTools::with_selection(
-        PortClient::new(&port.settings(static_token())).unwrap(),
-        &selection(&[Toolset::Integrations, Toolset::Mapping, Toolset::Sync]),
-    )
-    .unwrap()
-    .with_mapping_limits(mapping_limits());
+    let tools = port
+        .tools(&selection(&[
+            Toolset::Integrations,
+            Toolset::Mapping,
+            Toolset::Sync,
+        ]))
+        .with_mapping_limits(mapping_limits());
     let client = connect_tools(tools, (), ClientLifecycleMode::Initialize).await;
 
     let r = call(
@@ -1364,11 +1345,7 @@ async fn the_jira_story_from_failure_to_fix() {
 #[tokio::test]
 async fn restoring_jira_brings_back_the_working_mapping() {
     let port = FakePort::with_mapping().await;
-    let tools = PortTools::with_selection(
-        PortClient::new(&port.settings(static_token())).unwrap(),
-        &sync_only(),
-    )
-    .unwrap();
+    let tools = port.tools(&sync_only());
     let person = Person::new(ElicitationAction::Accept);
     let client = connect_tools(tools, person.clone(), ClientLifecycleMode::Initialize).await;
     let broken = port.port.integration("jira-cloud").unwrap()["config"].clone();
