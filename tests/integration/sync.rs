@@ -851,6 +851,25 @@ async fn task_of<S: rmcp::Service<RoleClient>>(
     }
 }
 
+/// A resync of github-ocean as a task, followed for 1 s: the task completes, with the
+/// tool's "still running" answer as its result.
+async fn a_one_second_task_completes_still_running<S: rmcp::Service<RoleClient>>(
+    port: &FakePort,
+    client: &RunningService<RoleClient, S>,
+) {
+    accept_resync(&port.port, "github-ocean");
+    let id = task_of(
+        client,
+        "resync-integration",
+        json!({"identifier": "github-ocean", "timeoutSeconds": 1}),
+    )
+    .await;
+    let TaskPayload::Completed { result } = settle(client, &id).await else {
+        panic!("expected completed");
+    };
+    assert_eq!(result["structuredContent"]["status"], "still running");
+}
+
 /// Polls `tasks/get` (up to 30 s) until the task is terminal.
 async fn settle<S: rmcp::Service<RoleClient>>(
     client: &RunningService<RoleClient, S>,
@@ -1040,17 +1059,7 @@ async fn the_task_cap_refuses_clearly_and_the_server_keeps_serving() {
         .unwrap();
     settle(&client, &first).await;
     // The slot is free again.
-    accept_resync(&port.port, "github-ocean");
-    let second = task_of(
-        &client,
-        "resync-integration",
-        json!({"identifier": "github-ocean", "timeoutSeconds": 1}),
-    )
-    .await;
-    let TaskPayload::Completed { result } = settle(&client, &second).await else {
-        panic!("expected completed");
-    };
-    assert_eq!(result["structuredContent"]["status"], "still running");
+    a_one_second_task_completes_still_running(&port, &client).await;
 }
 
 #[tokio::test]
@@ -1128,17 +1137,7 @@ async fn tasks_survive_stateless_http_where_each_request_has_its_own_server() {
         .serve_with_lifecycle(transport(addr, &[]), modern())
         .await
         .unwrap();
-    accept_resync(&port.port, "github-ocean");
-    let id = task_of(
-        &client,
-        "resync-integration",
-        json!({"identifier": "github-ocean", "timeoutSeconds": 1}),
-    )
-    .await;
-    let TaskPayload::Completed { result } = settle(&client, &id).await else {
-        panic!("expected completed");
-    };
-    assert_eq!(result["structuredContent"]["status"], "still running");
+    a_one_second_task_completes_still_running(&port, &client).await;
 }
 
 #[tokio::test]
