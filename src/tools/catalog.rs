@@ -309,7 +309,7 @@ pub const CATALOG: &[ToolSpec] = &[
         },
         schema: input_schema::<super::resync::ResyncArgs>,
         prepare: None,
-        run: Some(super::sync::run_restore),
+        run: Some(super::resync::run_restore),
         lean: false,
         rest: Some(RestRoute {
             method: "post",

@@ -136,6 +136,8 @@ pub(crate) enum Start {
 }
 
 impl Start {
+    /// Reads the baseline (the integration, its `_id` and `resyncState`), asks Port to start
+    /// the run, and follows it.
     async fn run(
         self,
         tools: &PortTools,
@@ -144,9 +146,46 @@ impl Start {
         call: &CallContext,
         report: &Report,
     ) -> CallToolResult {
-        match self {
-            Start::Resync => resync(tools, identifier, wait, call, report).await,
-            Start::Restore => super::sync::restore(tools, identifier, wait, call, report).await,
+        let baseline = match lookup(tools, identifier, call).await {
+            Ok(i) => i,
+            Err(failure) => return failure,
+        };
+        let (requested, lead) = match self {
+            Start::Resync => {
+                let trigger = PortRequest::get(&["integration", identifier, "resync"])
+                    .with_method(Method::Post)
+                    .with_body(json!({}));
+                (
+                    tools.send_with(&trigger, call).await.map(|_| ()),
+                    format!("The resync of `{identifier}`"),
+                )
+            }
+            Start::Restore => (
+                super::sync::request_restore(tools, &baseline, call).await,
+                format!("The resync after restoring the mapping of `{identifier}`"),
+            ),
+        };
+        if let Err(failure) = requested {
+            return failure;
+        }
+        follow(tools, &baseline, wait, call, report, &lead).await
+    }
+
+    /// The tool outside MCP (the REST adapter): no progress, no task, no one to ask for
+    /// confirmation (as for a client that cannot elicit); the plain-call default wait.
+    async fn outside_mcp(
+        self,
+        tools: &PortTools,
+        raw: &JsonObject,
+        call: &CallContext,
+    ) -> CallToolResult {
+        match parse_follow(raw) {
+            Ok(args) => {
+                let wait = tools.follow_wait(args.timeout_seconds, false);
+                self.run(tools, &args.identifier, wait, call, &Report::Quiet)
+                    .await
+            }
+            Err(e) => result::invalid_arguments(&e),
         }
     }
 }
@@ -185,51 +224,22 @@ pub(crate) async fn start_and_follow(
     .into()
 }
 
-/// `resync-integration` outside MCP (the REST adapter's [`super::catalog::RunFn`]): no
-/// progress, no task; the follow has the plain-call default wait.
+/// `resync-integration` outside MCP (the REST adapter's [`super::catalog::RunFn`]).
 pub(crate) fn run_plain<'a>(
     tools: &'a PortTools,
     raw: &'a JsonObject,
     call: &'a CallContext,
 ) -> super::catalog::Ran<'a> {
-    Box::pin(async move {
-        match parse_follow(raw) {
-            Ok(args) => {
-                let wait = tools.follow_wait(args.timeout_seconds, false);
-                resync(tools, &args.identifier, wait, call, &Report::Quiet).await
-            }
-            Err(e) => result::invalid_arguments(&e),
-        }
-    })
+    Box::pin(Start::Resync.outside_mcp(tools, raw, call))
 }
 
-/// Reads the baseline, requests the resync and follows it.
-pub(crate) async fn resync(
-    tools: &PortTools,
-    identifier: &str,
-    wait: Duration,
-    call: &CallContext,
-    report: &Report,
-) -> CallToolResult {
-    let baseline = match lookup(tools, identifier, call).await {
-        Ok(i) => i,
-        Err(failure) => return failure,
-    };
-    let trigger = PortRequest::get(&["integration", identifier, "resync"])
-        .with_method(Method::Post)
-        .with_body(json!({}));
-    if let Err(failure) = tools.send_with(&trigger, call).await {
-        return failure;
-    }
-    follow(
-        tools,
-        &baseline,
-        wait,
-        call,
-        report,
-        &format!("The resync of `{identifier}`"),
-    )
-    .await
+/// `restore-integration-mapping` outside MCP (the REST adapter's [`super::catalog::RunFn`]).
+pub(crate) fn run_restore<'a>(
+    tools: &'a PortTools,
+    raw: &'a JsonObject,
+    call: &'a CallContext,
+) -> super::catalog::Ran<'a> {
+    Box::pin(Start::Restore.outside_mcp(tools, raw, call))
 }
 
 fn terminal(status: &str) -> bool {

@@ -27,7 +27,6 @@ use super::{
     catalog::Ran,
     confirm::{self, Action, Decision},
     metrics, result, resync,
-    tasks::Report,
 };
 use crate::port::{CallContext, Method, PortError, PortRequest, PortResponse};
 
@@ -449,7 +448,7 @@ const RESTORE_400_HINT: &str = "Port has nothing to restore: a restore needs an 
 
 /// Asks Port to restore the mapping: by identifier, and once more by `_id` when Port does not
 /// know the identifier on this route although the integration exists.
-async fn request_restore(
+pub(super) async fn request_restore(
     tools: &PortTools,
     integration: &Integration,
     call: &CallContext,
@@ -479,32 +478,6 @@ async fn request_restore(
         }
         Err(e) => Err(failure(&e)),
     }
-}
-
-/// A confirmed restore: baseline, request, and the resync that follows.
-pub(super) async fn restore(
-    tools: &PortTools,
-    identifier: &str,
-    wait: std::time::Duration,
-    call: &CallContext,
-    report: &Report,
-) -> CallToolResult {
-    let baseline = match lookup(tools, identifier, call).await {
-        Ok(i) => i,
-        Err(failure) => return failure,
-    };
-    if let Err(failure) = request_restore(tools, &baseline, call).await {
-        return failure;
-    }
-    resync::follow(
-        tools,
-        &baseline,
-        wait,
-        call,
-        report,
-        &format!("The resync after restoring the mapping of `{identifier}`"),
-    )
-    .await
 }
 
 /// `get-integration-sync-status`'s whole work ([`super::catalog::RunFn`]): the MCP tool and
@@ -545,24 +518,6 @@ pub(crate) fn run_kind_examples<'a>(
     Box::pin(async move {
         match parse_examples(raw) {
             Ok(args) => kind_examples(tools, args, call).await,
-            Err(e) => result::invalid_arguments(&e),
-        }
-    })
-}
-
-/// `restore-integration-mapping` outside MCP: no one to ask, so (as for a client that cannot
-/// elicit) the caller's request is the decision; the follow has the plain-call default wait.
-pub(crate) fn run_restore<'a>(
-    tools: &'a PortTools,
-    raw: &'a JsonObject,
-    call: &'a CallContext,
-) -> Ran<'a> {
-    Box::pin(async move {
-        match resync::parse_follow(raw) {
-            Ok(args) => {
-                let wait = tools.follow_wait(args.timeout_seconds, false);
-                restore(tools, &args.identifier, wait, call, &Report::Quiet).await
-            }
             Err(e) => result::invalid_arguments(&e),
         }
     })
@@ -777,7 +732,7 @@ mod tests {
         );
 
         sandbox.clear_requests();
-        let r = run_restore(
+        let r = resync::run_restore(
             &tools,
             &args(json!({"identifier": "jira-cloud", "timeoutSeconds": 1})),
             &call,
