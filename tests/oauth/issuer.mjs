@@ -16,6 +16,11 @@
 //                         (default "port-integrations:read port-integrations:write")     [OAUTH_SCOPES]
 //   --ttl SECONDS         access token lifetime (default 300)                            [OAUTH_TTL]
 //   --alg ALG             signing alg of the provider key: RS256 (default), PS256 or ES256 [OAUTH_ALG]
+//   --opaque-resource URL a resource (also accepted when --resource is given) whose access tokens are
+//                         OPAQUE, for the RFC 7662 introspection path; repeatable [OAUTH_OPAQUE_RESOURCE]
+//   --introspector-id ID  a second confidential client, for the resource server's introspection calls
+//                         (default port-integrations-mcp)                          [OAUTH_INTROSPECTOR_ID]
+//   --introspector-secret S  its secret (default port-integrations-mcp-secret) [OAUTH_INTROSPECTOR_SECRET]
 
 import * as crypto from 'node:crypto';
 import * as http from 'node:http';
@@ -36,13 +41,20 @@ const { values: args } = parseArgs({
     scopes: { type: 'string', default: process.env.OAUTH_SCOPES ?? 'port-integrations:read port-integrations:write' },
     ttl: { type: 'string', default: process.env.OAUTH_TTL ?? '300' },
     alg: { type: 'string', default: process.env.OAUTH_ALG ?? 'RS256' },
+    'opaque-resource': { type: 'string', multiple: true, default: process.env.OAUTH_OPAQUE_RESOURCE ? process.env.OAUTH_OPAQUE_RESOURCE.split(/\s+/).filter(Boolean) : [] },
+    'introspector-id': { type: 'string', default: process.env.OAUTH_INTROSPECTOR_ID ?? 'port-integrations-mcp' },
+    'introspector-secret': { type: 'string', default: process.env.OAUTH_INTROSPECTOR_SECRET ?? 'port-integrations-mcp-secret' },
   },
   strict: true,
 });
 
 const CLIENT_ID = args['client-id'];
 const CLIENT_SECRET = args['client-secret'];
-const RESOURCES = args.resource;
+const OPAQUE = args['opaque-resource'];
+// Opaque resources are accepted too (they follow the JWT ones, so --resource's first stays the default).
+const RESOURCES = args.resource.length ? [...args.resource, ...OPAQUE.filter((r) => !args.resource.includes(r))] : args.resource;
+const INTROSPECTOR_ID = args['introspector-id'];
+const INTROSPECTOR_SECRET = args['introspector-secret'];
 const SCOPES = args.scopes.split(/\s+/).filter(Boolean);
 const TTL = Number.parseInt(args.ttl, 10);
 const ALG = args.alg;
@@ -66,6 +78,7 @@ const state = {
   down: null, // null | 'discovery+jwks' | 'all'
   provider: null,
   rotations: 0,
+  hits: {}, // path -> requests received (non-admin routes, counted even while down)
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -111,12 +124,22 @@ function buildProvider(issuer) {
       redirect_uris: [],
       response_types: [],
       token_endpoint_auth_method: 'client_secret_basic',
+    }, {
+      // The resource server's own client: it only introspects (RFC 7662), with client_secret_basic.
+      client_id: INTROSPECTOR_ID,
+      client_secret: INTROSPECTOR_SECRET,
+      grant_types: ['client_credentials'],
+      redirect_uris: [],
+      response_types: [],
+      token_endpoint_auth_method: 'client_secret_basic',
     }],
     clientDefaults: { id_token_signed_response_alg: state.keys[0].alg },
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
-      introspection: { enabled: false },
+      // RFC 7662 at /token/introspection; only opaque tokens can be introspected (oidc-provider
+      // answers {active:false} for anything it did not store, JWTs included).
+      introspection: { enabled: true },
       revocation: { enabled: false },
       resourceIndicators: {
         enabled: true,
@@ -130,12 +153,16 @@ function buildProvider(issuer) {
             scope: SCOPES.join(' '),
             audience: resource,
             accessTokenTTL: TTL,
-            accessTokenFormat: 'jwt',
+            accessTokenFormat: OPAQUE.includes(resource) ? 'opaque' : 'jwt',
             jwt: { sign: { alg: state.keys[0].alg, kid: state.keys[0].kid } },
           };
         },
       },
     },
+    // Opaque tokens: introspection then answers `sub` (= the client id), as the JWTs carry it.
+    extraTokenClaims: async (_ctx, token) => (
+      token.kind === 'ClientCredentials' && token.resourceServer?.accessTokenFormat === 'opaque'
+        ? { sub: token.clientId } : undefined),
     ttl: {
       ClientCredentials: () => TTL,
       AccessToken: () => TTL,
@@ -246,7 +273,7 @@ let handler;
 
 async function admin(req, res, path) {
   if (req.method === 'GET' && path === '/__admin/state') {
-    return send(res, 200, { issuer, kid: state.keys[0].kid, kids: state.keys.map((k) => k.kid), down: state.down, rotations: state.rotations, jwks: publicJwks() });
+    return send(res, 200, { issuer, kid: state.keys[0].kid, kids: state.keys.map((k) => k.kid), down: state.down, rotations: state.rotations, hits: state.hits, jwks: publicJwks() });
   }
   if (req.method !== 'POST') return send(res, 405, { error: 'POST only' });
   const body = await readJson(req);
@@ -284,6 +311,7 @@ const server = http.createServer((req, res) => {
     admin(req, res, path).catch((e) => send(res, 400, { error: String(e.message ?? e) }));
     return;
   }
+  state.hits[path] = (state.hits[path] ?? 0) + 1;
   if (state.down === 'all' || (state.down && DOWN_PATHS.has(path))) {
     send(res, 503, { error: 'temporarily_unavailable', error_description: 'test issuer is down (/__admin/down)' });
     return;
@@ -312,12 +340,16 @@ process.stdout.write(`${JSON.stringify({
   issuer,
   jwks_uri: `${issuer}/jwks`,
   token_endpoint: `${issuer}/token`,
+  introspection_endpoint: `${issuer}/token/introspection`,
   oauth_authorization_server: `${issuer}/.well-known/oauth-authorization-server`,
   openid_configuration: `${issuer}/.well-known/openid-configuration`,
   admin: `${issuer}/__admin`,
   client_id: CLIENT_ID,
   client_secret: CLIENT_SECRET,
   resources: RESOURCES,
+  opaque_resources: OPAQUE,
+  introspector_id: INTROSPECTOR_ID,
+  introspector_secret: INTROSPECTOR_SECRET,
   scopes: SCOPES,
   ttl: TTL,
   alg: state.keys[0].alg,
