@@ -17,6 +17,7 @@ mod hostile_conn;
 mod hostile_jq;
 mod hostile_port;
 mod http;
+mod issuer;
 mod lean;
 mod lifecycle;
 mod mapping;
