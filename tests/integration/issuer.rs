@@ -232,7 +232,12 @@ impl Issuer {
             .unwrap();
         let status = r.status().as_u16();
         let answer: Value = r.json().await.unwrap();
-        assert_eq!(status, 200, "/__admin/{route}: {answer}");
+        assert_eq!(
+            status,
+            200,
+            "/__admin/{route}: {answer}; issuer stderr: {}",
+            self.stderr()
+        );
         answer
     }
 

@@ -787,8 +787,10 @@ async fn a_flood_of_unknown_keys_fetches_the_key_set_at_most_once_more() {
         let kid = format!("k-unknown-{i:03}-{:x}", std::process::id());
         forged.push((kid.clone(), env.issuer.sign(json!({"kid": kid})).await));
     }
+    let addr = env.addr;
     let answers = futures::future::join_all(forged.iter().map(|(_, t)| {
-        post(env.addr, "/mcp", INITIALIZE, Some(&format!("Bearer {t}")))
+        let bearer = format!("Bearer {t}");
+        async move { post(addr, "/mcp", INITIALIZE, Some(&bearer)).await }
     }))
     .await;
     for ((kid, _), (status, _, body)) in forged.iter().zip(answers) {
