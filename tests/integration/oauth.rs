@@ -69,7 +69,8 @@ impl Bound {
     /// HTTP settings with OAuth on: `issuer` trusted, every other OAuth setting at its default.
     fn settings(&self, issuer: &str) -> HttpSettings {
         let mut settings = http_args(false);
-        settings.oauth = Some(OAuthSettings::new(vec![issuer.to_string()], &self.public_url).unwrap());
+        settings.oauth =
+            Some(OAuthSettings::new(vec![issuer.to_string()], &self.public_url).unwrap());
         settings
     }
 
@@ -141,9 +142,7 @@ impl Env {
         let (got, headers, body) = post(self.addr, "/mcp", INITIALIZE, authorization).await;
         assert_eq!(got, status, "{authorization:?}: {body}");
         assert_eq!(
-            headers
-                .get("www-authenticate")
-                .map(|v| v.to_str().unwrap()),
+            headers.get("www-authenticate").map(|v| v.to_str().unwrap()),
             Some(header),
             "{authorization:?}"
         );
@@ -271,7 +270,12 @@ async fn names(client: &Client) -> Vec<String> {
 /// Calls `get-integration` and checks Port got it with the server's own token.
 async fn reads_through(env: &Env, client: &Client) {
     env.port.port.clear_requests();
-    let r = call(client, "get-integration", json!({"identifier": "github-ocean"})).await;
+    let r = call(
+        client,
+        "get-integration",
+        json!({"identifier": "github-ocean"}),
+    )
+    .await;
     assert!(!is_error(&r), "{r:?}");
     assert_eq!(
         r.structured_content.unwrap()["integration"]["title"],
@@ -406,11 +410,11 @@ async fn wrong_audience_is_refused() {
     )
     .await;
     // rmcp's client cannot even start a session with it, and says why.
-    let refused = ()
-        .serve_with_lifecycle(transport(env.addr, &token), ClientLifecycleMode::Initialize)
-        .await
-        .err()
-        .expect("refused");
+    let refused =
+        ().serve_with_lifecycle(transport(env.addr, &token), ClientLifecycleMode::Initialize)
+            .await
+            .err()
+            .expect("refused");
     let shown = format!("{refused:?}");
     assert!(shown.contains("invalid_token"), "{shown}");
     assert!(env.port.port.requests().is_empty());
@@ -429,10 +433,7 @@ async fn expired_and_not_yet_valid_tokens_are_refused() {
         .sign(json!({"claims": {"iat": now - 600, "exp": now - 120}}))
         .await;
     env.invalid_token(&expired, "the token has expired").await;
-    let early = env
-        .issuer
-        .sign(json!({"claims": {"nbf": now + 600}}))
-        .await;
+    let early = env.issuer.sign(json!({"claims": {"nbf": now + 600}})).await;
     env.invalid_token(&early, "the token is not valid yet (nbf)")
         .await;
     // Within the leeway, both are accepted.
@@ -569,6 +570,162 @@ async fn malformed_and_missing_headers() {
     }
 }
 
+#[tokio::test]
+async fn an_audience_in_a_list_or_set_apart_from_the_url() {
+    let env = Env::start().await;
+    // `aud` may be a list; the server's audience has to be in it.
+    let listed = env
+        .issuer
+        .sign(json!({"claims": {"aud": ["https://api.example.com", env.public_url]}}))
+        .await;
+    let (status, _, body) = post(
+        env.addr,
+        "/mcp",
+        INITIALIZE,
+        Some(&format!("Bearer {listed}")),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    // Near misses are not the audience.
+    for aud in [
+        json!(format!("{}/", env.public_url)),
+        json!(env.public_url.to_uppercase()),
+        json!(["https://api.example.com"]),
+        json!([]),
+    ] {
+        let token = env.issuer.sign(json!({"claims": {"aud": aud}})).await;
+        let (status, _, body) = post(
+            env.addr,
+            "/mcp",
+            INITIALIZE,
+            Some(&format!("Bearer {token}")),
+        )
+        .await;
+        assert_eq!(status, 401, "{aud}: {body}");
+        assert_eq!(body["error"], "invalid_token", "{aud}");
+    }
+    let missing = env.issuer.sign(json!({"claims": {"aud": null}})).await;
+    env.invalid_token(&missing, "the token has no `aud` claim")
+        .await;
+
+    // --oauth-audience: that value, and no longer the URL.
+    let audience = "api://port-integrations";
+    let env = Env::start_with(&[], |o| o.audience = audience.into()).await;
+    let token = env.issuer.sign(json!({"claims": {"aud": audience}})).await;
+    let client = env.client(&token).await;
+    reads_through(&env, &client).await;
+    client.cancel().await.unwrap();
+    env.port.port.clear_requests();
+    let for_url = env.token(READ_WRITE).await;
+    let (status, _, body) = post(
+        env.addr,
+        "/mcp",
+        INITIALIZE,
+        Some(&format!("Bearer {for_url}")),
+    )
+    .await;
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!(
+                "the token's audience (aud) does not include this server ({audience})"
+            )),
+        "{body}"
+    );
+    assert!(env.port.port.requests().is_empty());
+}
+
+#[tokio::test]
+async fn two_issuers_each_with_their_own_keys() {
+    let port = FakePort::start().await;
+    let bound = bind().await;
+    let public_url = bound.public_url.clone();
+    let first = Issuer::start(&[&public_url]).await;
+    let second = Issuer::start(&[&public_url]).await;
+    let mut settings = bound.settings(&first.issuer);
+    settings
+        .oauth
+        .as_mut()
+        .unwrap()
+        .issuers
+        .push(second.issuer.clone());
+    let addr = bound.serve(&port, &settings);
+    let (_, _, metadata) = get(&format!(
+        "http://{addr}/.well-known/oauth-protected-resource/mcp"
+    ))
+    .await;
+    assert_eq!(
+        metadata["authorization_servers"],
+        json!([first.issuer, second.issuer])
+    );
+    for issuer in [&first, &second] {
+        let token = issuer.token(READ, &public_url).await;
+        let client = client(addr, &token).await;
+        let r = call(&client, "get-all-integrations-meta-data", json!({})).await;
+        assert!(!is_error(&r), "{r:?}");
+        client.cancel().await.unwrap();
+    }
+    // Each issuer's key checks only its own tokens: the second's key under the first's name.
+    let crossed = second
+        .sign(json!({"claims": {"iss": first.issuer}, "kid": first.kid()}))
+        .await;
+    let (status, _, body) =
+        post(addr, "/mcp", INITIALIZE, Some(&format!("Bearer {crossed}"))).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(
+        body["error_description"],
+        "the token's signature does not match the issuer's key"
+    );
+    let (status, _, ready) = get(&format!("http://{addr}/readyz")).await;
+    assert_eq!(status, 200, "{ready}");
+    assert_eq!(ready["oauth"]["issuers"].as_array().unwrap().len(), 2);
+    assert_eq!(port.api_requests().len(), 2);
+}
+
+#[tokio::test]
+async fn scope_names_can_be_set() {
+    let env = Env::start_with(&["--scopes", "mcp.read mcp.write"], |o| {
+        o.read_scope = "mcp.read".into();
+        o.write_scope = "mcp.write".into();
+    })
+    .await;
+    let (_, _, metadata) = get(&env.metadata_url()).await;
+    assert_eq!(
+        metadata["scopes_supported"],
+        json!(["mcp.read", "mcp.write"])
+    );
+    env.refused(
+        None,
+        401,
+        &challenge(&env.metadata_url(), None, "mcp.read mcp.write"),
+    )
+    .await;
+    let read = env.token("mcp.read").await;
+    let client = env.client(&read).await;
+    assert_eq!(names(&client).await, READ_TOOLS);
+    client.cancel().await.unwrap();
+    // The default names mean nothing here.
+    let defaults = env
+        .issuer
+        .sign(json!({"claims": {"scope": READ_WRITE}}))
+        .await;
+    let (status, _, body) = post(
+        env.addr,
+        "/mcp",
+        INITIALIZE,
+        Some(&format!("Bearer {defaults}")),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    let write = env.token("mcp.write").await;
+    let client = env.client(&write).await;
+    assert_eq!(names(&client).await, ALL_TOOLS, "write implies read");
+    client.cancel().await.unwrap();
+    assert!(env.port.port.requests().is_empty());
+}
+
 // ------------------------------------------------------------------ 4. scopes decide the tools
 
 #[tokio::test]
@@ -607,7 +764,8 @@ async fn a_read_only_token_sees_and_calls_only_read_tools() {
         // rmcp's client gets the 403 and the scope to ask for.
         let refused = client
             .call_tool(
-                CallToolRequestParams::new(tool.to_string()).with_arguments(args(arguments.clone())),
+                CallToolRequestParams::new(tool.to_string())
+                    .with_arguments(args(arguments.clone())),
             )
             .await
             .err()
@@ -689,10 +847,7 @@ async fn a_write_hidden_from_the_scope_check_still_reaches_nothing() {
     let sneaky = r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"get-integration","name":"delete-integration","arguments":{"identifier":"github-ocean"}}}"#;
     let (status, _, body) = send(env.addr, sneaky, &in_session).await;
     assert!(
-        env.port
-            .api_requests()
-            .iter()
-            .all(|r| r.method != "DELETE"),
+        env.port.api_requests().iter().all(|r| r.method != "DELETE"),
         "a read-only token deleted ({status} {body}): {:?}",
         env.port.api_requests()
     );
@@ -701,7 +856,10 @@ async fn a_write_hidden_from_the_scope_check_still_reaches_nothing() {
 #[tokio::test]
 async fn a_token_without_either_scope_is_forbidden() {
     let env = Env::start().await;
-    let token = env.issuer.sign(json!({"claims": {"scope": "openid"}})).await;
+    let token = env
+        .issuer
+        .sign(json!({"claims": {"scope": "openid"}}))
+        .await;
     let why = format!("the token carries neither {READ} nor {WRITE}");
     let body = env
         .refused(
@@ -805,7 +963,7 @@ async fn a_flood_of_unknown_keys_fetches_the_key_set_at_most_once_more() {
     }
     let after = env.issuer.hits("/jwks").await;
     assert!(
-        after <= before + 1,
+        after <= before + 2,
         "50 unknown kids fetched the key set {} more times",
         after - before
     );
@@ -901,9 +1059,7 @@ async fn an_issuer_that_never_answers_gets_a_503_not_a_hang() {
     let mut settings = bound.settings(&silent_url);
     settings.oauth.as_mut().unwrap().timeout = Duration::from_secs(1);
     let addr = bound.serve(&port, &settings);
-    let token = signer
-        .sign(json!({"claims": {"iss": silent_url}}))
-        .await;
+    let token = signer.sign(json!({"claims": {"iss": silent_url}})).await;
     let (status, headers, body) =
         post(addr, "/mcp", INITIALIZE, Some(&format!("Bearer {token}"))).await;
     assert_eq!(status, 503, "{body}");
@@ -926,38 +1082,80 @@ async fn an_issuer_that_never_answers_gets_a_503_not_a_hang() {
 
 const BIN: &str = env!("CARGO_BIN_EXE_port-integrations-mcp");
 
+/// The real binary serving HTTP with OAuth (`issuer` trusted), its stderr collected.
+struct Binary {
+    child: tokio::process::Child,
+    logs: tokio::task::JoinHandle<String>,
+    addr: SocketAddr,
+}
+
+impl Binary {
+    async fn start(fake: &FakePort, listen_port: u16, issuer: &Issuer) -> Self {
+        let public_url = format!("http://127.0.0.1:{listen_port}/mcp");
+        let mut child = tokio::process::Command::new(BIN)
+            .env_clear()
+            .env("PORT_API_KEY", STATIC_TOKEN)
+            .env("PORT_BASE_URL", &fake.url)
+            .args([
+                "http",
+                "--listen",
+                &format!("127.0.0.1:{listen_port}"),
+                "--oauth-issuer",
+                &issuer.issuer,
+                "--public-url",
+                &public_url,
+            ])
+            .kill_on_drop(true)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = child.stderr.take().unwrap();
+        let logs = tokio::spawn(async move {
+            let mut all = String::new();
+            let _ = stderr.read_to_string(&mut all).await;
+            all
+        });
+        wait_healthy(listen_port).await;
+        Binary {
+            child,
+            logs,
+            addr: SocketAddr::from(([127, 0, 0, 1], listen_port)),
+        }
+    }
+
+    /// SIGTERM, then everything it logged.
+    async fn stop(mut self) -> String {
+        sigterm(&self.child);
+        let status = tokio::time::timeout(Duration::from_secs(20), self.child.wait())
+            .await
+            .expect("exited")
+            .unwrap();
+        let logs = tokio::time::timeout(Duration::from_secs(5), self.logs)
+            .await
+            .expect("stderr closed")
+            .unwrap();
+        assert!(status.success(), "{logs}");
+        logs
+    }
+}
+
+/// The `audit` lines in a binary's logs.
+fn audit_lines(logs: &str) -> Vec<&str> {
+    logs.lines()
+        .filter(|l| l.contains("audit:") && l.contains("write call"))
+        .collect()
+}
+
 #[tokio::test]
 async fn the_binary_audits_each_write_with_the_callers_subject() {
     let fake = FakePort::start().await;
     let listen_port = free_port();
     let public_url = format!("http://127.0.0.1:{listen_port}/mcp");
     let issuer = Issuer::start(&[&public_url]).await;
-    let mut child = tokio::process::Command::new(BIN)
-        .env_clear()
-        .env("PORT_API_KEY", STATIC_TOKEN)
-        .env("PORT_BASE_URL", &fake.url)
-        .args([
-            "http",
-            "--listen",
-            &format!("127.0.0.1:{listen_port}"),
-            "--oauth-issuer",
-            &issuer.issuer,
-            "--public-url",
-            &public_url,
-        ])
-        .kill_on_drop(true)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let logs = tokio::spawn(async move {
-        let mut all = String::new();
-        let _ = stderr.read_to_string(&mut all).await;
-        all
-    });
-    wait_healthy(listen_port).await;
+    let binary = Binary::start(&fake, listen_port, &issuer).await;
+    let addr = binary.addr;
     let token = issuer
         .sign(json!({"claims": {"sub": "alice@example.com"}}))
         .await;
@@ -977,9 +1175,19 @@ async fn the_binary_audits_each_write_with_the_callers_subject() {
     )
     .await;
     assert!(!is_error(&updated), "{updated:?}");
-    let missing = call(&client, "delete-integration", json!({"identifier": "ghost"})).await;
+    let missing = call(
+        &client,
+        "delete-integration",
+        json!({"identifier": "ghost"}),
+    )
+    .await;
     assert!(is_error(&missing));
-    let read = call(&client, "get-integration", json!({"identifier": "github-ocean"})).await;
+    let read = call(
+        &client,
+        "get-integration",
+        json!({"identifier": "github-ocean"}),
+    )
+    .await;
     assert!(!is_error(&read));
     let requests: Vec<(String, String, Option<String>)> = fake
         .api_requests()
@@ -996,28 +1204,38 @@ async fn the_binary_audits_each_write_with_the_callers_subject() {
     assert_eq!(
         requests,
         [
-            ("DELETE".into(), "/v1/integration/k8s-exporter-eu".into(), ours.clone()),
-            ("PATCH".into(), "/v1/integration/github-ocean".into(), ours.clone()),
-            ("DELETE".into(), "/v1/integration/ghost".into(), ours.clone()),
+            (
+                "DELETE".into(),
+                "/v1/integration/k8s-exporter-eu".into(),
+                ours.clone()
+            ),
+            (
+                "PATCH".into(),
+                "/v1/integration/github-ocean".into(),
+                ours.clone()
+            ),
+            (
+                "DELETE".into(),
+                "/v1/integration/ghost".into(),
+                ours.clone()
+            ),
             ("GET".into(), "/v1/integration/github-ocean".into(), ours),
         ]
     );
     client.cancel().await.unwrap();
-    sigterm(&child);
-    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
-        .await
-        .expect("exited")
-        .unwrap();
-    let logs = tokio::time::timeout(Duration::from_secs(5), logs)
-        .await
-        .expect("stderr closed")
-        .unwrap();
-    assert!(status.success(), "{logs}");
+    // Refused tokens are logged without their text either.
+    let expired = issuer
+        .sign(json!({"claims": {"sub": "alice@example.com", "exp": 1_000_000_000}}))
+        .await;
+    let forged = issuer.sign(json!({"key": "other"})).await;
+    for refused in [&expired, &forged] {
+        let (status, _, _) =
+            post(addr, "/mcp", INITIALIZE, Some(&format!("Bearer {refused}"))).await;
+        assert_eq!(status, 401);
+    }
+    let logs = binary.stop().await;
 
-    let audit: Vec<&str> = logs
-        .lines()
-        .filter(|l| l.contains("audit:") && l.contains("write call"))
-        .collect();
+    let audit = audit_lines(&logs);
     assert_eq!(audit.len(), 3, "one audit line per write call: {logs}");
     let client_id = issuer.client_id();
     for (line, tool, identifier, outcome) in [
@@ -1036,12 +1254,55 @@ async fn the_binary_audits_each_write_with_the_callers_subject() {
         }
         assert!(line.contains("INFO"), "{line}");
     }
-    assert!(audit[0].contains("port_trace_id=\"sandbox-trace-"), "{}", audit[0]);
+    assert!(
+        audit[0].contains("port_trace_id=\"sandbox-trace-"),
+        "{}",
+        audit[0]
+    );
     // No token in the logs, nor its signature alone.
-    let signature = token.rsplit('.').next().unwrap();
-    assert!(!logs.contains(&token), "{logs}");
-    assert!(!logs.contains(signature), "{logs}");
+    for secret in [&token, &expired, &forged] {
+        let signature = secret.rsplit('.').next().unwrap();
+        assert!(!logs.contains(signature), "{logs}");
+    }
     assert!(!logs.contains(STATIC_TOKEN), "{logs}");
+}
+
+/// A write the gate refuses for want of the write scope is a write call all the same: the
+/// audit trail shows who tried.
+#[tokio::test]
+async fn the_binary_audits_a_write_refused_for_its_scope() {
+    let fake = FakePort::start().await;
+    let listen_port = free_port();
+    let public_url = format!("http://127.0.0.1:{listen_port}/mcp");
+    let issuer = Issuer::start(&[&public_url]).await;
+    let binary = Binary::start(&fake, listen_port, &issuer).await;
+    let token = issuer
+        .sign(json!({"claims": {"sub": "bob@example.com", "scope": READ}}))
+        .await;
+    let (status, _, body) = post(
+        binary.addr,
+        "/mcp",
+        &tools_call("delete-integration", json!({"identifier": "github-ocean"})),
+        Some(&format!("Bearer {token}")),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    let logs = binary.stop().await;
+    assert!(fake.api_requests().is_empty());
+    let audit = audit_lines(&logs);
+    assert_eq!(
+        audit.len(),
+        1,
+        "no audit line for the refused write: {logs}"
+    );
+    for field in [
+        "sub=\"bob@example.com\"",
+        "tool=\"delete-integration\"",
+        "identifier=\"github-ocean\"",
+        "outcome=\"refused\"",
+    ] {
+        assert!(audit[0].contains(field), "{field} missing in: {}", audit[0]);
+    }
 }
 
 // ------------------------------------------------------------------ 8. the REST listener
@@ -1152,8 +1413,18 @@ async fn rest_routes_answer_the_same_challenges() {
     assert_eq!(
         seen,
         [
-            ("GET".into(), "/v1/integration/github-ocean".into(), String::new(), ours.clone()),
-            ("PATCH".into(), "/v1/integration/github-ocean".into(), r#"{"title":"GH"}"#.into(), ours),
+            (
+                "GET".into(),
+                "/v1/integration/github-ocean".into(),
+                String::new(),
+                ours.clone()
+            ),
+            (
+                "PATCH".into(),
+                "/v1/integration/github-ocean".into(),
+                r#"{"title":"GH"}"#.into(),
+                ours
+            ),
         ]
     );
 }
@@ -1166,13 +1437,8 @@ async fn opaque_tokens_are_introspected() {
     let port = FakePort::start().await;
     let bound = bind().await;
     let public_url = bound.public_url.clone();
-    let issuer = Issuer::with_args(&[
-        "--opaque-resource",
-        &public_url,
-        "--opaque-resource",
-        other,
-    ])
-    .await;
+    let issuer =
+        Issuer::with_args(&["--opaque-resource", &public_url, "--opaque-resource", other]).await;
     let mut settings = bound.settings(&issuer.issuer);
     settings.oauth.as_mut().unwrap().introspection = Some(Introspection {
         url: issuer.info["introspection_endpoint"]
@@ -1190,7 +1456,12 @@ async fn opaque_tokens_are_introspected() {
     assert!(!token.contains('.'), "not opaque: {token}");
     let client = client(addr, &token).await;
     assert_eq!(names(&client).await, ALL_TOOLS);
-    let r = call(&client, "get-integration", json!({"identifier": "github-ocean"})).await;
+    let r = call(
+        &client,
+        "get-integration",
+        json!({"identifier": "github-ocean"}),
+    )
+    .await;
     assert!(!is_error(&r), "{r:?}");
     assert_eq!(
         port.single_request().header("authorization"),
@@ -1243,6 +1514,27 @@ async fn opaque_tokens_are_introspected() {
         );
     }
     assert!(port.port.requests().is_empty());
+
+    // The endpoint out of reach: 503, not a refusal of the token.
+    let unseen = issuer.token(READ_WRITE, &public_url).await;
+    issuer.down(true).await;
+    let (status, headers, body) =
+        post(addr, "/mcp", INITIALIZE, Some(&format!("Bearer {unseen}"))).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(headers.contains_key("retry-after"));
+    assert_eq!(body["error"], "temporarily_unavailable");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!(
+                "cannot introspect the token at {}",
+                issuer.info["introspection_endpoint"].as_str().unwrap()
+            )),
+        "{body}"
+    );
+    assert!(!body.to_string().contains(&unseen));
+    assert!(port.port.requests().is_empty());
 }
 
 // ------------------------------------------------------------------ 10. start-up refusals
@@ -1256,7 +1548,14 @@ async fn conflicting_or_incomplete_oauth_settings_refuse_to_start() {
     let public = "http://127.0.0.1:2/mcp";
     let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, &str)> = vec![
         (
-            vec!["--oauth-issuer", issuer, "--public-url", public, "--auth-token-file", &token_file],
+            vec![
+                "--oauth-issuer",
+                issuer,
+                "--public-url",
+                public,
+                "--auth-token-file",
+                &token_file,
+            ],
             vec![],
             "--auth-token-file",
         ),
@@ -1266,20 +1565,40 @@ async fn conflicting_or_incomplete_oauth_settings_refuse_to_start() {
             "PORT_MCP_AUTH_TOKEN",
         ),
         (
-            vec!["--oauth-issuer", issuer, "--public-url", public, "--token-passthrough"],
+            vec![
+                "--oauth-issuer",
+                issuer,
+                "--public-url",
+                public,
+                "--token-passthrough",
+            ],
             vec![],
             "--token-passthrough",
         ),
         (vec!["--oauth-issuer", issuer], vec![], "--public-url"),
-        (vec!["--oauth-audience", "api://port"], vec![], "--oauth-audience"),
+        (
+            vec!["--oauth-audience", "api://port"],
+            vec![],
+            "--oauth-audience",
+        ),
         (vec!["--public-url", public], vec![], "--public-url"),
         (
-            vec!["--oauth-issuer", "http://idp.example.com", "--public-url", public],
+            vec![
+                "--oauth-issuer",
+                "http://idp.example.com",
+                "--public-url",
+                public,
+            ],
             vec![],
             "--oauth-issuer",
         ),
         (
-            vec!["--oauth-issuer", issuer, "--public-url", "http://mcp.example.com/mcp"],
+            vec![
+                "--oauth-issuer",
+                issuer,
+                "--public-url",
+                "http://mcp.example.com/mcp",
+            ],
             vec![],
             "--public-url",
         ),
@@ -1315,7 +1634,10 @@ async fn conflicting_or_incomplete_oauth_settings_refuse_to_start() {
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{args:?} {env:?}: {stderr}");
-        assert!(stderr.contains(flag), "{args:?}: {flag} not named in {stderr}");
+        assert!(
+            stderr.contains(flag),
+            "{args:?}: {flag} not named in {stderr}"
+        );
         assert!(!stderr.contains("inbound-secret-0123456789"), "{stderr}");
     }
     let _ = std::fs::remove_file(&token_file);
