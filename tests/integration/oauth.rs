@@ -529,6 +529,66 @@ async fn forged_signatures_are_refused() {
     .await;
 }
 
+/// What the server shows of a reason inside a challenge's quoted-string: `"`, `\` and anything
+/// outside visible ASCII become `'`, so an outside value cannot end the string or forge a
+/// parameter.
+fn quoted(why: &str) -> String {
+    why.chars()
+        .map(|c| {
+            if c == '"' || c == '\\' || !(' '..='~').contains(&c) {
+                '\''
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn hostile_token_parts_cannot_shape_the_challenge() {
+    let env = Env::start().await;
+    // A kid built to close the quoted-string and add a parameter; long, and not ASCII.
+    let kid = format!("evil\", error=\"forged\\ \u{e9}{}", "x".repeat(300));
+    let token = env.issuer.sign(json!({"kid": kid})).await;
+    let shown: String = kid.chars().take(128).collect();
+    let why = format!(
+        "the token is signed with a key ({shown:?}) that {} does not publish",
+        env.issuer.issuer
+    );
+    let header = env.challenge(Some(("invalid_token", &quoted(&why))));
+    let body = env
+        .refused(Some(&format!("Bearer {token}")), 401, &header)
+        .await;
+    assert_eq!(
+        body,
+        json!({"error": "invalid_token", "error_description": why})
+    );
+    assert_eq!(header.matches('"').count(), 8, "{header}");
+
+    for (sign, why) in [
+        (
+            json!({"header": {"alg": "RS1"}}),
+            "the token's algorithm \"RS1\" is not supported".to_string(),
+        ),
+        (
+            json!({"claims": {"iss": 5}}),
+            "the token has no `iss` claim".to_string(),
+        ),
+        (
+            json!({"claims": {"exp": null}}),
+            "the token has no `exp` claim".to_string(),
+        ),
+    ] {
+        let token = env.issuer.sign(sign).await;
+        env.invalid_token(&token, &why).await;
+    }
+    env.invalid_token(
+        "abc.def.ghi",
+        "the token's header is not a well-formed JWT header",
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn malformed_and_missing_headers() {
     let env = Env::start().await;
@@ -945,12 +1005,18 @@ async fn a_flood_of_unknown_keys_fetches_the_key_set_at_most_once_more() {
         let kid = format!("k-unknown-{i:03}-{:x}", std::process::id());
         forged.push((kid.clone(), env.issuer.sign(json!({"kid": kid})).await));
     }
+    // Half at once, half one after the other (each after the previous was answered: a refresh
+    // shared by concurrent callers alone would not hold those back).
     let addr = env.addr;
-    let answers = futures::future::join_all(forged.iter().map(|(_, t)| {
+    let (burst, one_by_one) = forged.split_at(25);
+    let mut answers = futures::future::join_all(burst.iter().map(|(_, t)| {
         let bearer = format!("Bearer {t}");
         async move { post(addr, "/mcp", INITIALIZE, Some(&bearer)).await }
     }))
     .await;
+    for (_, t) in one_by_one {
+        answers.push(post(addr, "/mcp", INITIALIZE, Some(&format!("Bearer {t}"))).await);
+    }
     for ((kid, _), (status, _, body)) in forged.iter().zip(answers) {
         assert_eq!(status, 401, "{body}");
         assert_eq!(
