@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Smoke test of issuer.mjs: starts it, checks discovery, a real client_credentials JWT (signature
-// verified against the JWKS), each admin route, and a clean SIGTERM. Exit 0 when all good.
+// verified against the JWKS), each admin route, the request counters, opaque tokens and their
+// introspection, and a clean SIGTERM. Exit 0 when all good.
 // Bounded: every request times out after 5 s and the whole run is killed after 50 s.
 
 import { spawn } from 'node:child_process';
@@ -9,6 +10,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
 const RESOURCE = 'http://127.0.0.1:18080/mcp';
+const OPAQUE = 'http://127.0.0.1:18081/mcp';
 const TTL = 120;
 const READ = 'port-integrations:read';
 const WRITE = 'port-integrations:write';
@@ -64,7 +66,7 @@ async function req(url, { method = 'GET', json, form, auth } = {}) {
 
 // --- start the issuer ------------------------------------------------------------------------
 const issuerPath = fileURLToPath(new URL('./issuer.mjs', import.meta.url));
-child = spawn(process.execPath, [issuerPath, '--resource', RESOURCE, '--ttl', String(TTL)], {
+child = spawn(process.execPath, [issuerPath, '--resource', RESOURCE, '--opaque-resource', OPAQUE, '--ttl', String(TTL)], {
   stdio: ['ignore', 'pipe', 'pipe'],
 });
 let stderr = '';
@@ -181,6 +183,28 @@ try {
   await req(`${info.admin}/up`, { method: 'POST', json: {} });
   const uj = await req(info.jwks_uri);
   check('up: JWKS → 200 again, same keys', uj.status === 200 && uj.data.keys[0].kid === r2.kid);
+
+  // --- request counters ----------------------------------------------------------------------
+  const { hits } = (await req(`${info.admin}/state`)).data;
+  check('state.hits counts non-admin requests per path, 503s included', hits['/jwks'] >= 4 && hits['/token'] >= 4
+    && hits['/.well-known/oauth-authorization-server'] >= 2 && !Object.keys(hits).some((p) => p.startsWith('/__admin')), JSON.stringify(hits));
+
+  // --- opaque tokens and introspection -------------------------------------------------------
+  const op = await token({ resource: OPAQUE, scope: READ });
+  check('--opaque-resource: an opaque token (not a JWT)', op.status === 200 && !op.data.access_token.includes('.'), JSON.stringify(op.data));
+  const introspect = (tok, auth = [info.introspector_id, info.introspector_secret]) => req(info.introspection_endpoint, {
+    method: 'POST', form: { token: tok }, auth,
+  });
+  const active = await introspect(op.data.access_token);
+  check('introspection (introspector client): active, aud, scope, sub = client id, iss', active.status === 200 && active.data.active === true
+    && active.data.aud === OPAQUE && active.data.scope === READ && active.data.sub === info.client_id && active.data.iss === info.issuer,
+  JSON.stringify(active.data));
+  const unknown = await introspect('never-issued');
+  check('introspection of an unknown token: {active:false}', unknown.status === 200 && JSON.stringify(unknown.data) === '{"active":false}');
+  const jwtIntro = await introspect(t2.data.access_token);
+  check('introspection of a JWT: 400 unsupported_token_type', jwtIntro.status === 400 && jwtIntro.data.error === 'unsupported_token_type', JSON.stringify(jwtIntro.data));
+  const badClient = await introspect(op.data.access_token, [info.introspector_id, 'wrong']);
+  check('introspection with a wrong secret: 401 invalid_client', badClient.status === 401 && badClient.data.error === 'invalid_client');
 } catch (e) {
   check('no exception', false, e.stack);
 }
