@@ -355,6 +355,32 @@ async fn the_401_leads_to_the_metadata_and_the_issuer() {
     assert!(env.port.port.requests().is_empty());
 }
 
+/// A public URL at the root of its origin (a proxy maps it to `/mcp`): the metadata names it as
+/// given, at the root well-known path, and a token asked for that resource is accepted.
+#[tokio::test]
+async fn a_public_url_without_a_path_is_the_resource_as_given() {
+    let port = FakePort::start().await;
+    let bound = bind().await;
+    let public_url = format!("http://{}", bound.addr);
+    let issuer = Issuer::start(&[&public_url]).await;
+    let mut settings = http_args(false);
+    settings.oauth = Some(OAuthSettings::new(vec![issuer.issuer.clone()], &public_url).unwrap());
+    let addr = bound.serve(&port, &settings);
+    let metadata_url = format!("{public_url}/.well-known/oauth-protected-resource");
+    let (status, _, metadata) = get(&metadata_url).await;
+    assert_eq!(status, 200);
+    assert_eq!(metadata["resource"], public_url);
+    let (_, headers, _) = post(addr, "/mcp", INITIALIZE, None).await;
+    assert_eq!(
+        headers["www-authenticate"],
+        challenge(&metadata_url, None, READ_WRITE).as_str()
+    );
+    let token = issuer.token(READ, &public_url).await;
+    assert_eq!(decode(&token).1["aud"], public_url);
+    let (status, _, body) = post(addr, "/mcp", INITIALIZE, Some(&format!("Bearer {token}"))).await;
+    assert_eq!(status, 200, "{body}");
+}
+
 // ------------------------------------------------------------------ 2. a valid token
 
 #[tokio::test]
