@@ -22,6 +22,7 @@ mod lean;
 mod lifecycle;
 mod mapping;
 mod modes;
+mod oauth;
 mod resilience;
 mod rest;
 mod resync;

@@ -1251,7 +1251,6 @@ async fn the_binary_audits_each_write_with_the_callers_subject() {
     let token = issuer
         .sign(json!({"claims": {"sub": "alice@example.com"}}))
         .await;
-    let addr = SocketAddr::from(([127, 0, 0, 1], listen_port));
     let client = client(addr, &token).await;
     let deleted = call(
         &client,
