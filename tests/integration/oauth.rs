@@ -436,11 +436,12 @@ async fn wrong_audience_is_refused() {
     )
     .await;
     // rmcp's client cannot even start a session with it, and says why.
-    let refused =
+    let Err(refused) =
         ().serve_with_lifecycle(transport(env.addr, &token), ClientLifecycleMode::Initialize)
             .await
-            .err()
-            .expect("refused");
+    else {
+        panic!("rmcp's client started a session with a token for another resource");
+    };
     let shown = format!("{refused:?}");
     assert!(shown.contains("invalid_token"), "{shown}");
     assert!(env.port.port.requests().is_empty());
@@ -1637,7 +1638,9 @@ async fn conflicting_or_incomplete_oauth_settings_refuse_to_start() {
     let token_file = token_file.to_str().unwrap().to_string();
     let issuer = "http://127.0.0.1:1";
     let public = "http://127.0.0.1:2/mcp";
-    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, &str)> = vec![
+    // (arguments, environment, the flag the refusal must name)
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
         (
             vec![
                 "--oauth-issuer",
