@@ -979,6 +979,181 @@ async fn a_token_without_either_scope_is_forbidden() {
     assert!(env.port.port.requests().is_empty());
 }
 
+#[tokio::test]
+async fn a_stateless_server_and_a_2026_client_are_gated_the_same() {
+    let port = FakePort::start().await;
+    let bound = bind().await;
+    let public_url = bound.public_url.clone();
+    let issuer = Issuer::start(&[&public_url]).await;
+    let mut settings = bound.settings(&issuer.issuer);
+    settings.stateless = true;
+    let addr = bound.serve(&port, &settings);
+    for (mode, deleted) in [
+        (ClientLifecycleMode::Initialize, "k8s-exporter-eu"),
+        (modern(), "pagerduty-prod"),
+    ] {
+        let read = issuer.token(READ, &public_url).await;
+        let client = ().serve_with_lifecycle(transport(addr, &read), mode.clone()).await.unwrap();
+        assert_eq!(names(&client).await, READ_TOOLS);
+        let r = call(
+            &client,
+            "get-integration",
+            json!({"identifier": "github-ocean"}),
+        )
+        .await;
+        assert!(!is_error(&r), "{r:?}");
+        let refused = client
+            .call_tool(
+                CallToolRequestParams::new("delete-integration")
+                    .with_arguments(args(json!({"identifier": "github-ocean"}))),
+            )
+            .await;
+        let shown = format!("{refused:?}");
+        assert!(refused.is_err(), "{shown}");
+        assert!(
+            shown.contains(&format!("required_scope: Some({WRITE:?})")),
+            "{shown}"
+        );
+        client.cancel().await.unwrap();
+
+        let write = issuer.token(READ_WRITE, &public_url).await;
+        let client = ().serve_with_lifecycle(transport(addr, &write), mode).await.unwrap();
+        assert_eq!(names(&client).await, ALL_TOOLS);
+        let r = call(
+            &client,
+            "delete-integration",
+            json!({"identifier": deleted}),
+        )
+        .await;
+        assert!(!is_error(&r), "{r:?}");
+        client.cancel().await.unwrap();
+    }
+    let seen: Vec<(String, String, Option<String>)> = port
+        .api_requests()
+        .iter()
+        .map(|r| {
+            (
+                r.method.clone(),
+                r.path.clone(),
+                r.header("authorization").map(str::to_string),
+            )
+        })
+        .collect();
+    let ours = Some(format!("Bearer {STATIC_TOKEN}"));
+    assert_eq!(
+        seen,
+        [
+            (
+                "GET".into(),
+                "/v1/integration/github-ocean".into(),
+                ours.clone()
+            ),
+            (
+                "DELETE".into(),
+                "/v1/integration/k8s-exporter-eu".into(),
+                ours.clone()
+            ),
+            (
+                "GET".into(),
+                "/v1/integration/github-ocean".into(),
+                ours.clone()
+            ),
+            (
+                "DELETE".into(),
+                "/v1/integration/pagerduty-prod".into(),
+                ours
+            ),
+        ]
+    );
+}
+
+/// A remembered token is not remembered past its `exp`: a session outlives its token only
+/// until the token expires.
+#[tokio::test]
+async fn a_token_that_expires_mid_session_is_refused_from_then_on() {
+    let env = Env::start_with(&[], |o| o.leeway = Duration::ZERO).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let exp = now + 3;
+    let token = env.issuer.sign(json!({"claims": {"exp": exp}})).await;
+    let client = env.client(&token).await;
+    reads_through(&env, &client).await;
+    // Until a second past `exp`.
+    while std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        <= exp
+    {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    env.port.port.clear_requests();
+    let refused = client
+        .call_tool(
+            CallToolRequestParams::new("get-integration")
+                .with_arguments(args(json!({"identifier": "github-ocean"}))),
+        )
+        .await;
+    let shown = format!("{refused:?}");
+    assert!(refused.is_err(), "{shown}");
+    assert!(shown.contains("the token has expired"), "{shown}");
+    assert!(env.port.port.requests().is_empty());
+}
+
+/// MCP's security guidance: a session is bound to who opened it; another valid token cannot
+/// ride on its id.
+#[tokio::test]
+async fn a_session_is_not_usable_with_someone_elses_token() {
+    let env = Env::start().await;
+    let alice = env
+        .issuer
+        .sign(json!({"claims": {"sub": "alice@example.com"}}))
+        .await;
+    let mallory = env
+        .issuer
+        .sign(json!({"claims": {"sub": "mallory@example.com", "scope": READ}}))
+        .await;
+    let (status, headers, _) = send(
+        env.addr,
+        INITIALIZE,
+        &[("authorization", &format!("Bearer {alice}"))],
+    )
+    .await;
+    assert_eq!(status, 200);
+    let session = headers["mcp-session-id"].to_str().unwrap().to_string();
+    let alice_bearer = format!("Bearer {alice}");
+    let as_alice = [
+        ("authorization", alice_bearer.as_str()),
+        ("mcp-session-id", session.as_str()),
+        ("mcp-protocol-version", "2025-06-18"),
+    ];
+    let (status, _, _) = send(
+        env.addr,
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+        &as_alice,
+    )
+    .await;
+    assert_eq!(status, 202);
+    let mallory_bearer = format!("Bearer {mallory}");
+    let (status, _, body) = send(
+        env.addr,
+        &tools_call("get-integration", json!({"identifier": "github-ocean"})),
+        &[
+            ("authorization", &mallory_bearer),
+            ("mcp-session-id", &session),
+            ("mcp-protocol-version", "2025-06-18"),
+        ],
+    )
+    .await;
+    assert!(
+        env.port.port.requests().is_empty(),
+        "another subject's token used alice's session ({status}): {body}"
+    );
+    assert!((400..500).contains(&status), "{status}: {body}");
+}
+
 // ------------------------------------------------------------------ 5. key rotation and floods
 
 #[tokio::test]
