@@ -655,6 +655,43 @@ async fn malformed_and_missing_headers() {
             json!({"error": "invalid_request", "error_description": why})
         );
     }
+    let token = env.token(READ_WRITE).await;
+    // Two Authorization headers: which one counts is ambiguous, so neither does.
+    let why = "the request has more than one Authorization header";
+    let (status, headers, body) = send(
+        env.addr,
+        INITIALIZE,
+        &[
+            ("authorization", &format!("Bearer {token}")),
+            ("authorization", "Bearer other"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        headers["www-authenticate"],
+        env.challenge(Some(("invalid_request", why))).as_str()
+    );
+    // Only the header carries a token (bearer_methods_supported: header): not the query.
+    let (status, headers, _) = post(
+        env.addr,
+        &format!("/mcp?access_token={token}"),
+        INITIALIZE,
+        None,
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert_eq!(headers["www-authenticate"], env.challenge(None).as_str());
+    assert!(env.port.port.requests().is_empty());
+    // The scheme is case-insensitive (RFC 9110).
+    let (status, _, body) = post(
+        env.addr,
+        "/mcp",
+        INITIALIZE,
+        Some(&format!("bEaReR {token}")),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
 }
 
 #[tokio::test]
