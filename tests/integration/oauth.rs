@@ -1395,21 +1395,36 @@ struct Binary {
 }
 
 impl Binary {
-    async fn start(fake: &FakePort, listen_port: u16, issuer: &Issuer) -> Self {
+    /// Configured by flags, or (`extra_issuer`) by the environment with a second issuer in the
+    /// comma-separated list.
+    async fn start(
+        fake: &FakePort,
+        listen_port: u16,
+        issuer: &Issuer,
+        extra_issuer: Option<&str>,
+    ) -> Self {
         let public_url = format!("http://127.0.0.1:{listen_port}/mcp");
-        let mut child = tokio::process::Command::new(BIN)
+        let mut command = tokio::process::Command::new(BIN);
+        command
             .env_clear()
             .env("PORT_API_KEY", STATIC_TOKEN)
             .env("PORT_BASE_URL", &fake.url)
-            .args([
-                "http",
-                "--listen",
-                &format!("127.0.0.1:{listen_port}"),
+            .args(["http", "--listen", &format!("127.0.0.1:{listen_port}")]);
+        match extra_issuer {
+            None => command.args([
                 "--oauth-issuer",
                 &issuer.issuer,
                 "--public-url",
                 &public_url,
-            ])
+            ]),
+            Some(other) => command
+                .env(
+                    "PORT_MCP_OAUTH_ISSUER",
+                    format!("{},{other}", issuer.issuer),
+                )
+                .env("PORT_MCP_PUBLIC_URL", &public_url),
+        };
+        let mut child = command
             .kill_on_drop(true)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -1459,7 +1474,7 @@ async fn the_binary_audits_each_write_with_the_callers_subject() {
     let listen_port = free_port();
     let public_url = format!("http://127.0.0.1:{listen_port}/mcp");
     let issuer = Issuer::start(&[&public_url]).await;
-    let binary = Binary::start(&fake, listen_port, &issuer).await;
+    let binary = Binary::start(&fake, listen_port, &issuer, None).await;
     let addr = binary.addr;
     let token = issuer
         .sign(json!({"claims": {"sub": "alice@example.com"}}))
@@ -1579,7 +1594,18 @@ async fn the_binary_audits_a_write_refused_for_its_scope() {
     let listen_port = free_port();
     let public_url = format!("http://127.0.0.1:{listen_port}/mcp");
     let issuer = Issuer::start(&[&public_url]).await;
-    let binary = Binary::start(&fake, listen_port, &issuer).await;
+    // Configured through the environment this time, with a second (unreachable) issuer.
+    let binary = Binary::start(&fake, listen_port, &issuer, Some("http://127.0.0.1:1")).await;
+    let (_, _, metadata) = get(&format!(
+        "http://{}/.well-known/oauth-protected-resource/mcp",
+        binary.addr
+    ))
+    .await;
+    assert_eq!(
+        metadata["authorization_servers"],
+        json!([issuer.issuer, "http://127.0.0.1:1"])
+    );
+    assert_eq!(metadata["resource"], public_url);
     let token = issuer
         .sign(json!({"claims": {"sub": "bob@example.com", "scope": READ}}))
         .await;
