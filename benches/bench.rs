@@ -596,7 +596,11 @@ async fn oauth_rows(rows: &mut Vec<Row>, upstream: &str, direct_64: &Stats) {
         return;
     };
     let token = issuer.token(resource).await;
-    eprintln!("OAuth bench: issuer {}, token of {} bytes", issuer.url, token.len());
+    eprintln!(
+        "OAuth bench: issuer {}, token of {} bytes",
+        issuer.url,
+        token.len()
+    );
     for stateless in [true, false] {
         let mode = if stateless { "stateless" } else { "stateful" };
         for log in ["error", "info"] {
@@ -613,10 +617,15 @@ async fn oauth_rows(rows: &mut Vec<Row>, upstream: &str, direct_64: &Stats) {
                 for (server, auth) in [(&plain, None), (&oauth, Some(token.as_str()))] {
                     let name = format!(
                         "HTTP {mode}, log {log}, get-integration (2 KB), 64 in flight, {} (round {round})",
-                        if auth.is_some() { "OAuth JWT" } else { "no inbound auth" }
+                        if auth.is_some() {
+                            "OAuth JWT"
+                        } else {
+                            "no inbound auth"
+                        }
                     );
                     let addr = server.addr.clone().unwrap();
-                    let run = bench_http_as(&addr, stateless, Op::Tool("get-integration"), 64, auth);
+                    let run =
+                        bench_http_as(&addr, stateless, Op::Tool("get-integration"), 64, auth);
                     scenario(rows, server.child.id(), name, Some(direct_64), run).await;
                 }
             }

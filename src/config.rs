@@ -256,6 +256,10 @@ pub struct OAuthArgs {
     #[arg(long = "oauth-key-refresh-secs", env = "PORT_MCP_OAUTH_KEY_REFRESH_SECS", value_parser = clap::value_parser!(u64).range(..=3600))]
     pub oauth_key_refresh_secs: Option<u64>,
 
+    /// Longest bearer token accepted, in bytes; a longer one is refused (400) before any work.
+    #[arg(long = "oauth-max-token-bytes", env = "PORT_MCP_OAUTH_MAX_TOKEN_BYTES", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(256..=65_536))]
+    pub oauth_max_token_bytes: Option<usize>,
+
     /// Deadline for fetching an issuer's keys (discovery and JWKS together), or for one
     /// introspection, in seconds.
     #[arg(long = "oauth-timeout-secs", env = "PORT_MCP_OAUTH_TIMEOUT_SECS", value_parser = clap::value_parser!(u64).range(1..=60))]
@@ -288,6 +292,8 @@ pub struct OAuthSettings {
     pub key_refresh: Duration,
     /// Deadline of each fetch from an issuer (discovery and keys together; one introspection).
     pub timeout: Duration,
+    /// Longest bearer token accepted, in bytes.
+    pub max_token_bytes: usize,
 }
 
 /// RFC 7662 introspection endpoint and the client that may call it.
@@ -315,6 +321,7 @@ impl OAuthSettings {
             leeway: Duration::from_secs(30),
             key_refresh: Duration::from_secs(10),
             timeout: Duration::from_secs(5),
+            max_token_bytes: 16 * 1024,
         })
     }
 }
@@ -399,6 +406,10 @@ impl OAuthArgs {
                 (
                     "--oauth-timeout-secs / PORT_MCP_OAUTH_TIMEOUT_SECS",
                     self.oauth_timeout_secs.is_some(),
+                ),
+                (
+                    "--oauth-max-token-bytes / PORT_MCP_OAUTH_MAX_TOKEN_BYTES",
+                    self.oauth_max_token_bytes.is_some(),
                 ),
             ];
             if let Some((flag, _)) = stray.iter().find(|(_, set)| *set) {
@@ -515,6 +526,9 @@ impl OAuthArgs {
         }
         if let Some(secs) = self.oauth_timeout_secs {
             settings.timeout = Duration::from_secs(secs);
+        }
+        if let Some(bytes) = self.oauth_max_token_bytes {
+            settings.max_token_bytes = bytes;
         }
         Ok(Some(settings))
     }

@@ -31,7 +31,7 @@ use serde_json::json;
 
 use crate::{
     config::OAuthSettings,
-    oauth::{AuthError, Caller, MAX_TOKEN_BYTES, Verifier},
+    oauth::{AuthError, Caller, Verifier},
     tools::{READ_ONLY_HEADER, audit, catalog},
 };
 
@@ -111,7 +111,7 @@ impl Gate {
     /// The caller a request's token proves, or the answer that refuses it.
     async fn admit(&self, headers: &HeaderMap) -> Result<Caller, Box<Response>> {
         let settings = self.verifier.settings();
-        let token = match presented(headers) {
+        let token = match presented(headers, settings.max_token_bytes) {
             Presented::Missing => {
                 return Err(self.challenge(
                     StatusCode::UNAUTHORIZED,
@@ -236,7 +236,7 @@ enum Presented<'a> {
     Token(&'a str),
 }
 
-fn presented(headers: &HeaderMap) -> Presented<'_> {
+fn presented(headers: &HeaderMap, max_bytes: usize) -> Presented<'_> {
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Presented::Missing;
@@ -256,8 +256,10 @@ fn presented(headers: &HeaderMap) -> Presented<'_> {
     if token.is_empty() {
         return Presented::Malformed("the Authorization header has no token after `Bearer`");
     }
-    if token.len() > MAX_TOKEN_BYTES {
-        return Presented::Malformed("the bearer token is longer than 16384 bytes");
+    if token.len() > max_bytes {
+        return Presented::Malformed(
+            "the bearer token is longer than --oauth-max-token-bytes / PORT_MCP_OAUTH_MAX_TOKEN_BYTES allows",
+        );
     }
     // RFC 6750 b64token: 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
     let body = token.trim_end_matches('=');
@@ -402,15 +404,19 @@ mod tests {
         h
     }
 
+    fn presented_(h: &HeaderMap) -> Presented<'_> {
+        presented(h, 16 * 1024)
+    }
+
     #[test]
     fn bearer_headers_are_read_strictly() {
-        assert!(matches!(presented(&headers(&[])), Presented::Missing));
+        assert!(matches!(presented_(&headers(&[])), Presented::Missing));
         assert!(matches!(
-            presented(&headers(&["Basic dXNlcjpwYXNz"])),
+            presented_(&headers(&["Basic dXNlcjpwYXNz"])),
             Presented::Missing
         ));
         assert!(matches!(
-            presented(&headers(&["bearer abc.def.ghi"])),
+            presented_(&headers(&["bearer abc.def.ghi"])),
             Presented::Token("abc.def.ghi")
         ));
         for bad in [
@@ -421,12 +427,12 @@ mod tests {
             "Bearer ====",
         ] {
             assert!(
-                matches!(presented(&headers(&[bad])), Presented::Malformed(_)),
+                matches!(presented_(&headers(&[bad])), Presented::Malformed(_)),
                 "{bad}"
             );
         }
         assert!(matches!(
-            presented(&headers(&["Bearer a", "Bearer b"])),
+            presented_(&headers(&["Bearer a", "Bearer b"])),
             Presented::Malformed(_)
         ));
     }
