@@ -87,7 +87,11 @@ pub fn app(tools: PortTools, settings: &HttpSettings, shutdown: CancellationToke
 /// The OAuth gate for these settings, if OAuth is on; its keys start loading at once when a
 /// runtime is there to load them, so the first caller does not wait for them.
 pub fn gate(settings: &HttpSettings) -> Option<Arc<Gate>> {
-    let gate = Gate::new(settings.oauth.as_ref()?, settings.max_request_bytes);
+    let gate = Gate::new(
+        settings.oauth.as_ref()?,
+        settings.max_request_bytes,
+        settings.max_sessions,
+    );
     if let Ok(runtime) = tokio::runtime::Handle::try_current() {
         let loading = gate.clone();
         runtime.spawn(async move { loading.load_keys().await });

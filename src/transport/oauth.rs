@@ -11,10 +11,14 @@
 //! (the `x-read-only-mode` header is set for it, so every path that honours read-only mode
 //! hides and refuses the write tools), and a call of a write tool is refused here, with the 403
 //! that lets the host ask for more. The caller's identity goes to the tools as a [`Caller`] in
-//! the request's extensions, for their logs and audit lines. The caller's token is never
-//! passed on: Port is always called with the server's own credentials.
+//! the request's extensions, for their logs and audit lines, and an MCP session serves only the
+//! caller who opened it. The caller's token is never passed on: Port is always called with the
+//! server's own credentials.
 
-use std::sync::Arc;
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::Arc,
+};
 
 use axum::{
     Json, Router,
@@ -49,12 +53,59 @@ pub struct Gate {
     metadata_paths: Vec<String>,
     metadata: serde_json::Value,
     max_request_bytes: usize,
+    /// Who opened each MCP session: a session is used only by the caller who opened it, so a
+    /// session id that leaks (a log, a proxy) is no use with another person's token.
+    owners: SessionOwners,
+}
+
+/// Session id → the caller who opened it, at most `max` (the session cap: there are never
+/// more live sessions; the oldest binding goes first).
+struct SessionOwners {
+    max: usize,
+    map: std::sync::Mutex<(HashMap<String, Owner>, VecDeque<String>)>,
+}
+
+/// What identifies a session's owner.
+type Owner = (Option<String>, Option<String>);
+
+impl SessionOwners {
+    fn bind(&self, session: &str, caller: &Caller) {
+        let Ok(mut guard) = self.map.lock() else {
+            return;
+        };
+        let (map, order) = &mut *guard;
+        if map.insert(session.to_string(), owner(caller)).is_none() {
+            order.push_back(session.to_string());
+        }
+        while order.len() > self.max {
+            if let Some(old) = order.pop_front() {
+                map.remove(&old);
+            }
+        }
+    }
+
+    /// Whether `caller` may use `session` (a session this gate did not see opened is left to
+    /// rmcp, which answers 404 for ids it does not know).
+    fn allows(&self, session: &str, caller: &Caller) -> bool {
+        let Ok(guard) = self.map.lock() else {
+            return false;
+        };
+        guard.0.get(session).is_none_or(|o| *o == owner(caller))
+    }
+}
+
+fn owner(caller: &Caller) -> Owner {
+    (caller.subject.clone(), caller.client_id.clone())
 }
 
 impl Gate {
     /// The gate for these settings; nothing is fetched until a token arrives (or readiness,
     /// or [`Gate::load_keys`], asks).
-    pub fn new(settings: &OAuthSettings, max_request_bytes: usize) -> Arc<Self> {
+    pub fn new(
+        settings: &OAuthSettings,
+        max_request_bytes: usize,
+        max_sessions: usize,
+    ) -> Arc<Self> {
         let url = &settings.public_url;
         let path = url.path().trim_end_matches('/');
         let origin = url.origin().ascii_serialization();
@@ -75,6 +126,10 @@ impl Gate {
             metadata_paths,
             metadata,
             max_request_bytes,
+            owners: SessionOwners {
+                max: max_sessions,
+                map: std::sync::Mutex::new((HashMap::new(), VecDeque::new())),
+            },
         })
     }
 
@@ -328,9 +383,43 @@ pub async fn guard_mcp(
         }
         request = Request::from_parts(parts, Body::from(bytes));
     }
-    admit_as(&mut request, caller);
-    next.run(request).await
+    let session = request
+        .headers()
+        .get(SESSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    if let Some(session) = &session
+        && !gate.owners.allows(session, &caller)
+    {
+        tracing::warn!(
+            sub = ?caller.subject.as_deref().unwrap_or(""),
+            "refused a request for an MCP session another caller opened"
+        );
+        return (
+            StatusCode::NOT_FOUND,
+            Json(super::rpc_error(
+                serde_json::Value::Null,
+                -32001,
+                "Session not found: this MCP session belongs to another caller; initialize a new one",
+            )),
+        )
+            .into_response();
+    }
+    admit_as(&mut request, caller.clone());
+    let response = next.run(request).await;
+    if session.is_none()
+        && let Some(opened) = response
+            .headers()
+            .get(SESSION_HEADER)
+            .and_then(|v| v.to_str().ok())
+    {
+        gate.owners.bind(opened, &caller);
+    }
+    response
 }
+
+/// The header that carries the MCP session id.
+const SESSION_HEADER: &str = "mcp-session-id";
 
 /// In front of the REST tool routes: there, every method but GET changes Port.
 pub async fn guard_rest(
