@@ -276,8 +276,11 @@ pub const DEFAULT_WRITE_SCOPE: &str = "port-integrations:write";
 pub struct OAuthSettings {
     /// Accepted issuers, exactly as their tokens' `iss`.
     pub issuers: Vec<String>,
-    /// This server's canonical MCP URL (the resource identifier).
+    /// This server's canonical MCP URL, parsed (for the metadata URL's origin and path).
     pub public_url: Url,
+    /// The same URL exactly as given (trimmed): the `resource` of the metadata. `Url` would
+    /// add a `/` to a URL without a path, and clients ask for tokens with the URL as given.
+    pub resource: String,
     /// The audience tokens must contain.
     pub audience: String,
     /// Scope of the read-only tools.
@@ -310,11 +313,13 @@ pub struct Introspection {
 impl OAuthSettings {
     /// Settings with every default, for tests and embedding: `public_url` must parse.
     pub fn new(issuers: Vec<String>, public_url: &str) -> Result<Self, ConfigError> {
-        let public_url = oauth_url("--public-url", public_url)?;
+        let parsed = oauth_url("--public-url", public_url)?;
+        let resource = public_url.trim().to_string();
         Ok(OAuthSettings {
             issuers,
-            audience: public_url.as_str().to_string(),
-            public_url,
+            audience: resource.clone(),
+            resource,
+            public_url: parsed,
             read_scope: DEFAULT_READ_SCOPE.into(),
             write_scope: DEFAULT_WRITE_SCOPE.into(),
             introspection: None,

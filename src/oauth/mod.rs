@@ -278,7 +278,7 @@ impl Verifier {
             ErrorKind::InvalidAudience => format!(
                 "the token's audience (aud) does not include this server ({}); ask for a token \
                  with resource={}",
-                self.settings.audience, self.settings.public_url
+                self.settings.audience, self.settings.resource
             ),
             ErrorKind::InvalidIssuer => format!("the token's issuer is not {issuer}"),
             ErrorKind::InvalidSignature => {
@@ -302,8 +302,8 @@ impl Verifier {
         let scopes = scopes(claims.scope.as_ref()).chain(scopes(claims.scp.as_ref()));
         let (mut read, mut write) = (false, false);
         for scope in scopes {
-            read |= scope == self.settings.read_scope;
-            write |= scope == self.settings.write_scope;
+            read |= scope_matches(&self.settings.read_scope, scope);
+            write |= scope_matches(&self.settings.write_scope, scope);
         }
         Caller {
             subject: claims.sub.map(|s| bounded(&s)),
@@ -312,6 +312,16 @@ impl Verifier {
             can_write: write,
         }
     }
+}
+
+/// Whether a token's scope is the configured one. Microsoft Entra ID has clients ask for
+/// `api://<app>/port-integrations.read` but puts only `port-integrations.read` in `scp`, so a
+/// configured scope with a `/` also matches its last segment.
+fn scope_matches(configured: &str, claimed: &str) -> bool {
+    configured == claimed
+        || configured.rsplit_once('/').is_some_and(|(prefix, last)| {
+            !prefix.is_empty() && !claimed.is_empty() && last == claimed
+        })
 }
 
 /// The scopes in a `scope` (space-separated string) or `scp` (string or array) claim.
@@ -481,6 +491,25 @@ mod tests {
         let a = serde_json::json!(["x", 1, "y"]);
         assert_eq!(scopes(Some(&a)).collect::<Vec<_>>(), ["x", "y"]);
         assert_eq!(scopes(Some(&serde_json::json!(5))).count(), 0);
+    }
+
+    #[test]
+    fn entra_short_scopes_match_their_full_names() {
+        assert!(scope_matches(
+            "port-integrations:read",
+            "port-integrations:read"
+        ));
+        assert!(scope_matches(
+            "api://abc/port-integrations.read",
+            "port-integrations.read"
+        ));
+        assert!(!scope_matches(
+            "api://abc/port-integrations.read",
+            "port-integrations.write"
+        ));
+        assert!(!scope_matches("port-integrations:read", "read"));
+        assert!(!scope_matches("/read", "read"));
+        assert!(!scope_matches("api://abc/", ""));
     }
 
     #[test]

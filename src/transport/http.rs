@@ -59,12 +59,18 @@ pub const DEFAULT_ALLOWED_ORIGINS: [&str; 6] = [
     "https://[::1]:*",
 ];
 
-/// Accepted `Host` values: the loopback defaults plus `--allowed-host`.
+/// Accepted `Host` values: the loopback defaults, `--allowed-host`, and with OAuth the host of
+/// `--public-url` (the name clients reach this server by).
 pub fn allowed_hosts(settings: &HttpSettings) -> Vec<String> {
+    let public = settings
+        .oauth
+        .as_ref()
+        .and_then(|o| o.public_url.host_str().map(str::to_string));
     DEFAULT_ALLOWED_HOSTS
         .iter()
         .map(|h| h.to_string())
         .chain(settings.allowed_hosts.iter().cloned())
+        .chain(public)
         .collect()
 }
 

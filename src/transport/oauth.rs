@@ -114,7 +114,7 @@ impl Gate {
             metadata_paths.push(format!("{METADATA_PATH}{path}"));
         }
         let metadata = json!({
-            "resource": url.as_str(),
+            "resource": settings.resource,
             "authorization_servers": settings.issuers,
             "scopes_supported": [settings.read_scope, settings.write_scope],
             "bearer_methods_supported": ["header"],
