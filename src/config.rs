@@ -256,6 +256,10 @@ pub struct OAuthArgs {
     #[arg(long = "oauth-key-refresh-secs", env = "PORT_MCP_OAUTH_KEY_REFRESH_SECS", value_parser = clap::value_parser!(u64).range(..=3600))]
     pub oauth_key_refresh_secs: Option<u64>,
 
+    /// Longest bearer token accepted, in bytes; a longer one is refused (400) before any work.
+    #[arg(long = "oauth-max-token-bytes", env = "PORT_MCP_OAUTH_MAX_TOKEN_BYTES", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(256..=65_536))]
+    pub oauth_max_token_bytes: Option<usize>,
+
     /// Deadline for fetching an issuer's keys (discovery and JWKS together), or for one
     /// introspection, in seconds.
     #[arg(long = "oauth-timeout-secs", env = "PORT_MCP_OAUTH_TIMEOUT_SECS", value_parser = clap::value_parser!(u64).range(1..=60))]
@@ -272,8 +276,11 @@ pub const DEFAULT_WRITE_SCOPE: &str = "port-integrations:write";
 pub struct OAuthSettings {
     /// Accepted issuers, exactly as their tokens' `iss`.
     pub issuers: Vec<String>,
-    /// This server's canonical MCP URL (the resource identifier).
+    /// This server's canonical MCP URL, parsed (for the metadata URL's origin and path).
     pub public_url: Url,
+    /// The same URL exactly as given (trimmed): the `resource` of the metadata. `Url` would
+    /// add a `/` to a URL without a path, and clients ask for tokens with the URL as given.
+    pub resource: String,
     /// The audience tokens must contain.
     pub audience: String,
     /// Scope of the read-only tools.
@@ -288,6 +295,8 @@ pub struct OAuthSettings {
     pub key_refresh: Duration,
     /// Deadline of each fetch from an issuer (discovery and keys together; one introspection).
     pub timeout: Duration,
+    /// Longest bearer token accepted, in bytes.
+    pub max_token_bytes: usize,
 }
 
 /// RFC 7662 introspection endpoint and the client that may call it.
@@ -304,17 +313,20 @@ pub struct Introspection {
 impl OAuthSettings {
     /// Settings with every default, for tests and embedding: `public_url` must parse.
     pub fn new(issuers: Vec<String>, public_url: &str) -> Result<Self, ConfigError> {
-        let public_url = oauth_url("--public-url", public_url)?;
+        let parsed = oauth_url("--public-url", public_url)?;
+        let resource = public_url.trim().to_string();
         Ok(OAuthSettings {
             issuers,
-            audience: public_url.as_str().to_string(),
-            public_url,
+            audience: resource.clone(),
+            resource,
+            public_url: parsed,
             read_scope: DEFAULT_READ_SCOPE.into(),
             write_scope: DEFAULT_WRITE_SCOPE.into(),
             introspection: None,
             leeway: Duration::from_secs(30),
             key_refresh: Duration::from_secs(10),
             timeout: Duration::from_secs(5),
+            max_token_bytes: 16 * 1024,
         })
     }
 }
@@ -399,6 +411,10 @@ impl OAuthArgs {
                 (
                     "--oauth-timeout-secs / PORT_MCP_OAUTH_TIMEOUT_SECS",
                     self.oauth_timeout_secs.is_some(),
+                ),
+                (
+                    "--oauth-max-token-bytes / PORT_MCP_OAUTH_MAX_TOKEN_BYTES",
+                    self.oauth_max_token_bytes.is_some(),
                 ),
             ];
             if let Some((flag, _)) = stray.iter().find(|(_, set)| *set) {
@@ -515,6 +531,9 @@ impl OAuthArgs {
         }
         if let Some(secs) = self.oauth_timeout_secs {
             settings.timeout = Duration::from_secs(secs);
+        }
+        if let Some(bytes) = self.oauth_max_token_bytes {
+            settings.max_token_bytes = bytes;
         }
         Ok(Some(settings))
     }

@@ -15,6 +15,8 @@ use crate::config::{Introspection, OAuthSettings};
 
 /// Introspection requests in flight at once.
 const MAX_CONCURRENT: usize = 16;
+/// Longest an introspection answer is relied on.
+pub const REMEMBER_FOR: Duration = Duration::from_secs(60);
 /// Largest introspection answer read.
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
@@ -137,8 +139,13 @@ impl Introspector {
         if answer.claims.exp.is_some() && expires.is_none() {
             return Err(AuthError::Invalid("the token has expired".into()));
         }
-        // An answer without `exp` is remembered for a short while only.
-        let expires = expires.or_else(|| Instant::now().checked_add(Duration::from_secs(60)));
+        // Remembered for a minute at most: unlike a JWT, an opaque token can be revoked, and
+        // only the endpoint knows.
+        let minute = Instant::now().checked_add(REMEMBER_FOR);
+        let expires = match (expires, minute) {
+            (Some(e), Some(m)) => Some(e.min(m)),
+            (e, m) => e.or(m),
+        };
         Ok((caller(answer.claims), expires))
     }
 }

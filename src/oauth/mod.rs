@@ -30,8 +30,6 @@ use crate::config::OAuthSettings;
 pub const CACHE_FOR: Duration = Duration::from_secs(300);
 /// Most tokens remembered at once; beyond it, expired ones are dropped, then the whole cache.
 const CACHE_MAX: usize = 10_000;
-/// Longest bearer token taken (16 KiB): real access tokens are a few KiB at most.
-pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
 
 /// Who is calling, as a verified token says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +62,8 @@ pub struct Verifier {
     issuers: Vec<keys::IssuerKeys>,
     introspection: Option<introspect::Introspector>,
     verified: Mutex<HashMap<[u8; 32], (Caller, Instant)>>,
+    /// Slots for signature checks (one per core).
+    checks: tokio::sync::Semaphore,
 }
 
 /// The claims this server reads; everything else in the token is ignored.
@@ -119,6 +119,9 @@ impl Verifier {
             issuers,
             introspection,
             verified: Mutex::new(HashMap::new()),
+            checks: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            ),
         }
     }
 
@@ -129,9 +132,10 @@ impl Verifier {
 
     /// The caller this bearer token proves, or why it proves nothing.
     pub async fn verify(&self, token: &str) -> Result<Caller, AuthError> {
-        if token.len() > MAX_TOKEN_BYTES {
+        let max = self.settings.max_token_bytes;
+        if token.len() > max {
             return Err(AuthError::Invalid(format!(
-                "the token is longer than {MAX_TOKEN_BYTES} bytes"
+                "the token is longer than {max} bytes (--oauth-max-token-bytes)"
             )));
         }
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
@@ -210,15 +214,42 @@ impl Verifier {
         validation.set_audience(&[&self.settings.audience]);
         validation.set_issuer(&[issuer.issuer()]);
         validation.set_required_spec_claims(&["exp", "iss", "aud"]);
-        let data = jsonwebtoken::decode::<Claims>(token, &key, &validation)
+        let claims = self
+            .check_signature(token, key, validation)
+            .await?
             .map_err(|e| AuthError::Invalid(self.describe(e.kind(), issuer.issuer())))?;
-        let claims = data.claims;
         // A token that expired within the leeway is accepted, but not remembered.
         let expires = claims
             .exp
             .and_then(instant_of_unix)
             .unwrap_or_else(Instant::now);
         Ok((self.caller(claims), Some(expires)))
+    }
+
+    /// The signature and claim checks, on a blocking thread: an RSA check is CPU work (up to
+    /// milliseconds for an 8192-bit key), and forged tokens cost it too. At most
+    /// [`Verifier::checks`] run at once; a caller waits for a slot within the timeout.
+    async fn check_signature(
+        &self,
+        token: &str,
+        key: jsonwebtoken::DecodingKey,
+        validation: Validation,
+    ) -> Result<jsonwebtoken::errors::Result<Claims>, AuthError> {
+        let busy = || {
+            AuthError::Unavailable(
+                "too many tokens are being checked at once; retry in a moment".into(),
+            )
+        };
+        let _slot = tokio::time::timeout(self.settings.timeout, self.checks.acquire())
+            .await
+            .map_err(|_| busy())?
+            .map_err(|_| busy())?;
+        let token = token.to_string();
+        tokio::task::spawn_blocking(move || {
+            jsonwebtoken::decode::<Claims>(&token, &key, &validation).map(|data| data.claims)
+        })
+        .await
+        .map_err(|_| busy())
     }
 
     /// The configured issuer named by the token's (not yet verified) `iss`: only that issuer's
@@ -247,7 +278,7 @@ impl Verifier {
             ErrorKind::InvalidAudience => format!(
                 "the token's audience (aud) does not include this server ({}); ask for a token \
                  with resource={}",
-                self.settings.audience, self.settings.public_url
+                self.settings.audience, self.settings.resource
             ),
             ErrorKind::InvalidIssuer => format!("the token's issuer is not {issuer}"),
             ErrorKind::InvalidSignature => {
@@ -271,8 +302,8 @@ impl Verifier {
         let scopes = scopes(claims.scope.as_ref()).chain(scopes(claims.scp.as_ref()));
         let (mut read, mut write) = (false, false);
         for scope in scopes {
-            read |= scope == self.settings.read_scope;
-            write |= scope == self.settings.write_scope;
+            read |= scope_matches(&self.settings.read_scope, scope);
+            write |= scope_matches(&self.settings.write_scope, scope);
         }
         Caller {
             subject: claims.sub.map(|s| bounded(&s)),
@@ -281,6 +312,16 @@ impl Verifier {
             can_write: write,
         }
     }
+}
+
+/// Whether a token's scope is the configured one. Microsoft Entra ID has clients ask for
+/// `api://<app>/port-integrations.read` but puts only `port-integrations.read` in `scp`, so a
+/// configured scope with a `/` also matches its last segment.
+fn scope_matches(configured: &str, claimed: &str) -> bool {
+    configured == claimed
+        || configured.rsplit_once('/').is_some_and(|(prefix, last)| {
+            !prefix.is_empty() && !claimed.is_empty() && last == claimed
+        })
 }
 
 /// The scopes in a `scope` (space-separated string) or `scp` (string or array) claim.
@@ -450,6 +491,25 @@ mod tests {
         let a = serde_json::json!(["x", 1, "y"]);
         assert_eq!(scopes(Some(&a)).collect::<Vec<_>>(), ["x", "y"]);
         assert_eq!(scopes(Some(&serde_json::json!(5))).count(), 0);
+    }
+
+    #[test]
+    fn entra_short_scopes_match_their_full_names() {
+        assert!(scope_matches(
+            "port-integrations:read",
+            "port-integrations:read"
+        ));
+        assert!(scope_matches(
+            "api://abc/port-integrations.read",
+            "port-integrations.read"
+        ));
+        assert!(!scope_matches(
+            "api://abc/port-integrations.read",
+            "port-integrations.write"
+        ));
+        assert!(!scope_matches("port-integrations:read", "read"));
+        assert!(!scope_matches("/read", "read"));
+        assert!(!scope_matches("api://abc/", ""));
     }
 
     #[test]

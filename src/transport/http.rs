@@ -59,12 +59,18 @@ pub const DEFAULT_ALLOWED_ORIGINS: [&str; 6] = [
     "https://[::1]:*",
 ];
 
-/// Accepted `Host` values: the loopback defaults plus `--allowed-host`.
+/// Accepted `Host` values: the loopback defaults, `--allowed-host`, and with OAuth the host of
+/// `--public-url` (the name clients reach this server by).
 pub fn allowed_hosts(settings: &HttpSettings) -> Vec<String> {
+    let public = settings
+        .oauth
+        .as_ref()
+        .and_then(|o| o.public_url.host_str().map(str::to_string));
     DEFAULT_ALLOWED_HOSTS
         .iter()
         .map(|h| h.to_string())
         .chain(settings.allowed_hosts.iter().cloned())
+        .chain(public)
         .collect()
 }
 
@@ -87,7 +93,11 @@ pub fn app(tools: PortTools, settings: &HttpSettings, shutdown: CancellationToke
 /// The OAuth gate for these settings, if OAuth is on; its keys start loading at once when a
 /// runtime is there to load them, so the first caller does not wait for them.
 pub fn gate(settings: &HttpSettings) -> Option<Arc<Gate>> {
-    let gate = Gate::new(settings.oauth.as_ref()?, settings.max_request_bytes);
+    let gate = Gate::new(
+        settings.oauth.as_ref()?,
+        settings.max_request_bytes,
+        settings.max_sessions,
+    );
     if let Ok(runtime) = tokio::runtime::Handle::try_current() {
         let loading = gate.clone();
         runtime.spawn(async move { loading.load_keys().await });

@@ -11,10 +11,14 @@
 //! (the `x-read-only-mode` header is set for it, so every path that honours read-only mode
 //! hides and refuses the write tools), and a call of a write tool is refused here, with the 403
 //! that lets the host ask for more. The caller's identity goes to the tools as a [`Caller`] in
-//! the request's extensions, for their logs and audit lines. The caller's token is never
-//! passed on: Port is always called with the server's own credentials.
+//! the request's extensions, for their logs and audit lines, and an MCP session serves only the
+//! caller who opened it. The caller's token is never passed on: Port is always called with the
+//! server's own credentials.
 
-use std::sync::Arc;
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::Arc,
+};
 
 use axum::{
     Json, Router,
@@ -31,7 +35,7 @@ use serde_json::json;
 
 use crate::{
     config::OAuthSettings,
-    oauth::{AuthError, Caller, MAX_TOKEN_BYTES, Verifier},
+    oauth::{AuthError, Caller, Verifier},
     tools::{READ_ONLY_HEADER, audit, catalog},
 };
 
@@ -49,12 +53,59 @@ pub struct Gate {
     metadata_paths: Vec<String>,
     metadata: serde_json::Value,
     max_request_bytes: usize,
+    /// Who opened each MCP session: a session is used only by the caller who opened it, so a
+    /// session id that leaks (a log, a proxy) is no use with another person's token.
+    owners: SessionOwners,
+}
+
+/// Session id → the caller who opened it, at most `max` (the session cap: there are never
+/// more live sessions; the oldest binding goes first).
+struct SessionOwners {
+    max: usize,
+    map: std::sync::Mutex<(HashMap<String, Owner>, VecDeque<String>)>,
+}
+
+/// What identifies a session's owner.
+type Owner = (Option<String>, Option<String>);
+
+impl SessionOwners {
+    fn bind(&self, session: &str, caller: &Caller) {
+        let Ok(mut guard) = self.map.lock() else {
+            return;
+        };
+        let (map, order) = &mut *guard;
+        if map.insert(session.to_string(), owner(caller)).is_none() {
+            order.push_back(session.to_string());
+        }
+        while order.len() > self.max {
+            if let Some(old) = order.pop_front() {
+                map.remove(&old);
+            }
+        }
+    }
+
+    /// Whether `caller` may use `session` (a session this gate did not see opened is left to
+    /// rmcp, which answers 404 for ids it does not know).
+    fn allows(&self, session: &str, caller: &Caller) -> bool {
+        let Ok(guard) = self.map.lock() else {
+            return false;
+        };
+        guard.0.get(session).is_none_or(|o| *o == owner(caller))
+    }
+}
+
+fn owner(caller: &Caller) -> Owner {
+    (caller.subject.clone(), caller.client_id.clone())
 }
 
 impl Gate {
     /// The gate for these settings; nothing is fetched until a token arrives (or readiness,
     /// or [`Gate::load_keys`], asks).
-    pub fn new(settings: &OAuthSettings, max_request_bytes: usize) -> Arc<Self> {
+    pub fn new(
+        settings: &OAuthSettings,
+        max_request_bytes: usize,
+        max_sessions: usize,
+    ) -> Arc<Self> {
         let url = &settings.public_url;
         let path = url.path().trim_end_matches('/');
         let origin = url.origin().ascii_serialization();
@@ -63,7 +114,7 @@ impl Gate {
             metadata_paths.push(format!("{METADATA_PATH}{path}"));
         }
         let metadata = json!({
-            "resource": url.as_str(),
+            "resource": settings.resource,
             "authorization_servers": settings.issuers,
             "scopes_supported": [settings.read_scope, settings.write_scope],
             "bearer_methods_supported": ["header"],
@@ -75,6 +126,10 @@ impl Gate {
             metadata_paths,
             metadata,
             max_request_bytes,
+            owners: SessionOwners {
+                max: max_sessions,
+                map: std::sync::Mutex::new((HashMap::new(), VecDeque::new())),
+            },
         })
     }
 
@@ -111,7 +166,7 @@ impl Gate {
     /// The caller a request's token proves, or the answer that refuses it.
     async fn admit(&self, headers: &HeaderMap) -> Result<Caller, Box<Response>> {
         let settings = self.verifier.settings();
-        let token = match presented(headers) {
+        let token = match presented(headers, settings.max_token_bytes) {
             Presented::Missing => {
                 return Err(self.challenge(
                     StatusCode::UNAUTHORIZED,
@@ -236,7 +291,7 @@ enum Presented<'a> {
     Token(&'a str),
 }
 
-fn presented(headers: &HeaderMap) -> Presented<'_> {
+fn presented(headers: &HeaderMap, max_bytes: usize) -> Presented<'_> {
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Presented::Missing;
@@ -256,8 +311,10 @@ fn presented(headers: &HeaderMap) -> Presented<'_> {
     if token.is_empty() {
         return Presented::Malformed("the Authorization header has no token after `Bearer`");
     }
-    if token.len() > MAX_TOKEN_BYTES {
-        return Presented::Malformed("the bearer token is longer than 16384 bytes");
+    if token.len() > max_bytes {
+        return Presented::Malformed(
+            "the bearer token is longer than --oauth-max-token-bytes / PORT_MCP_OAUTH_MAX_TOKEN_BYTES allows",
+        );
     }
     // RFC 6750 b64token: 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
     let body = token.trim_end_matches('=');
@@ -326,9 +383,43 @@ pub async fn guard_mcp(
         }
         request = Request::from_parts(parts, Body::from(bytes));
     }
-    admit_as(&mut request, caller);
-    next.run(request).await
+    let session = request
+        .headers()
+        .get(SESSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    if let Some(session) = &session
+        && !gate.owners.allows(session, &caller)
+    {
+        tracing::warn!(
+            sub = ?caller.subject.as_deref().unwrap_or(""),
+            "refused a request for an MCP session another caller opened"
+        );
+        return (
+            StatusCode::NOT_FOUND,
+            Json(super::rpc_error(
+                serde_json::Value::Null,
+                -32001,
+                "Session not found: this MCP session belongs to another caller; initialize a new one",
+            )),
+        )
+            .into_response();
+    }
+    admit_as(&mut request, caller.clone());
+    let response = next.run(request).await;
+    if session.is_none()
+        && let Some(opened) = response
+            .headers()
+            .get(SESSION_HEADER)
+            .and_then(|v| v.to_str().ok())
+    {
+        gate.owners.bind(opened, &caller);
+    }
+    response
 }
+
+/// The header that carries the MCP session id.
+const SESSION_HEADER: &str = "mcp-session-id";
 
 /// In front of the REST tool routes: there, every method but GET changes Port.
 pub async fn guard_rest(
@@ -402,15 +493,19 @@ mod tests {
         h
     }
 
+    fn presented_(h: &HeaderMap) -> Presented<'_> {
+        presented(h, 16 * 1024)
+    }
+
     #[test]
     fn bearer_headers_are_read_strictly() {
-        assert!(matches!(presented(&headers(&[])), Presented::Missing));
+        assert!(matches!(presented_(&headers(&[])), Presented::Missing));
         assert!(matches!(
-            presented(&headers(&["Basic dXNlcjpwYXNz"])),
+            presented_(&headers(&["Basic dXNlcjpwYXNz"])),
             Presented::Missing
         ));
         assert!(matches!(
-            presented(&headers(&["bearer abc.def.ghi"])),
+            presented_(&headers(&["bearer abc.def.ghi"])),
             Presented::Token("abc.def.ghi")
         ));
         for bad in [
@@ -421,12 +516,12 @@ mod tests {
             "Bearer ====",
         ] {
             assert!(
-                matches!(presented(&headers(&[bad])), Presented::Malformed(_)),
+                matches!(presented_(&headers(&[bad])), Presented::Malformed(_)),
                 "{bad}"
             );
         }
         assert!(matches!(
-            presented(&headers(&["Bearer a", "Bearer b"])),
+            presented_(&headers(&["Bearer a", "Bearer b"])),
             Presented::Malformed(_)
         ));
     }
