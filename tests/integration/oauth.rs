@@ -616,6 +616,8 @@ async fn hostile_token_parts_cannot_shape_the_challenge() {
     .await;
 }
 
+const TOO_LONG: &str = "the bearer token is longer than --oauth-max-token-bytes / PORT_MCP_OAUTH_MAX_TOKEN_BYTES allows";
+
 #[tokio::test]
 async fn malformed_and_missing_headers() {
     let env = Env::start().await;
@@ -637,10 +639,7 @@ async fn malformed_and_missing_headers() {
             "Bearer t\u{f6}ken".to_string(),
             "the Authorization header is not visible ASCII",
         ),
-        (
-            format!("Bearer {}", "a".repeat(16 * 1024 + 1)),
-            "the bearer token is longer than 16384 bytes",
-        ),
+        (format!("Bearer {}", "a".repeat(16 * 1024 + 1)), TOO_LONG),
     ];
     for (header, why) in cases {
         let body = env
@@ -692,6 +691,28 @@ async fn malformed_and_missing_headers() {
     )
     .await;
     assert_eq!(status, 200, "{body}");
+    // 16 KiB exactly is a token to check (and not a JWT), one byte more is not read at all.
+    let (status, _, body) = post(
+        env.addr,
+        "/mcp",
+        INITIALIZE,
+        Some(&format!("Bearer {}", "a".repeat(16 * 1024))),
+    )
+    .await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["error"], "invalid_token");
+
+    // --oauth-max-token-bytes lowered below a real token's size.
+    let small = Env::start_with(&[], |o| o.max_token_bytes = 256).await;
+    let real = small.token(READ_WRITE).await;
+    assert!(real.len() > 256);
+    small
+        .refused(
+            Some(&format!("Bearer {real}")),
+            400,
+            &small.challenge(Some(("invalid_request", TOO_LONG))),
+        )
+        .await;
 }
 
 #[tokio::test]
