@@ -381,6 +381,92 @@ async fn a_public_url_without_a_path_is_the_resource_as_given() {
     assert_eq!(status, 200, "{body}");
 }
 
+/// Behind a proxy: the public URL's host is accepted as `Host` (DNS-rebinding checks stay on
+/// for any other), and the challenge points at the public origin.
+#[tokio::test]
+async fn the_public_urls_host_is_accepted_behind_a_proxy() {
+    let public_url = "https://mcp.example.com/mcp";
+    let issuer = Issuer::start(&[public_url]).await;
+    let port = FakePort::start().await;
+    let bound = bind().await;
+    let mut settings = http_args(false);
+    settings.oauth = Some(OAuthSettings::new(vec![issuer.issuer.clone()], public_url).unwrap());
+    let addr = bound.serve(&port, &settings);
+    let token = issuer.token(READ, public_url).await;
+    let bearer = format!("Bearer {token}");
+    let (status, headers, _) = send(addr, INITIALIZE, &[("host", "mcp.example.com")]).await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        headers["www-authenticate"],
+        challenge(
+            "https://mcp.example.com/.well-known/oauth-protected-resource/mcp",
+            None,
+            READ_WRITE
+        )
+        .as_str()
+    );
+    let (status, _, body) = send(
+        addr,
+        INITIALIZE,
+        &[("host", "mcp.example.com"), ("authorization", &bearer)],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _, body) = send(
+        addr,
+        INITIALIZE,
+        &[("host", "evil.example"), ("authorization", &bearer)],
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(port.port.requests().is_empty());
+}
+
+/// Microsoft Entra ID: clients ask for `api://<app>/<scope>`, tokens carry `scp` with the last
+/// segment only (a string, or a list).
+#[tokio::test]
+async fn entra_style_scopes_match_their_short_names() {
+    let read = "api://port-mcp/port-integrations.read";
+    let write = "api://port-mcp/port-integrations.write";
+    let env = Env::start_with(&[], |o| {
+        o.read_scope = read.into();
+        o.write_scope = write.into();
+    })
+    .await;
+    let (_, _, metadata) = get(&env.metadata_url()).await;
+    assert_eq!(metadata["scopes_supported"], json!([read, write]));
+    for (scp, tools) in [
+        (json!("port-integrations.read"), READ_TOOLS.to_vec()),
+        (
+            json!(["openid", "port-integrations.write"]),
+            ALL_TOOLS.to_vec(),
+        ),
+        (json!(read), READ_TOOLS.to_vec()),
+    ] {
+        let token = env
+            .issuer
+            .sign(json!({"claims": {"scope": null, "scp": scp}}))
+            .await;
+        let client = env.client(&token).await;
+        assert_eq!(names(&client).await, tools, "{scp}");
+        client.cancel().await.unwrap();
+    }
+    // A short name that is neither scope's last segment gives no access.
+    let token = env
+        .issuer
+        .sign(json!({"claims": {"scope": null, "scp": "port-integrations.admin"}}))
+        .await;
+    let (status, _, body) = post(
+        env.addr,
+        "/mcp",
+        INITIALIZE,
+        Some(&format!("Bearer {token}")),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(env.port.port.requests().is_empty());
+}
+
 // ------------------------------------------------------------------ 2. a valid token
 
 #[tokio::test]
