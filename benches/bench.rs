@@ -183,8 +183,27 @@ fn ok_result(body: &[u8]) -> bool {
 }
 
 async fn bench_http(addr: &str, stateless: bool, op: Op, concurrency: usize) -> Stats {
+    bench_http_as(addr, stateless, op, concurrency, None).await
+}
+
+/// [`bench_http`], sending `token` as the bearer token of every request (session set-up too).
+async fn bench_http_as(
+    addr: &str,
+    stateless: bool,
+    op: Op,
+    concurrency: usize,
+    token: Option<&str>,
+) -> Stats {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(token) = token {
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {token}").parse().unwrap(),
+        );
+    }
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(256)
+        .default_headers(headers)
         .build()
         .unwrap();
     let url = format!("http://{addr}/mcp");
@@ -487,6 +506,14 @@ async fn run() {
         }
     }
 
+    // Inbound OAuth (issue 12): the same calls with and without a verified JWT, against a real
+    // authorization server (oidc-provider, tests/oauth), rounds interleaved so that drift in
+    // the machine's speed hits both sides alike. At the bench's log level (error) this is the
+    // token check alone; the `info` pair adds the per-call line that names the caller.
+    if selected("OAuth") {
+        oauth_rows(&mut rows, &upstream, &direct_64).await;
+    }
+
     // The same forwarding without MCP (the REST adapter, in its own server): what the protocol
     // layer itself costs.
     let server = start_http(&upstream, true, true).await;
@@ -558,5 +585,50 @@ async fn run() {
             "idle RSS with PORT_TOOLSETS=integrations,mapping,sync: HTTP {:.1} MiB",
             mib(idle)
         );
+    }
+}
+
+/// The OAuth rows: servers without and with `--oauth-issuer`, the same load, in one run.
+async fn oauth_rows(rows: &mut Vec<Row>, upstream: &str, direct_64: &Stats) {
+    let resource = "http://127.0.0.1/bench-mcp";
+    let Some(issuer) = common::Issuer::start(resource).await else {
+        eprintln!("OAuth rows skipped: cannot start tests/oauth/issuer.mjs (is Node installed?)");
+        return;
+    };
+    let token = issuer.token(resource).await;
+    eprintln!(
+        "OAuth bench: issuer {}, token of {} bytes",
+        issuer.url,
+        token.len()
+    );
+    for stateless in [true, false] {
+        let mode = if stateless { "stateless" } else { "stateful" };
+        for log in ["error", "info"] {
+            let oauth_env = [
+                ("PORT_MCP_OAUTH_ISSUER", issuer.url.as_str()),
+                ("PORT_MCP_PUBLIC_URL", resource),
+                ("PORT_MCP_LOG", log),
+            ];
+            let plain_env = [("PORT_MCP_LOG", log)];
+            let plain = common::start_http(upstream, stateless, false, &plain_env).await;
+            let oauth = common::start_http(upstream, stateless, false, &oauth_env).await;
+            let rounds = if log == "error" { 2 } else { 1 };
+            for round in 1..=rounds {
+                for (server, auth) in [(&plain, None), (&oauth, Some(token.as_str()))] {
+                    let name = format!(
+                        "HTTP {mode}, log {log}, get-integration (2 KB), 64 in flight, {} (round {round})",
+                        if auth.is_some() {
+                            "OAuth JWT"
+                        } else {
+                            "no inbound auth"
+                        }
+                    );
+                    let addr = server.addr.clone().unwrap();
+                    let run =
+                        bench_http_as(&addr, stateless, Op::Tool("get-integration"), 64, auth);
+                    scenario(rows, server.child.id(), name, Some(direct_64), run).await;
+                }
+            }
+        }
     }
 }

@@ -73,7 +73,7 @@ pub enum Command {
     /// Serve MCP over stdin/stdout (logs on stderr only).
     Stdio(StdioArgs),
     /// Serve MCP over streamable HTTP at `/mcp`; `GET /healthz` answers 200 without touching Port.
-    Http(HttpArgs),
+    Http(Box<HttpArgs>),
     /// Serve the built-in in-memory Port organization as a plain HTTP API (demos, interop, benchmarks).
     SandboxApi(SandboxApiArgs),
     /// Check the jq expressions of mapping configs (YAML or JSON: a whole integration config,
@@ -182,6 +182,361 @@ pub struct HttpArgs {
     /// Off unless given. Same checks, credentials, inbound token and read-only rules as MCP.
     #[arg(long, env = "PORT_REST_LISTEN")]
     pub rest_listen: Option<SocketAddr>,
+
+    /// Inbound OAuth 2.1 (the MCP authorization spec): the server as a resource server.
+    #[command(flatten)]
+    pub oauth: OAuthArgs,
+}
+
+/// Inbound OAuth: who may call, proven by an access token an authorization server issued for
+/// this server. Off unless `--oauth-issuer` is given.
+#[derive(Debug, Clone, Args)]
+pub struct OAuthArgs {
+    /// Authorization server(s) whose access tokens are accepted (their issuer identifier, compared
+    /// exactly with the token's `iss`), e.g. `https://tenant.auth0.com/`. Repeatable or
+    /// comma-separated. Turns the HTTP server into an OAuth 2.1 resource server.
+    #[arg(
+        long = "oauth-issuer",
+        env = "PORT_MCP_OAUTH_ISSUER",
+        value_delimiter = ','
+    )]
+    pub oauth_issuers: Vec<String>,
+
+    /// This server's canonical MCP URL, e.g. `https://mcp.example.com/mcp`: the `resource` of its
+    /// protected-resource metadata and the audience tokens must carry. Required with an issuer.
+    #[arg(long = "public-url", env = "PORT_MCP_PUBLIC_URL")]
+    pub oauth_public_url: Option<String>,
+
+    /// The audience (`aud`) tokens must contain, when the identity provider cannot use the public
+    /// URL (e.g. an Entra ID `api://` application ID URI). Default: the public URL.
+    #[arg(long = "oauth-audience", env = "PORT_MCP_OAUTH_AUDIENCE")]
+    pub oauth_audience: Option<String>,
+
+    /// The scope that lists and calls the read-only tools.
+    #[arg(long = "oauth-read-scope", env = "PORT_MCP_OAUTH_READ_SCOPE")]
+    pub oauth_read_scope: Option<String>,
+
+    /// The scope that adds the tools that change Port (it implies the read scope).
+    #[arg(long = "oauth-write-scope", env = "PORT_MCP_OAUTH_WRITE_SCOPE")]
+    pub oauth_write_scope: Option<String>,
+
+    /// RFC 7662 introspection endpoint, for opaque (non-JWT) access tokens. Authenticates with
+    /// PORT_MCP_OAUTH_CLIENT_ID and PORT_MCP_OAUTH_CLIENT_SECRET (HTTP Basic).
+    #[arg(
+        long = "oauth-introspection-url",
+        env = "PORT_MCP_OAUTH_INTROSPECTION_URL"
+    )]
+    pub oauth_introspection_url: Option<String>,
+
+    /// Client ID for introspection (environment only).
+    #[arg(
+        long = "oauth-client-id",
+        env = "PORT_MCP_OAUTH_CLIENT_ID",
+        hide = true,
+        hide_env_values = true
+    )]
+    pub oauth_client_id: Option<Secret>,
+
+    /// Client secret for introspection (environment only).
+    #[arg(
+        long = "oauth-client-secret",
+        env = "PORT_MCP_OAUTH_CLIENT_SECRET",
+        hide = true,
+        hide_env_values = true
+    )]
+    pub oauth_client_secret: Option<Secret>,
+
+    /// Clock skew tolerated on a token's `exp` and `nbf`, in seconds.
+    #[arg(long = "oauth-leeway-secs", env = "PORT_MCP_OAUTH_LEEWAY_SECS", value_parser = clap::value_parser!(u64).range(..=300))]
+    pub oauth_leeway_secs: Option<u64>,
+
+    /// Least time between two fetches of one issuer's keys, in seconds: a token signed with an
+    /// unknown key (`kid`) triggers at most one refresh per interval, so a flood of forged tokens
+    /// cannot hammer the issuer.
+    #[arg(long = "oauth-key-refresh-secs", env = "PORT_MCP_OAUTH_KEY_REFRESH_SECS", value_parser = clap::value_parser!(u64).range(..=3600))]
+    pub oauth_key_refresh_secs: Option<u64>,
+
+    /// Longest bearer token accepted, in bytes; a longer one is refused (400) before any work.
+    #[arg(long = "oauth-max-token-bytes", env = "PORT_MCP_OAUTH_MAX_TOKEN_BYTES", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(256..=65_536))]
+    pub oauth_max_token_bytes: Option<usize>,
+
+    /// Deadline for fetching an issuer's keys (discovery and JWKS together), or for one
+    /// introspection, in seconds.
+    #[arg(long = "oauth-timeout-secs", env = "PORT_MCP_OAUTH_TIMEOUT_SECS", value_parser = clap::value_parser!(u64).range(1..=60))]
+    pub oauth_timeout_secs: Option<u64>,
+}
+
+/// Default scope names (`--oauth-read-scope`, `--oauth-write-scope`).
+pub const DEFAULT_READ_SCOPE: &str = "port-integrations:read";
+/// See [`DEFAULT_READ_SCOPE`].
+pub const DEFAULT_WRITE_SCOPE: &str = "port-integrations:write";
+
+/// Validated inbound OAuth settings.
+#[derive(Debug, Clone)]
+pub struct OAuthSettings {
+    /// Accepted issuers, exactly as their tokens' `iss`.
+    pub issuers: Vec<String>,
+    /// This server's canonical MCP URL, parsed (for the metadata URL's origin and path).
+    pub public_url: Url,
+    /// The same URL exactly as given (trimmed): the `resource` of the metadata. `Url` would
+    /// add a `/` to a URL without a path, and clients ask for tokens with the URL as given.
+    pub resource: String,
+    /// The audience tokens must contain.
+    pub audience: String,
+    /// Scope of the read-only tools.
+    pub read_scope: String,
+    /// Scope of the write tools (implies read).
+    pub write_scope: String,
+    /// Introspection of opaque tokens, if configured.
+    pub introspection: Option<Introspection>,
+    /// Clock skew tolerated on `exp` and `nbf`.
+    pub leeway: Duration,
+    /// Least time between two key fetches from one issuer.
+    pub key_refresh: Duration,
+    /// Deadline of each fetch from an issuer (discovery and keys together; one introspection).
+    pub timeout: Duration,
+    /// Longest bearer token accepted, in bytes.
+    pub max_token_bytes: usize,
+}
+
+/// RFC 7662 introspection endpoint and the client that may call it.
+#[derive(Debug, Clone)]
+pub struct Introspection {
+    /// The endpoint.
+    pub url: Url,
+    /// Client ID.
+    pub client_id: Secret,
+    /// Client secret.
+    pub client_secret: Secret,
+}
+
+impl OAuthSettings {
+    /// Settings with every default, for tests and embedding: `public_url` must parse.
+    pub fn new(issuers: Vec<String>, public_url: &str) -> Result<Self, ConfigError> {
+        let parsed = oauth_url("--public-url", public_url)?;
+        let resource = public_url.trim().to_string();
+        Ok(OAuthSettings {
+            issuers,
+            audience: resource.clone(),
+            resource,
+            public_url: parsed,
+            read_scope: DEFAULT_READ_SCOPE.into(),
+            write_scope: DEFAULT_WRITE_SCOPE.into(),
+            introspection: None,
+            leeway: Duration::from_secs(30),
+            key_refresh: Duration::from_secs(10),
+            timeout: Duration::from_secs(5),
+            max_token_bytes: 16 * 1024,
+        })
+    }
+}
+
+/// An https URL, or http to a loopback host (a local identity provider in development).
+fn oauth_url(flag: &'static str, raw: &str) -> Result<Url, ConfigError> {
+    let refuse = |reason: &str| ConfigError::OAuth {
+        flag,
+        reason: format!("`{raw}` {reason}"),
+    };
+    let url = Url::parse(raw.trim()).map_err(|e| refuse(&format!("is not a URL: {e}")))?;
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        _ => return Err(refuse("must be https (http only to a loopback host)")),
+    }
+    if url.host().is_none()
+        || url.fragment().is_some()
+        || url.password().is_some()
+        || !url.username().is_empty()
+    {
+        return Err(refuse("must have a host, and no fragment or user info"));
+    }
+    Ok(url)
+}
+
+impl OAuthArgs {
+    /// The checked OAuth settings, `None` when no issuer is given; refuses any other OAuth
+    /// option without an issuer, and an issuer combined with another inbound mode.
+    fn settings(
+        &self,
+        static_token: bool,
+        passthrough: bool,
+    ) -> Result<Option<OAuthSettings>, ConfigError> {
+        let issuers: Vec<String> = self
+            .oauth_issuers
+            .iter()
+            .map(|i| i.trim().to_string())
+            .filter(|i| !i.is_empty())
+            .collect();
+        if issuers.is_empty() {
+            let stray = [
+                (
+                    "--public-url / PORT_MCP_PUBLIC_URL",
+                    self.oauth_public_url.is_some(),
+                ),
+                (
+                    "--oauth-audience / PORT_MCP_OAUTH_AUDIENCE",
+                    self.oauth_audience.is_some(),
+                ),
+                (
+                    "--oauth-read-scope / PORT_MCP_OAUTH_READ_SCOPE",
+                    self.oauth_read_scope.is_some(),
+                ),
+                (
+                    "--oauth-write-scope / PORT_MCP_OAUTH_WRITE_SCOPE",
+                    self.oauth_write_scope.is_some(),
+                ),
+                (
+                    "--oauth-introspection-url / PORT_MCP_OAUTH_INTROSPECTION_URL",
+                    self.oauth_introspection_url.is_some(),
+                ),
+                ("PORT_MCP_OAUTH_CLIENT_ID", self.oauth_client_id.is_some()),
+                (
+                    "PORT_MCP_OAUTH_CLIENT_SECRET",
+                    self.oauth_client_secret.is_some(),
+                ),
+                (
+                    "--oauth-leeway-secs / PORT_MCP_OAUTH_LEEWAY_SECS",
+                    self.oauth_leeway_secs.is_some(),
+                ),
+                (
+                    "--oauth-key-refresh-secs / PORT_MCP_OAUTH_KEY_REFRESH_SECS",
+                    self.oauth_key_refresh_secs.is_some(),
+                ),
+                (
+                    "--oauth-timeout-secs / PORT_MCP_OAUTH_TIMEOUT_SECS",
+                    self.oauth_timeout_secs.is_some(),
+                ),
+                (
+                    "--oauth-max-token-bytes / PORT_MCP_OAUTH_MAX_TOKEN_BYTES",
+                    self.oauth_max_token_bytes.is_some(),
+                ),
+            ];
+            if let Some((flag, _)) = stray.iter().find(|(_, set)| *set) {
+                return Err(ConfigError::OAuth {
+                    flag,
+                    reason: "is only used with --oauth-issuer / PORT_MCP_OAUTH_ISSUER; set an issuer or remove it".into(),
+                });
+            }
+            return Ok(None);
+        }
+        if static_token {
+            return Err(ConfigError::OAuth {
+                flag: "--oauth-issuer",
+                reason: "cannot be combined with the static inbound token (--auth-token-file / PORT_MCP_AUTH_TOKEN): choose one way for clients to authenticate".into(),
+            });
+        }
+        if passthrough {
+            return Err(ConfigError::OAuth {
+                flag: "--oauth-issuer",
+                reason: "cannot be combined with --token-passthrough: an OAuth resource server must not pass its clients' tokens on to Port (MCP authorization spec)".into(),
+            });
+        }
+        for issuer in &issuers {
+            oauth_url("--oauth-issuer", issuer)?;
+            if issuer.len() > 2048 {
+                return Err(ConfigError::OAuth {
+                    flag: "--oauth-issuer",
+                    reason: "is longer than 2048 characters".into(),
+                });
+            }
+        }
+        let Some(public_url) = &self.oauth_public_url else {
+            return Err(ConfigError::OAuth {
+                flag: "--public-url / PORT_MCP_PUBLIC_URL",
+                reason: "is required with --oauth-issuer: it is the resource clients ask tokens for, e.g. https://mcp.example.com/mcp".into(),
+            });
+        };
+        let mut settings = OAuthSettings::new(issuers, public_url)?;
+        if let Some(audience) = &self.oauth_audience {
+            let audience = audience.trim();
+            if audience.is_empty() {
+                return Err(ConfigError::OAuth {
+                    flag: "--oauth-audience / PORT_MCP_OAUTH_AUDIENCE",
+                    reason: "is empty".into(),
+                });
+            }
+            settings.audience = audience.to_string();
+        }
+        for (scope, flag, target) in [
+            (
+                &self.oauth_read_scope,
+                "--oauth-read-scope / PORT_MCP_OAUTH_READ_SCOPE",
+                &mut settings.read_scope,
+            ),
+            (
+                &self.oauth_write_scope,
+                "--oauth-write-scope / PORT_MCP_OAUTH_WRITE_SCOPE",
+                &mut settings.write_scope,
+            ),
+        ] {
+            if let Some(scope) = scope {
+                // RFC 6749 scope-token: printable ASCII without space, `"` or `\`.
+                let ok = !scope.is_empty()
+                    && scope.bytes().all(|b| {
+                        b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b)
+                    });
+                if !ok {
+                    return Err(ConfigError::OAuth {
+                        flag,
+                        reason: format!(
+                            "`{scope}` is not a scope name (printable ASCII, no spaces, quotes or backslashes)"
+                        ),
+                    });
+                }
+                *target = scope.clone();
+            }
+        }
+        if settings.read_scope == settings.write_scope {
+            return Err(ConfigError::OAuth {
+                flag: "--oauth-write-scope / PORT_MCP_OAUTH_WRITE_SCOPE",
+                reason: "must differ from the read scope".into(),
+            });
+        }
+        settings.introspection = match (
+            &self.oauth_introspection_url,
+            &self.oauth_client_id,
+            &self.oauth_client_secret,
+        ) {
+            (None, None, None) => None,
+            (Some(url), Some(id), Some(secret))
+                if !id.expose().trim().is_empty() && !secret.expose().trim().is_empty() =>
+            {
+                Some(Introspection {
+                    url: oauth_url("--oauth-introspection-url", url)?,
+                    client_id: Secret::new(id.expose().trim()),
+                    client_secret: Secret::new(secret.expose().trim()),
+                })
+            }
+            (None, _, _) => {
+                return Err(ConfigError::OAuth {
+                    flag: "PORT_MCP_OAUTH_CLIENT_ID / PORT_MCP_OAUTH_CLIENT_SECRET",
+                    reason: "are only used with --oauth-introspection-url".into(),
+                });
+            }
+            (Some(_), _, _) => {
+                return Err(ConfigError::OAuth { flag: "--oauth-introspection-url", reason: "needs PORT_MCP_OAUTH_CLIENT_ID and PORT_MCP_OAUTH_CLIENT_SECRET (both set, not empty) to authenticate to the introspection endpoint".into() });
+            }
+        };
+        if let Some(secs) = self.oauth_leeway_secs {
+            settings.leeway = Duration::from_secs(secs);
+        }
+        if let Some(secs) = self.oauth_key_refresh_secs {
+            settings.key_refresh = Duration::from_secs(secs);
+        }
+        if let Some(secs) = self.oauth_timeout_secs {
+            settings.timeout = Duration::from_secs(secs);
+        }
+        if let Some(bytes) = self.oauth_max_token_bytes {
+            settings.max_token_bytes = bytes;
+        }
+        Ok(Some(settings))
+    }
 }
 
 /// Validated settings of the `http` command.
@@ -215,6 +570,8 @@ pub struct HttpSettings {
     pub max_sessions: usize,
     /// How long an idle MCP session is kept.
     pub session_idle: Duration,
+    /// Inbound OAuth (the server as an OAuth 2.1 resource server), if configured.
+    pub oauth: Option<OAuthSettings>,
 }
 
 impl HttpSettings {
@@ -235,6 +592,7 @@ impl HttpSettings {
             max_connections: 512,
             max_sessions: 1000,
             session_idle: Duration::from_secs(120),
+            oauth: None,
         }
     }
 }
@@ -277,8 +635,15 @@ impl HttpArgs {
         {
             return Err(ConfigError::ZeroHttpLimit);
         }
+        let oauth = self
+            .oauth
+            .settings(auth_token.is_some(), self.token_passthrough)?;
         for addr in std::iter::once(self.listen).chain(self.rest_listen) {
-            if !addr.ip().is_loopback() && auth_token.is_none() && !self.token_passthrough {
+            if !addr.ip().is_loopback()
+                && auth_token.is_none()
+                && !self.token_passthrough
+                && oauth.is_none()
+            {
                 return Err(ConfigError::ExposedWithoutToken { addr });
             }
         }
@@ -297,6 +662,7 @@ impl HttpArgs {
             max_connections: self.max_connections,
             max_sessions: self.max_sessions,
             session_idle: Duration::from_secs(self.session_idle_secs),
+            oauth,
         })
     }
 }
@@ -705,12 +1071,21 @@ pub enum ConfigError {
     /// A non-loopback listen address without an inbound token.
     #[error(
         "refusing to listen on {addr} without an inbound token: anyone who reaches it would act \
-         with this server's Port credentials. Set --auth-token-file or PORT_MCP_AUTH_TOKEN, use \
-         --token-passthrough, or listen on a loopback address"
+         with this server's Port credentials. Set --oauth-issuer and --public-url (OAuth, for \
+         teams), --auth-token-file or PORT_MCP_AUTH_TOKEN, use --token-passthrough, or listen on \
+         a loopback address"
     )]
     ExposedWithoutToken {
         /// The listen address.
         addr: SocketAddr,
+    },
+    /// An inbound OAuth setting that cannot be used.
+    #[error("{flag} {reason}")]
+    OAuth {
+        /// The flag (and variable) at fault.
+        flag: &'static str,
+        /// Why.
+        reason: String,
     },
     /// The inbound token file could not be read or is empty.
     #[error("cannot use the inbound token file {path}: {reason}")]

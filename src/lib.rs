@@ -3,10 +3,12 @@
 //! Data flows one way: [`config`] (settings, validated once) → [`port`] (the Port client) →
 //! [`tools`] (the MCP tools, prompts and resources) → [`transport`] (stdio or streamable HTTP).
 //! [`sandbox`] is an in-memory Port used by `--sandbox`, the `sandbox-api` command and the
-//! tests; [`mapping`] checks and previews jq mappings.
+//! tests; [`mapping`] checks and previews jq mappings; [`oauth`] verifies inbound access tokens
+//! (the HTTP transport's OAuth 2.1 resource-server mode).
 
 pub mod config;
 pub mod mapping;
+pub mod oauth;
 pub mod port;
 pub mod sandbox;
 pub mod tools;
@@ -23,7 +25,7 @@ pub use port::install_crypto_provider;
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     /// A setting is unusable.
-    #[error("invalid configuration: {0}")]
+    #[error("invalid configuration")]
     Config(#[from] config::ConfigError),
     /// The Port client could not be built.
     #[error("{0}")]

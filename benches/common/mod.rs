@@ -740,3 +740,88 @@ impl StdioPipe {
             .and_then(Result::ok)
     }
 }
+
+// ----------------------------------------------------------------------------------------------
+// A real authorization server for the OAuth rows: tests/oauth/issuer.mjs (oidc-provider).
+
+/// The test authorization server, stopped on drop.
+pub struct Issuer {
+    child: tokio::process::Child,
+    /// Its issuer identifier (also its base URL).
+    pub url: String,
+    client_id: String,
+    client_secret: String,
+}
+
+impl Issuer {
+    /// Starts it for `resource` (installing its pinned packages once); `None` without Node.
+    pub async fn start(resource: &str) -> Option<Issuer> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oauth");
+        let node = std::env::var("PORT_MCP_TEST_NODE").unwrap_or_else(|_| "node".into());
+        if !dir.join("node_modules").exists() {
+            let npm = std::path::Path::new(&node).with_file_name("npm");
+            let npm = if npm.exists() { npm } else { "npm".into() };
+            let ok = Command::new(npm)
+                .args(["ci", "--no-audit", "--no-fund"])
+                .current_dir(&dir)
+                .stdout(Stdio::null())
+                .status()
+                .ok()?
+                .success();
+            if !ok {
+                return None;
+            }
+        }
+        let mut child = tokio::process::Command::new(node)
+            .arg(dir.join("issuer.mjs"))
+            .args(["--resource", resource, "--ttl", "3600"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .ok()?;
+        let stdout = child.stdout.take()?;
+        let mut line = String::new();
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            BufReader::new(stdout).read_line(&mut line),
+        )
+        .await
+        .ok()?
+        .ok()?;
+        let ready: Value = serde_json::from_str(&line).ok()?;
+        Some(Issuer {
+            child,
+            url: ready["issuer"].as_str()?.to_string(),
+            client_id: ready["client_id"].as_str()?.to_string(),
+            client_secret: ready["client_secret"].as_str()?.to_string(),
+        })
+    }
+
+    /// A client-credentials access token (JWT, RS256) for `resource` with both scopes.
+    pub async fn token(&self, resource: &str) -> String {
+        let answer: Value = reqwest::Client::new()
+            .post(format!("{}/token", self.url))
+            .basic_auth(&self.client_id, Some(&self.client_secret))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!(
+                "grant_type=client_credentials&resource={}&scope=port-integrations%3Aread%20port-integrations%3Awrite",
+                percent_encoding::utf8_percent_encode(resource, percent_encoding::NON_ALPHANUMERIC)
+            ))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .map(|b| serde_json::from_slice(&b).unwrap())
+            .unwrap();
+        answer["access_token"].as_str().unwrap().to_string()
+    }
+}
+
+impl Drop for Issuer {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}

@@ -423,7 +423,11 @@ impl PortClient {
                 .body(serde_json::to_vec(body).unwrap_or_default());
         }
         tracing::debug!(method = request.method.as_str(), path = ?request.segments, "calling Port");
-        self.execute(builder, deadline, redact).await
+        let answer = self.execute(builder, deadline, redact).await;
+        if let Ok(raw) = &answer {
+            super::trace::record(raw.trace_id.as_deref(), request.method != Method::Get);
+        }
+        answer
     }
 
     /// `POST /v1/auth/access_token`; used by [`Auth`] only.

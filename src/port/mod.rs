@@ -10,6 +10,7 @@ pub mod json;
 pub mod redact;
 mod request;
 mod retry;
+pub mod trace;
 
 pub use client::{
     CallContext, LastCall, PortClient, PortResponse, USER_AGENT, install_crypto_provider,

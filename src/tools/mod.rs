@@ -9,6 +9,7 @@
 //! them.
 
 pub mod args;
+pub mod audit;
 pub mod catalog;
 pub mod guide;
 pub mod result;
@@ -429,6 +430,7 @@ impl PortTools {
         name: &str,
         raw: &JsonObject,
         headers: &axum::http::HeaderMap,
+        caller: Option<&crate::oauth::Caller>,
     ) -> Option<Forwarded> {
         if self.draining.is_cancelled()
             || !self.tool_router.has_route(name)
@@ -442,11 +444,17 @@ impl PortTools {
             ..self.call_context(Some(headers))
         };
         let prepare = catalog::spec(name).filter(|s| s.lean)?.prepare?;
-        let forwarded = async { Some(self.forward_prepared(prepare, raw, &call).await) };
-        tokio::select! {
-            forwarded = forwarded => forwarded,
-            _ = self.ended.cancelled() => Some(Forwarded::Done(result::ended_by_shutdown())),
-        }
+        let forwarded = async {
+            tokio::select! {
+                forwarded = self.forward_prepared(prepare, raw, &call) => forwarded,
+                _ = self.ended.cancelled() => Forwarded::Done(result::ended_by_shutdown()),
+            }
+        };
+        let outcome = |f: &Forwarded| match f {
+            Forwarded::Answer(..) => audit::Outcome::Ok,
+            Forwarded::Done(r) => audit::outcome_of_result(r),
+        };
+        Some(audit::observe(caller, name, Some(raw), forwarded, outcome).await)
     }
 }
 
@@ -812,7 +820,15 @@ impl ServerHandler for PortTools {
         request: CallToolRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        let caller = audit::caller_of(http_parts(&ctx)).cloned();
         if read_only_requested(&ctx) && catalog::writes(&request.name) {
+            audit::record(
+                caller.as_ref(),
+                &request.name,
+                request.arguments.as_ref(),
+                audit::Outcome::Refused,
+                None,
+            );
             return Err(ErrorData::invalid_params(
                 format!(
                     "tool `{}` is not available: this request asked for read-only mode ({READ_ONLY_HEADER})",
@@ -825,10 +841,27 @@ impl ServerHandler for PortTools {
             return Ok(result::shutting_down().into());
         }
         let _in_flight = self.calls.token();
+        let name = request.name.clone();
+        // Only the identifier is kept for the audit line, not a copy of the arguments.
+        let identifier = request
+            .arguments
+            .as_ref()
+            .and_then(|a| a.get("identifier"))
+            .map(|i| JsonObject::from_iter([("identifier".to_string(), i.clone())]));
         let tcc = ToolCallContext::new(self, request, ctx);
-        tokio::select! {
-            answer = self.tool_router.call(tcc) => answer,
-            _ = self.ended.cancelled() => Ok(result::ended_by_shutdown().into()),
-        }
+        let work = async {
+            tokio::select! {
+                answer = self.tool_router.call(tcc) => answer,
+                _ = self.ended.cancelled() => Ok(result::ended_by_shutdown().into()),
+            }
+        };
+        audit::observe(
+            caller.as_ref(),
+            &name,
+            identifier.as_ref(),
+            work,
+            audit::outcome_of,
+        )
+        .await
     }
 }

@@ -39,7 +39,7 @@ use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::{lean::LeanPath, listener};
+use super::{lean::LeanPath, listener, oauth::Gate};
 use crate::{
     RunError,
     config::{HttpSettings, Secret},
@@ -59,12 +59,18 @@ pub const DEFAULT_ALLOWED_ORIGINS: [&str; 6] = [
     "https://[::1]:*",
 ];
 
-/// Accepted `Host` values: the loopback defaults plus `--allowed-host`.
+/// Accepted `Host` values: the loopback defaults, `--allowed-host`, and with OAuth the host of
+/// `--public-url` (the name clients reach this server by).
 pub fn allowed_hosts(settings: &HttpSettings) -> Vec<String> {
+    let public = settings
+        .oauth
+        .as_ref()
+        .and_then(|o| o.public_url.host_str().map(str::to_string));
     DEFAULT_ALLOWED_HOSTS
         .iter()
         .map(|h| h.to_string())
         .chain(settings.allowed_hosts.iter().cloned())
+        .chain(public)
         .collect()
 }
 
@@ -84,6 +90,21 @@ pub fn app(tools: PortTools, settings: &HttpSettings, shutdown: CancellationToke
     app_with(tools, settings, shutdown, true).0
 }
 
+/// The OAuth gate for these settings, if OAuth is on; its keys start loading at once when a
+/// runtime is there to load them, so the first caller does not wait for them.
+pub fn gate(settings: &HttpSettings) -> Option<Arc<Gate>> {
+    let gate = Gate::new(
+        settings.oauth.as_ref()?,
+        settings.max_request_bytes,
+        settings.max_sessions,
+    );
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        let loading = gate.clone();
+        runtime.spawn(async move { loading.load_keys().await });
+    }
+    Some(gate)
+}
+
 /// [`app`], with or without the lean path (without it, rmcp serves every request: tests compare
 /// the two, and read [`LeanPath::served`]).
 pub fn app_with(
@@ -91,6 +112,17 @@ pub fn app_with(
     settings: &HttpSettings,
     shutdown: CancellationToken,
     lean: bool,
+) -> (Router, Option<Arc<LeanPath>>) {
+    app_gated(tools, settings, shutdown, lean, gate(settings))
+}
+
+/// [`app_with`], behind `gate` (shared with the REST listener, so both use one key cache).
+fn app_gated(
+    tools: PortTools,
+    settings: &HttpSettings,
+    shutdown: CancellationToken,
+    lean: bool,
+    gate: Option<Arc<Gate>>,
 ) -> (Router, Option<Arc<LeanPath>>) {
     let mut config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(allowed_hosts(settings))
@@ -146,11 +178,19 @@ pub fn app_with(
             require_token,
         ));
     }
-    let router = Router::new()
+    let mut router = Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
-        .route("/readyz", get(readyz).with_state(tools))
-        .merge(mcp_routes);
-    (router, lean)
+        .route("/readyz", get(readyz).with_state((tools, gate.clone())));
+    if let Some(gate) = gate {
+        // Outermost: the lean path and rmcp see only admitted requests, marked with the
+        // caller (and read-only mode for a token without the write scope).
+        mcp_routes = mcp_routes.layer(middleware::from_fn_with_state(
+            gate.clone(),
+            super::oauth::guard_mcp,
+        ));
+        router = router.merge(gate.metadata_routes());
+    }
+    (router.merge(mcp_routes), lean)
 }
 
 /// rmcp's session manager with a cap on live sessions: each costs memory (about 50 KiB) until
@@ -394,20 +434,29 @@ async fn require_token(State(token): State<Arc<Secret>>, request: Request, next:
         .into_response()
 }
 
-/// Ready when calls can authenticate (credentials configured, or each caller brings a token)
-/// and the server is not draining. Reports the last Port call without making one.
-async fn readyz(State(tools): State<PortTools>) -> Response {
+/// Ready when calls can authenticate (credentials configured, or each caller brings a token),
+/// callers can be authenticated (with OAuth: every issuer's keys are loaded), and the server is
+/// not draining. Reports the last Port call without making one.
+async fn readyz(State((tools, gate)): State<(PortTools, Option<Arc<Gate>>)>) -> Response {
     let client = tools.client();
     let credentials = client.has_credentials() || client.is_passthrough();
     let draining = tools.draining().is_cancelled();
-    let ready = credentials && !draining;
-    let body = json!({
+    let oauth = match &gate {
+        Some(gate) => Some(gate.readiness().await),
+        None => None,
+    };
+    let keys = oauth.as_ref().is_none_or(|(loaded, _)| *loaded);
+    let ready = credentials && !draining && keys;
+    let mut body = json!({
         "ready": ready,
         "credentialsConfigured": client.has_credentials(),
         "tokenPassthrough": client.is_passthrough(),
         "draining": draining,
         "lastPortCall": client.last_call(),
     });
+    if let Some((_, report)) = oauth {
+        body["oauth"] = report;
+    }
     let status = if ready {
         StatusCode::OK
     } else {
@@ -470,7 +519,15 @@ pub async fn serve_listeners(
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
     let sessions = CancellationToken::new();
-    let router = app(tools.clone(), settings, sessions.clone());
+    let gate = gate(settings);
+    let router = app_gated(
+        tools.clone(),
+        settings,
+        sessions.clone(),
+        true,
+        gate.clone(),
+    )
+    .0;
     let addr = listener.local_addr().map_err(RunError::Io)?;
     let limits = listener::Limits::new(
         settings.header_timeout,
@@ -481,7 +538,7 @@ pub async fn serve_listeners(
     let rest = match rest {
         Some(rest) => {
             let addr = rest.local_addr().map_err(RunError::Io)?;
-            let app = super::rest::router(tools.clone(), settings);
+            let app = super::rest::router_gated(tools.clone(), settings, gate);
             tracing::info!(
                 "serving REST on http://{addr}/v1/integration (OpenAPI at /openapi.json)"
             );
@@ -502,10 +559,10 @@ pub async fn serve_listeners(
         } else {
             ""
         },
-        if settings.auth_token.is_some() {
-            " (inbound token required)"
-        } else {
-            ""
+        match (&settings.oauth, &settings.auth_token) {
+            (Some(_), _) => " (OAuth access token required)",
+            (None, Some(_)) => " (inbound token required)",
+            (None, None) => "",
         },
     );
     let grace = settings.shutdown_grace;

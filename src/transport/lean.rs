@@ -372,6 +372,7 @@ impl LeanCall {
         &self,
         tools: &PortTools,
         headers: &HeaderMap,
+        caller: Option<&crate::oauth::Caller>,
         registered: Option<&Registered<K>>,
     ) -> Option<serde_json::Result<Vec<u8>>> {
         let cancelled = async {
@@ -382,7 +383,7 @@ impl LeanCall {
         };
         let forwarded = tokio::select! {
             _ = cancelled => Forwarded::Done(result::cancelled()),
-            f = tools.forward_named(&self.name, &self.arguments, headers) => f?,
+            f = tools.forward_named(&self.name, &self.arguments, headers, caller) => f?,
         };
         let max_structured = tools.client().max_structured_bytes();
         Some(encode(&self.id, forwarded, max_structured, self.era))
@@ -443,7 +444,12 @@ pub async fn serve(State(lean): State<Arc<LeanPath>>, request: Request, next: Ne
     };
     let registered = session.map(|s| lean.in_flight.register((s, call.key())));
     let answer = call
-        .run(&lean.tools, &parts.headers, registered.as_ref())
+        .run(
+            &lean.tools,
+            &parts.headers,
+            parts.extensions.get::<crate::oauth::Caller>(),
+            registered.as_ref(),
+        )
         .await;
     let Some(answer) = answer else {
         return next

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use axum::{
-    Json, Router,
+    Extension, Json, Router,
     body::Bytes,
     extract::{Path, RawQuery, Request, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
@@ -24,9 +24,10 @@ use serde_json::{Map, Value, json};
 
 use crate::{
     config::{HttpSettings, Secret},
+    oauth::Caller,
     port::{CallContext, PortError},
     tools::{
-        PortTools, Refusal,
+        PortTools, Refusal, audit,
         catalog::{self, CATALOG, RestRoute, ToolSpec},
         read_only_header,
     },
@@ -47,6 +48,15 @@ struct RestState {
 
 /// The REST app: the catalog's routes under both prefixes, and `/openapi.json`.
 pub fn router(tools: PortTools, settings: &HttpSettings) -> Router {
+    router_gated(tools, settings, super::http::gate(settings))
+}
+
+/// [`router`], behind `gate` (with OAuth on; shared with the MCP listener).
+pub fn router_gated(
+    tools: PortTools,
+    settings: &HttpSettings,
+    gate: Option<Arc<super::oauth::Gate>>,
+) -> Router {
     let state = RestState {
         offered: Arc::new(tools.tool_names()),
         tools,
@@ -73,9 +83,13 @@ pub fn router(tools: PortTools, settings: &HttpSettings) -> Router {
                                 Path(params): Path<Vec<(String, String)>>,
                                 RawQuery(q): RawQuery,
                                 h: HeaderMap,
+                                caller: Option<Extension<Caller>>,
                                 body: Bytes| {
                 let shape = shape.clone();
-                async move { operation(&s, &shape, params, q.as_deref(), &h, &body).await }
+                async move {
+                    let caller = caller.map(|Extension(c)| c);
+                    operation(&s, &shape, params, q.as_deref(), &h, caller.as_ref(), &body).await
+                }
             };
             match paths.iter_mut().find(|(p, _)| *p == route.path) {
                 Some((_, methods)) => *methods = std::mem::take(methods).on(filter, handler),
@@ -91,6 +105,12 @@ pub fn router(tools: PortTools, settings: &HttpSettings) -> Router {
         app = app.layer(middleware::from_fn_with_state(
             Arc::new(token.clone()),
             require_token,
+        ));
+    }
+    if let Some(gate) = gate {
+        app = app.layer(middleware::from_fn_with_state(
+            gate,
+            super::oauth::guard_rest,
         ));
     }
     let openapi = Arc::new(openapi());
@@ -291,6 +311,7 @@ async fn operation(
     params: Vec<(String, String)>,
     query: Option<&str>,
     headers: &HeaderMap,
+    caller: Option<&Caller>,
     body: &Bytes,
 ) -> Response {
     let spec = shape.spec;
@@ -317,7 +338,16 @@ async fn operation(
             ),
         );
     }
-    run(state, spec, headers, raw).await
+    let identifier = raw
+        .get("identifier")
+        .map(|i| JsonObject::from_iter([("identifier".to_string(), i.clone())]));
+    let outcome = |r: &Response| match r.status() {
+        s if s.is_success() => audit::Outcome::Ok,
+        StatusCode::FORBIDDEN => audit::Outcome::Refused,
+        _ => audit::Outcome::Error,
+    };
+    let work = run(state, spec, headers, raw);
+    audit::observe(caller, spec.name, identifier.as_ref(), work, outcome).await
 }
 
 /// Runs one operation through the tools' checks and the shared client.

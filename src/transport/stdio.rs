@@ -126,7 +126,10 @@ impl StdioLean {
         let registered = self.in_flight.register(call.key());
         self.runtime.spawn(async move {
             let headers = axum::http::HeaderMap::new();
-            match call.run(&lean.tools, &headers, Some(&registered)).await {
+            match call
+                .run(&lean.tools, &headers, None, Some(&registered))
+                .await
+            {
                 // rmcp's to answer (delete, the mapping tools, a draining server).
                 None => {
                     deliver(&line, &lean.rmcp, &lean.out);

@@ -1,0 +1,125 @@
+//! Who called which tool, in the logs: with inbound OAuth, every call runs in a span naming its
+//! caller (so any line it logs says who), ends with a `tool call` line, and every call of a
+//! tool that changes Port leaves one `audit` line: who, which tool, which integration, how it
+//! ended, and the `x-trace-id` of Port's answer, to find the same call in Port's own logs.
+//!
+//! Values are Debug-quoted: they come from tokens and arguments, and a newline in one must not
+//! forge a log line.
+
+use rmcp::model::JsonObject;
+use tracing::Instrument;
+
+use super::catalog;
+use crate::oauth::Caller;
+
+/// How a call ended, as the audit line says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Done (Port accepted it).
+    Ok,
+    /// Ended with an error result (Port refused, or the arguments were invalid).
+    Error,
+    /// Refused before any work: not allowed for this caller.
+    Refused,
+    /// Started as a task that goes on after the call returns.
+    Task,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Error => "error",
+            Outcome::Refused => "refused",
+            Outcome::Task => "task",
+        }
+    }
+}
+
+/// Runs one tool call's `work`, logged as above. Without a caller (stdio, static token, no
+/// inbound auth) only write calls are logged, as `audit` lines without a subject.
+pub async fn observe<T>(
+    caller: Option<&Caller>,
+    tool: &str,
+    raw: Option<&JsonObject>,
+    work: impl Future<Output = T>,
+    outcome: impl FnOnce(&T) -> Outcome,
+) -> T {
+    let writes = catalog::writes(tool);
+    if caller.is_none() && !writes {
+        return work.await;
+    }
+    let span = tracing::info_span!(
+        "call",
+        tool = ?tool,
+        sub = ?subject(caller),
+        client_id = ?client_id(caller),
+    );
+    let (out, trace) = crate::port::trace::recording(work.instrument(span.clone())).await;
+    let ended = outcome(&out);
+    if caller.is_some() {
+        tracing::info!(parent: &span, outcome = ended.as_str(), "tool call");
+    }
+    if writes {
+        record(caller, tool, raw, ended, trace.as_deref());
+    }
+    out
+}
+
+/// How an MCP answer ended.
+pub fn outcome_of(answer: &Result<rmcp::model::CallToolResponse, rmcp::ErrorData>) -> Outcome {
+    use rmcp::model::CallToolResponse;
+    match answer {
+        Ok(CallToolResponse::Complete(r)) => outcome_of_result(r),
+        Ok(CallToolResponse::Task(_)) => Outcome::Task,
+        Ok(_) => Outcome::Ok,
+        Err(_) => Outcome::Error,
+    }
+}
+
+/// How a tool result ended.
+pub fn outcome_of_result(result: &rmcp::model::CallToolResult) -> Outcome {
+    if result.is_error == Some(true) {
+        Outcome::Error
+    } else {
+        Outcome::Ok
+    }
+}
+
+/// The audit line of one write call.
+pub fn record(
+    caller: Option<&Caller>,
+    tool: &str,
+    raw: Option<&JsonObject>,
+    outcome: Outcome,
+    port_trace_id: Option<&str>,
+) {
+    let identifier = raw
+        .and_then(|r| r.get("identifier"))
+        .and_then(|v| v.as_str())
+        .map(|s| s.chars().take(256).collect::<String>())
+        .unwrap_or_default();
+    tracing::info!(
+        target: "audit",
+        sub = ?subject(caller),
+        client_id = ?client_id(caller),
+        tool = ?tool.chars().take(64).collect::<String>(),
+        identifier = ?identifier,
+        outcome = ?outcome.as_str(),
+        port_trace_id = ?port_trace_id.unwrap_or(""),
+        "write call"
+    );
+}
+
+fn subject(caller: Option<&Caller>) -> &str {
+    caller.and_then(|c| c.subject.as_deref()).unwrap_or("")
+}
+
+fn client_id(caller: Option<&Caller>) -> &str {
+    caller.and_then(|c| c.client_id.as_deref()).unwrap_or("")
+}
+
+/// The caller of an HTTP request, as the OAuth gate admitted it.
+pub fn caller_of(parts: Option<&axum::http::request::Parts>) -> Option<&Caller> {
+    parts.and_then(|p| p.extensions.get::<Caller>())
+}
