@@ -106,27 +106,24 @@ async fn kubernetes_manifests_match_the_binary() {
 
     // OAuth is the inbound auth: the settings the binary derives (with its start-up refusals)
     // hold the ConfigMap's issuer and public URL, no static token and no passthrough, and the
-    // public URL's host is an accepted Host.
+    // public URL's host is an accepted Host (clients reach the pods through it).
     let settings = http.settings().unwrap_or_else(|e| panic!("{argv:?}: {e}"));
     assert!(settings.auth_token.is_none() && !settings.token_passthrough);
     let oauth = settings.oauth.as_ref().expect("OAuth settings");
     let data = &configmap["data"];
     assert_eq!(oauth.issuers, vec![data["oauth-issuer"].as_str().unwrap()]);
-    assert_eq!(
-        oauth.public_url.as_str(),
-        data["public-url"].as_str().unwrap()
-    );
-    assert_eq!(oauth.audience, oauth.public_url.as_str());
+    assert_eq!(oauth.resource, data["public-url"].as_str().unwrap());
+    assert_eq!(oauth.audience, oauth.resource);
     assert_eq!(oauth.read_scope, data["oauth-read-scope"].as_str().unwrap());
     assert_eq!(
         oauth.write_scope,
         data["oauth-write-scope"].as_str().unwrap()
     );
     let public_host = oauth.public_url.host_str().unwrap();
+    let hosts = port_integrations_mcp::transport::http::allowed_hosts(&settings);
     assert!(
-        settings.allowed_hosts.iter().any(|h| h == public_host),
-        "{public_host} must be in PORT_MCP_ALLOWED_HOSTS: {:?}",
-        settings.allowed_hosts
+        hosts.iter().any(|h| h == public_host),
+        "{public_host} must be an accepted Host: {hosts:?}"
     );
     assert!(
         container.get("volumeMounts").is_none(),
