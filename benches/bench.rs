@@ -612,13 +612,17 @@ async fn oauth_rows(rows: &mut Vec<Row>, upstream: &str, direct_64: &Stats) {
             let plain_env = [("PORT_MCP_LOG", log)];
             let plain = common::start_http(upstream, stateless, false, &plain_env).await;
             let oauth = common::start_http(upstream, stateless, false, &oauth_env).await;
-            let rounds = if log == "error" { 2 } else { 1 };
+            let rounds = if log == "error" { 3 } else { 2 };
+            let mut totals = [0u64; 2];
             for round in 1..=rounds {
-                for (server, auth) in [(&plain, None), (&oauth, Some(token.as_str()))] {
+                for (side, (server, auth)) in [(&plain, None), (&oauth, Some(token.as_str()))]
+                    .into_iter()
+                    .enumerate()
+                {
                     let name = format!(
-                        "HTTP {mode}, log {log}, get-integration (2 KB), 64 in flight, {} (round {round})",
+                        "OAuth rows: HTTP {mode}, log {log}, get-integration (2 KB), 64 in flight, {} (round {round})",
                         if auth.is_some() {
-                            "OAuth JWT"
+                            "with a JWT"
                         } else {
                             "no inbound auth"
                         }
@@ -626,8 +630,22 @@ async fn oauth_rows(rows: &mut Vec<Row>, upstream: &str, direct_64: &Stats) {
                     let addr = server.addr.clone().unwrap();
                     let run =
                         bench_http_as(&addr, stateless, Op::Tool("get-integration"), 64, auth);
+                    let before = rows.len();
                     scenario(rows, server.child.id(), name, Some(direct_64), run).await;
+                    if let Some(row) = rows.get(before) {
+                        totals[side] += row.stats.calls;
+                    }
                 }
+            }
+            if totals[0] > 0 {
+                let ratio = totals[1] as f64 / totals[0] as f64;
+                println!(
+                    "OAuth cost, HTTP {mode}, log {log}, 64 in flight: {} calls with a JWT vs {} without over {rounds} interleaved rounds = {:.1}% of the throughput ({:+.1}%)",
+                    totals[1],
+                    totals[0],
+                    ratio * 100.0,
+                    (ratio - 1.0) * 100.0
+                );
             }
         }
     }

@@ -208,7 +208,8 @@ pub struct OAuthArgs {
     pub oauth_public_url: Option<String>,
 
     /// The audience (`aud`) tokens must contain, when the identity provider cannot use the public
-    /// URL (e.g. an Entra ID `api://` application ID URI). Default: the public URL.
+    /// URL (e.g. Microsoft Entra ID, whose v2 tokens carry the API's client ID). Default: the
+    /// public URL.
     #[arg(long = "oauth-audience", env = "PORT_MCP_OAUTH_AUDIENCE")]
     pub oauth_audience: Option<String>,
 

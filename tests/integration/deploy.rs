@@ -1,6 +1,7 @@
-//! The deployment files agree with the binary: the manifests' args parse with the real command
-//! line, every environment variable is one the binary reads, ports and probes line up, the
-//! probes exist, the inbound token is required, and every Secret key referenced exists.
+//! The deployment files agree with the binary: the manifests' args and environment make a command
+//! line the real binary accepts, every environment variable is one the binary reads, ports and
+//! probes line up, the probes exist, OAuth is the inbound auth, and every ConfigMap and Secret key
+//! referenced exists.
 
 use std::{collections::BTreeSet, path::Path};
 
@@ -45,6 +46,18 @@ fn known_env() -> BTreeSet<String> {
     out
 }
 
+/// The long flag of the option that reads `var`, on the top-level command or on `http`.
+fn flag_for(var: &str) -> String {
+    let cli = Cli::command();
+    let http = cli.find_subcommand("http").expect("an http command");
+    for arg in cli.get_arguments().chain(http.get_arguments()) {
+        if arg.get_env().and_then(|e| e.to_str()) == Some(var) {
+            return format!("--{}", arg.get_long().expect("a long flag"));
+        }
+    }
+    panic!("no option of `http` reads {var}")
+}
+
 fn strings(v: &Value) -> Vec<String> {
     v.as_array()
         .unwrap()
@@ -59,13 +72,25 @@ async fn kubernetes_manifests_match_the_binary() {
     let service = one("service.yaml", "Service");
     let hpa = one("hpa.yaml", "HorizontalPodAutoscaler");
     let secret = one("secret.example.yaml", "Secret");
+    let configmap = one("configmap.yaml", "ConfigMap");
     let name = deployment["metadata"]["name"].as_str().unwrap();
     let pod = &deployment["spec"]["template"]["spec"];
     let container = &pod["containers"][0];
 
-    // The args are a valid command line for the real binary.
+    // The args, with every non-secret variable the pod gets as its flag (ConfigMap references
+    // resolved), are a valid command line for the real binary.
     let mut argv = vec!["port-integrations-mcp".to_string()];
     argv.extend(strings(&container["args"]));
+    for env in container["env"].as_array().unwrap() {
+        let value = match env["valueFrom"]["configMapKeyRef"]["key"].as_str() {
+            Some(key) => configmap["data"][key].as_str(),
+            None => env["value"].as_str(),
+        };
+        if let Some(value) = value {
+            argv.push(flag_for(env["name"].as_str().unwrap()));
+            argv.push(value.to_string());
+        }
+    }
     let cli = Cli::try_parse_from(&argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
     let Command::Http(http) = &cli.command else {
         panic!("the deployment must run `http`")
@@ -79,25 +104,30 @@ async fn kubernetes_manifests_match_the_binary() {
         "must listen beyond loopback in a pod"
     );
 
-    // The inbound token is required, and comes from the Secret.
-    let token_file = http.auth_token_file.clone().expect("--auth-token-file");
-    let mount = container["volumeMounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| token_file.starts_with(m["mountPath"].as_str().unwrap()))
-        .expect("the token file lives in a mounted volume");
-    let volume = pod["volumes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["name"] == mount["name"])
-        .unwrap();
-    assert_eq!(volume["secret"]["secretName"], secret["metadata"]["name"]);
-    let item = &volume["secret"]["items"][0];
+    // OAuth is the inbound auth: the settings the binary derives (with its start-up refusals)
+    // hold the ConfigMap's issuer and public URL, no static token and no passthrough, and the
+    // public URL's host is an accepted Host (clients reach the pods through it).
+    let settings = http.settings().unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+    assert!(settings.auth_token.is_none() && !settings.token_passthrough);
+    let oauth = settings.oauth.as_ref().expect("OAuth settings");
+    let data = &configmap["data"];
+    assert_eq!(oauth.issuers, vec![data["oauth-issuer"].as_str().unwrap()]);
+    assert_eq!(oauth.resource, data["public-url"].as_str().unwrap());
+    assert_eq!(oauth.audience, oauth.resource);
+    assert_eq!(oauth.read_scope, data["oauth-read-scope"].as_str().unwrap());
     assert_eq!(
-        Path::new(mount["mountPath"].as_str().unwrap()).join(item["path"].as_str().unwrap()),
-        token_file
+        oauth.write_scope,
+        data["oauth-write-scope"].as_str().unwrap()
+    );
+    let public_host = oauth.public_url.host_str().unwrap();
+    let hosts = port_integrations_mcp::transport::http::allowed_hosts(&settings);
+    assert!(
+        hosts.iter().any(|h| h == public_host),
+        "{public_host} must be an accepted Host: {hosts:?}"
+    );
+    assert!(
+        container.get("volumeMounts").is_none(),
+        "no inbound token file to mount"
     );
     let secret_keys: BTreeSet<&str> = secret["stringData"]
         .as_object()
@@ -105,7 +135,6 @@ async fn kubernetes_manifests_match_the_binary() {
         .keys()
         .map(String::as_str)
         .collect();
-    assert!(secret_keys.contains(item["key"].as_str().unwrap()));
 
     // Every variable is one the binary reads; secrets come from the Secret, not literals.
     let known = known_env();
@@ -115,6 +144,13 @@ async fn kubernetes_manifests_match_the_binary() {
             known.contains(var),
             "{var} is not read by the binary: {known:?}"
         );
+        if let Some(key) = env["valueFrom"]["configMapKeyRef"]["key"].as_str() {
+            assert_eq!(
+                env["valueFrom"]["configMapKeyRef"]["name"],
+                configmap["metadata"]["name"]
+            );
+            assert!(data[key].is_string(), "{key} missing from the ConfigMap");
+        }
         if let Some(key) = env["valueFrom"]["secretKeyRef"]["key"].as_str() {
             assert_eq!(
                 env["valueFrom"]["secretKeyRef"]["name"],
