@@ -612,7 +612,7 @@ async fn oauth_rows(rows: &mut Vec<Row>, upstream: &str, direct_64: &Stats) {
             let plain_env = [("PORT_MCP_LOG", log)];
             let plain = common::start_http(upstream, stateless, false, &plain_env).await;
             let oauth = common::start_http(upstream, stateless, false, &oauth_env).await;
-            let rounds = if log == "error" { 3 } else { 2 };
+            let rounds = if log == "error" { 5 } else { 2 };
             let mut totals = [0u64; 2];
             for round in 1..=rounds {
                 for (side, (server, auth)) in [(&plain, None), (&oauth, Some(token.as_str()))]

@@ -35,9 +35,10 @@ const CACHE_MAX: usize = 10_000;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     /// The token's subject (`sub`): the user, or the client for a client-credentials token.
-    pub subject: Option<String>,
+    /// (`Arc`: a caller is cloned into every request it makes.)
+    pub subject: Option<Arc<str>>,
     /// The client the token was issued to (`client_id`, or OIDC's `azp`).
-    pub client_id: Option<String>,
+    pub client_id: Option<Arc<str>>,
     /// Whether the token carries the read scope (or the write scope, which implies it).
     pub can_read: bool,
     /// Whether the token carries the write scope.
@@ -306,8 +307,8 @@ impl Verifier {
             write |= scope_matches(&self.settings.write_scope, scope);
         }
         Caller {
-            subject: claims.sub.map(|s| bounded(&s)),
-            client_id: claims.client_id.or(claims.azp).map(|s| bounded(&s)),
+            subject: claims.sub.map(|s| bounded(&s).into()),
+            client_id: claims.client_id.or(claims.azp).map(|s| bounded(&s).into()),
             can_read: read || write,
             can_write: write,
         }

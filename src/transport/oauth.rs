@@ -66,7 +66,7 @@ struct SessionOwners {
 }
 
 /// What identifies a session's owner.
-type Owner = (Option<String>, Option<String>);
+type Owner = (Option<Arc<str>>, Option<Arc<str>>);
 
 impl SessionOwners {
     fn bind(&self, session: &str, caller: &Caller) {
@@ -90,7 +90,10 @@ impl SessionOwners {
         let Ok(guard) = self.map.lock() else {
             return false;
         };
-        guard.0.get(session).is_none_or(|o| *o == owner(caller))
+        guard.0.get(session).is_none_or(|(sub, client)| {
+            sub.as_deref() == caller.subject.as_deref()
+                && client.as_deref() == caller.client_id.as_deref()
+        })
     }
 }
 

@@ -1685,6 +1685,24 @@ async fn the_binary_audits_each_write_with_the_callers_subject() {
         "{}",
         audit[0]
     );
+    // Every call, read or write, ends with one line naming its caller.
+    let calls: Vec<&str> = logs.lines().filter(|l| l.contains(" tool call ")).collect();
+    assert_eq!(calls.len(), 4, "one line per tool call: {logs}");
+    for (line, tool, outcome) in [
+        (calls[0], "delete-integration", "ok"),
+        (calls[1], "update-integration", "ok"),
+        (calls[2], "delete-integration", "error"),
+        (calls[3], "get-integration", "ok"),
+    ] {
+        for field in [
+            format!("tool=\"{tool}\""),
+            "sub=\"alice@example.com\"".to_string(),
+            format!("client_id=\"{client_id}\""),
+            format!("outcome=\"{outcome}\""),
+        ] {
+            assert!(line.contains(&field), "{field} missing in: {line}");
+        }
+    }
     // No token in the logs, nor its signature alone.
     for secret in [&token, &expired, &forged] {
         let signature = secret.rsplit('.').next().unwrap();
