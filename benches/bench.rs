@@ -510,7 +510,7 @@ async fn run() {
     // authorization server (oidc-provider, tests/oauth), rounds interleaved so that drift in
     // the machine's speed hits both sides alike. At the bench's log level (error) this is the
     // token check alone; the `info` pair adds the per-call line that names the caller.
-    if selected("OAuth") {
+    if selected("OAuth check") || selected("OAuth rows") {
         oauth_rows(&mut rows, &upstream, &direct_64).await;
     }
 
@@ -601,6 +601,12 @@ async fn oauth_rows(rows: &mut Vec<Row>, upstream: &str, direct_64: &Stats) {
         issuer.url,
         token.len()
     );
+    if selected("OAuth check") {
+        oauth_check_cost(&issuer, resource, &token).await;
+    }
+    if !selected("OAuth rows") {
+        return;
+    }
     for stateless in [true, false] {
         let mode = if stateless { "stateless" } else { "stateful" };
         for log in ["error", "info"] {
@@ -665,4 +671,36 @@ async fn oauth_rows(rows: &mut Vec<Row>, upstream: &str, direct_64: &Stats) {
             }
         }
     }
+}
+
+/// The token check alone, in this process (no HTTP, no noise from the other processes): a token
+/// seen before (the cache: every request after a client's first) and tokens seen for the first
+/// time (signature and claims checked).
+async fn oauth_check_cost(issuer: &common::Issuer, resource: &str, token: &str) {
+    use port_integrations_mcp::{config::OAuthSettings, oauth::Verifier};
+    let settings = OAuthSettings::new(vec![issuer.url.clone()], resource).unwrap();
+    let verifier = Verifier::new(settings);
+    verifier.verify(token).await.unwrap();
+    let n = 200_000u32;
+    let start = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(verifier.verify(std::hint::black_box(token)).await.unwrap());
+    }
+    let cached = start.elapsed() / n;
+    let mut fresh = Vec::new();
+    for _ in 0..200 {
+        fresh.push(issuer.token(resource).await);
+    }
+    let start = Instant::now();
+    for t in &fresh {
+        verifier.verify(t).await.unwrap();
+    }
+    let first = start.elapsed() / fresh.len() as u32;
+    println!(
+        "OAuth token check in-process: {:.2} µs for a token seen before ({n} checks), {:.1} µs for a \
+         token seen for the first time (RS256 signature and claims, {} tokens)",
+        cached.as_secs_f64() * 1e6,
+        first.as_secs_f64() * 1e6,
+        fresh.len()
+    );
 }

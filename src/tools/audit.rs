@@ -57,7 +57,12 @@ pub async fn observe<T>(
         sub = ?subject(caller),
         client_id = ?client_id(caller),
     );
-    let (out, trace) = crate::port::trace::recording(work.instrument(span)).await;
+    // Port's trace id is only wanted for the audit line of a write.
+    let (out, trace) = if writes {
+        crate::port::trace::recording(work.instrument(span)).await
+    } else {
+        (work.instrument(span).await, None)
+    };
     let ended = outcome(&out);
     if caller.is_some() {
         tracing::info!(
