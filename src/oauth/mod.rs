@@ -166,6 +166,12 @@ impl Verifier {
         Ok(caller)
     }
 
+    /// The caller of a token verified before and not expired since, if it is one: the whole
+    /// check for every request of a client after its first.
+    pub fn remembered_token(&self, token: &[u8]) -> Option<Caller> {
+        self.remembered(&self.digest.hash(token).as_u128())
+    }
+
     /// Loads every issuer's keys that are not loaded yet (for readiness and start-up).
     pub async fn load_keys(&self) {
         for issuer in &self.issuers {

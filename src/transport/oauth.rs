@@ -189,7 +189,21 @@ impl Gate {
             }
             Presented::Token(token) => token,
         };
-        let caller = match self.verifier.verify(token).await {
+        let verified = match self.verifier.remembered_token(token) {
+            Some(caller) => Ok(caller),
+            None => match well_formed(token) {
+                Ok(token) => self.verifier.verify(token).await,
+                Err(why) => {
+                    return Err(self.challenge(
+                        StatusCode::BAD_REQUEST,
+                        Some("invalid_request"),
+                        why,
+                        &self.all_scopes(),
+                    ));
+                }
+            },
+        };
+        let caller = match verified {
             Ok(caller) => caller,
             Err(AuthError::Invalid(why)) => {
                 tracing::info!(reason = %why, "refused an access token");
@@ -291,7 +305,9 @@ impl Gate {
 enum Presented<'a> {
     Missing,
     Malformed(&'static str),
-    Token(&'a str),
+    /// The token's bytes, not checked yet: a token the verifier has seen passed
+    /// [`well_formed`] then, so only new ones need the byte-by-byte check.
+    Token(&'a [u8]),
 }
 
 fn presented(headers: &HeaderMap, max_bytes: usize) -> Presented<'_> {
@@ -302,15 +318,16 @@ fn presented(headers: &HeaderMap, max_bytes: usize) -> Presented<'_> {
     if values.next().is_some() {
         return Presented::Malformed("the request has more than one Authorization header");
     }
-    let Ok(value) = value.to_str() else {
-        return Presented::Malformed("the Authorization header is not visible ASCII");
+    let value = value.as_bytes();
+    let (scheme, rest) = match value.iter().position(|b| *b == b' ') {
+        Some(at) => (&value[..at], &value[at + 1..]),
+        None => (value, &value[value.len()..]),
     };
-    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    if !scheme.eq_ignore_ascii_case(b"bearer") {
         // Another scheme (Basic, ...) is no bearer token at all.
         return Presented::Missing;
     }
-    let token = rest.trim_matches(' ');
+    let token = rest.trim_ascii();
     if token.is_empty() {
         return Presented::Malformed("the Authorization header has no token after `Bearer`");
     }
@@ -319,14 +336,21 @@ fn presented(headers: &HeaderMap, max_bytes: usize) -> Presented<'_> {
             "the bearer token is longer than --oauth-max-token-bytes / PORT_MCP_OAUTH_MAX_TOKEN_BYTES allows",
         );
     }
-    // RFC 6750 b64token: 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
-    let body = token.trim_end_matches('=');
-    if body.is_empty() || !body.bytes().all(|b| B64TOKEN[usize::from(b)]) {
-        return Presented::Malformed(
-            "the bearer token has characters a token cannot have (RFC 6750)",
-        );
-    }
     Presented::Token(token)
+}
+
+/// The token, if its bytes are an RFC 6750 `b64token`.
+fn well_formed(token: &[u8]) -> Result<&str, &'static str> {
+    if !token.iter().all(|b| (b' '..=b'~').contains(b)) {
+        return Err("the Authorization header is not visible ASCII");
+    }
+    // 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+    let padding = token.iter().rev().take_while(|b| **b == b'=').count();
+    let body = &token[..token.len() - padding];
+    if body.is_empty() || !body.iter().all(|b| B64TOKEN[usize::from(*b)]) {
+        return Err("the bearer token has characters a token cannot have (RFC 6750)");
+    }
+    std::str::from_utf8(token).map_err(|_| "the Authorization header is not visible ASCII")
 }
 
 /// The bytes of an RFC 6750 `b64token` (a table: every request's token passes through it).
@@ -517,21 +541,19 @@ mod tests {
             Presented::Missing
         ));
         assert!(matches!(
-            presented_(&headers(&["bearer abc.def.ghi"])),
-            Presented::Token("abc.def.ghi")
+            presented_(&headers(&["bearer  abc.def.ghi "])),
+            Presented::Token(b"abc.def.ghi")
         ));
-        for bad in [
-            "Bearer",
-            "Bearer ",
-            "Bearer a b",
-            "Bearer a\"b",
-            "Bearer ====",
-        ] {
+        for bad in ["Bearer", "Bearer ", "Bearer    "] {
             assert!(
                 matches!(presented_(&headers(&[bad])), Presented::Malformed(_)),
                 "{bad}"
             );
         }
+        for bad in ["a b", "a\"b", "====", "a\tb"] {
+            assert!(well_formed(bad.as_bytes()).is_err(), "{bad}");
+        }
+        assert_eq!(well_formed(b"ab.c-d_e~f+g/h=="), Ok("ab.c-d_e~f+g/h=="));
         assert!(matches!(
             presented_(&headers(&["Bearer a", "Bearer b"])),
             Presented::Malformed(_)
