@@ -19,7 +19,7 @@ pub mod keys;
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::{Arc, RwLock},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
@@ -65,7 +65,8 @@ pub struct Verifier {
     settings: OAuthSettings,
     issuers: Vec<keys::IssuerKeys>,
     introspection: Option<introspect::Introspector>,
-    verified: Mutex<HashMap<u128, (Caller, Instant)>>,
+    /// A lock readers share: every request reads it, only a new token writes.
+    verified: RwLock<HashMap<u128, (Caller, Instant)>>,
     /// Keys the cache (see the module header).
     digest: SipHasher13,
     /// Slots for signature checks (one per core).
@@ -124,7 +125,7 @@ impl Verifier {
             settings,
             issuers,
             introspection,
-            verified: Mutex::new(HashMap::new()),
+            verified: RwLock::new(HashMap::new()),
             digest: SipHasher13::new_with_key(&random_key()),
             checks: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -192,7 +193,7 @@ impl Verifier {
     }
 
     fn remembered(&self, digest: &u128) -> Option<Caller> {
-        let cache = self.verified.lock().ok()?;
+        let cache = self.verified.read().ok()?;
         let (caller, until) = cache.get(digest)?;
         (Instant::now() < *until).then(|| caller.clone())
     }
@@ -203,7 +204,7 @@ impl Verifier {
         if until <= now {
             return;
         }
-        if let Ok(mut cache) = self.verified.lock() {
+        if let Ok(mut cache) = self.verified.write() {
             if cache.len() >= CACHE_MAX {
                 cache.retain(|_, (_, u)| *u > now);
                 if cache.len() >= CACHE_MAX {

@@ -62,7 +62,8 @@ pub struct Gate {
 /// more live sessions; the oldest binding goes first).
 struct SessionOwners {
     max: usize,
-    map: std::sync::Mutex<(HashMap<String, Owner>, VecDeque<String>)>,
+    /// Read by every request of a session, written when one opens.
+    map: std::sync::RwLock<(HashMap<String, Owner>, VecDeque<String>)>,
 }
 
 /// What identifies a session's owner.
@@ -70,7 +71,7 @@ type Owner = (Option<Arc<str>>, Option<Arc<str>>);
 
 impl SessionOwners {
     fn bind(&self, session: &str, caller: &Caller) {
-        let Ok(mut guard) = self.map.lock() else {
+        let Ok(mut guard) = self.map.write() else {
             return;
         };
         let (map, order) = &mut *guard;
@@ -87,7 +88,7 @@ impl SessionOwners {
     /// Whether `caller` may use `session` (a session this gate did not see opened is left to
     /// rmcp, which answers 404 for ids it does not know).
     fn allows(&self, session: &str, caller: &Caller) -> bool {
-        let Ok(guard) = self.map.lock() else {
+        let Ok(guard) = self.map.read() else {
             return false;
         };
         guard.0.get(session).is_none_or(|(sub, client)| {
@@ -131,7 +132,7 @@ impl Gate {
             max_request_bytes,
             owners: SessionOwners {
                 max: max_sessions,
-                map: std::sync::Mutex::new((HashMap::new(), VecDeque::new())),
+                map: std::sync::RwLock::new((HashMap::new(), VecDeque::new())),
             },
         })
     }
