@@ -4,8 +4,8 @@ does not depend on what else the machine is doing, unlike the throughput rows of
 
     python3 benches/oauth_instructions.py [BINARY]     (default target/release/port-integrations-mcp)
 
-Runs the server (`http --sandbox --stateless`, fake Port in-process) under
-`valgrind --tool=callgrind` four times: without inbound auth and with `--oauth-issuer` (the test
+Runs the server (`http --sandbox`, fake Port in-process, stateless and stateful) under
+`valgrind --tool=callgrind` four times per mode: without inbound auth and with `--oauth-issuer` (the test
 authorization server, tests/oauth/issuer.mjs, on Node), each for a short and a long series of
 sequential `tools/call get-integration`, every request carrying the same access token (which the
 server without auth ignores). The difference between the long and the short series is the cost of
@@ -60,11 +60,13 @@ def token(ready, resource):
     return json.loads(conn.getresponse().read())["access_token"]
 
 
-def run(calls, oauth, issuer, resource, bearer):
+def run(calls, oauth, issuer, resource, bearer, stateless=True):
     port = free_port()
     out = tempfile.NamedTemporaryFile(prefix="callgrind.", delete=False).name
     args = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", BIN, "http",
-            "--sandbox", "--stateless", "--listen", f"127.0.0.1:{port}"]
+            "--sandbox", "--listen", f"127.0.0.1:{port}"]
+    if stateless:
+        args.append("--stateless")
     if oauth:
         args += ["--oauth-issuer", issuer, "--public-url", resource]
     env = {"PATH": os.environ.get("PATH", ""), "PORT_MCP_LOG": "error"}
@@ -85,6 +87,17 @@ def run(calls, oauth, issuer, resource, bearer):
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     headers = {"content-type": "application/json", "accept": "application/json, text/event-stream",
                "mcp-protocol-version": "2025-06-18", "authorization": f"Bearer {bearer}"}
+    if not stateless:
+        init = json.dumps({"jsonrpc": "2.0", "id": "init", "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "callgrind", "version": "1"}}})
+        conn.request("POST", "/mcp", init, headers)
+        answer = conn.getresponse()
+        answer.read()
+        headers["mcp-session-id"] = answer.getheader("mcp-session-id")
+        conn.request("POST", "/mcp", json.dumps({"jsonrpc": "2.0",
+                     "method": "notifications/initialized"}), headers)
+        conn.getresponse().read()
     for i in range(calls):
         body = json.dumps({"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": {
             "name": "get-integration", "arguments": {"identifier": "github-ocean"}}})
@@ -107,15 +120,17 @@ def main():
     issuer_proc, ready = start_issuer(resource)
     try:
         bearer = token(ready, resource)
-        per_call = {}
-        for oauth in (False, True):
-            short = run(SHORT, oauth, ready["issuer"], resource, bearer)
-            long = run(LONG, oauth, ready["issuer"], resource, bearer)
-            per_call[oauth] = (long - short) / (LONG - SHORT)
-        plain, checked = per_call[False], per_call[True]
-        print(f"instructions per tools/call get-integration (stateless HTTP, {LONG - SHORT} calls): "
-              f"{plain:,.0f} without inbound auth, {checked:,.0f} with a JWT checked: "
-              f"{checked - plain:+,.0f} ({(checked / plain - 1) * 100:+.2f}%)")
+        for stateless in (True, False):
+            per_call = {}
+            for oauth in (False, True):
+                short = run(SHORT, oauth, ready["issuer"], resource, bearer, stateless)
+                long = run(LONG, oauth, ready["issuer"], resource, bearer, stateless)
+                per_call[oauth] = (long - short) / (LONG - SHORT)
+            plain, checked = per_call[False], per_call[True]
+            mode = "stateless" if stateless else "stateful"
+            print(f"instructions per tools/call get-integration ({mode} HTTP, {LONG - SHORT} "
+                  f"calls): {plain:,.0f} without inbound auth, {checked:,.0f} with a JWT checked: "
+                  f"{checked - plain:+,.0f} ({(checked / plain - 1) * 100:+.2f}%)")
     finally:
         issuer_proc.terminate()
 

@@ -31,6 +31,20 @@ use crate::{
     issuer::{Issuer, READ, READ_WRITE, WRITE, decode},
 };
 
+/// What the fake Port received: method, path and the Authorization header of each request.
+fn seen_by_port(port: &FakePort) -> Vec<(String, String, Option<String>)> {
+    port.api_requests()
+        .iter()
+        .map(|r| {
+            (
+                r.method.clone(),
+                r.path.clone(),
+                r.header("authorization").map(str::to_string),
+            )
+        })
+        .collect()
+}
+
 const ALL_TOOLS: [&str; 7] = [
     "delete-integration",
     "get-all-integrations",
@@ -1172,17 +1186,7 @@ async fn a_stateless_server_and_a_2026_client_are_gated_the_same() {
         assert!(!is_error(&r), "{r:?}");
         client.cancel().await.unwrap();
     }
-    let seen: Vec<(String, String, Option<String>)> = port
-        .api_requests()
-        .iter()
-        .map(|r| {
-            (
-                r.method.clone(),
-                r.path.clone(),
-                r.header("authorization").map(str::to_string),
-            )
-        })
-        .collect();
+    let seen = seen_by_port(&port);
     let ours = Some(format!("Bearer {STATIC_TOKEN}"));
     assert_eq!(
         seen,
@@ -1615,17 +1619,7 @@ async fn the_binary_audits_each_write_with_the_callers_subject() {
     )
     .await;
     assert!(!is_error(&read));
-    let requests: Vec<(String, String, Option<String>)> = fake
-        .api_requests()
-        .iter()
-        .map(|r| {
-            (
-                r.method.clone(),
-                r.path.clone(),
-                r.header("authorization").map(str::to_string),
-            )
-        })
-        .collect();
+    let requests = seen_by_port(&fake);
     let ours = Some(format!("Bearer {STATIC_TOKEN}"));
     assert_eq!(
         requests,
