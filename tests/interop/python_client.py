@@ -14,8 +14,11 @@ tools and checks the error paths. Three more cases turn on every toolset and run
 troubleshooting loop on the sandbox's failing integration (jira-cloud): prompts and resources,
 sync status, ERROR logs, kind examples, a preview of the fix, the checked config update,
 resync-integration to `completed` with per-kind counts, and the history. (The Python SDK has
-no MCP tasks, so the resync runs as a plain call here; the Rust tests cover tasks.) Port credentials in the caller's environment are never
-passed on. One line per case, then `N passed, M failed`; the exit status is 1 when M > 0.
+no MCP tasks, so the resync runs as a plain call here; the Rust tests cover tasks.) One more
+runs the seven tools behind `--oauth-issuer`: a token-less request gets the 401 challenge whose
+metadata URL names the issuer, then the SDK's client works with an access token from the test
+authorization server (tests/oauth/issuer.mjs on the Node of PORT_MCP_TEST_NODE, else `node`).
+Port credentials in the caller's environment are never passed on. One line per case, then `N passed, M failed`; the exit status is 1 when M > 0.
 Everything is bounded by timeouts: the whole run stops itself after TOTAL_BUDGET_S.
 """
 
@@ -86,10 +89,11 @@ class Case:
     mode: str  # "legacy" | "auto"
     transport: str  # "stdio" | "http" | "http-stateless"
     loop: bool = False  # the troubleshooting loop (sync toolset) instead of the seven tools
+    oauth: bool = False  # behind --oauth-issuer, with a token from the test authorization server
 
     @property
     def name(self) -> str:
-        return f"{self.mode}/{self.transport}" + (" loop" if self.loop else "")
+        return f"{self.mode}/{self.transport}" + (" loop" if self.loop else "") + (" oauth" if self.oauth else "")
 
     @property
     def env(self) -> dict[str, str]:
@@ -478,11 +482,47 @@ async def run_stdio(case: Case, out: Outcome, logdir: str) -> None:
             out.server_log = log_path
 
 
+def start_issuer(resource: str) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+    """tests/oauth/issuer.mjs (oidc-provider), as the Rust tests run it; its one ready line."""
+    oauth_dir = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "oauth")
+    node = os.environ.get("PORT_MCP_TEST_NODE", "node")
+    proc = subprocess.Popen(
+        [node, os.path.join(oauth_dir, "issuer.mjs"), "--resource", resource],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+    )
+    _children.append(proc)
+    assert proc.stdout is not None
+    return proc, json.loads(proc.stdout.readline())
+
+
+def issuer_token(ready: dict[str, Any], resource: str) -> str:
+    """A client-credentials access token (RS256 JWT) for `resource` with both scopes."""
+    import base64
+    import urllib.parse
+
+    body = urllib.parse.urlencode({
+        "grant_type": "client_credentials", "resource": resource,
+        "scope": "port-integrations:read port-integrations:write",
+    }).encode()
+    basic = base64.b64encode(f"{ready['client_id']}:{ready['client_secret']}".encode()).decode()
+    request = urllib.request.Request(ready["token_endpoint"], data=body, headers={
+        "authorization": f"Basic {basic}", "content-type": "application/x-www-form-urlencoded"})
+    with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_S) as answer:
+        return json.load(answer)["access_token"]
+
+
 async def run_http(case: Case, out: Outcome, logdir: str, stateless: bool) -> None:
     port = free_port()
-    log_path = os.path.join(logdir, f"{case.mode}-{case.transport}.log")
+    log_path = os.path.join(logdir, f"{case.mode}-{case.transport}{'-oauth' if case.oauth else ''}.log")
     out.server_log = log_path
     argv = [BIN, "http", "--sandbox", "--listen", f"127.0.0.1:{port}"] + (["--stateless"] if stateless else [])
+    headers: dict[str, str] = {}
+    issuer = None
+    if case.oauth:
+        resource = f"http://127.0.0.1:{port}/mcp"
+        issuer, ready = await anyio.to_thread.run_sync(start_issuer, resource)
+        argv += ["--oauth-issuer", ready["issuer"], "--public-url", resource]
+        headers["authorization"] = f"Bearer {await anyio.to_thread.run_sync(issuer_token, ready, resource)}"
     with open(log_path, "w", encoding="utf-8") as log:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env={**clean_env(), **case.env})
     _children.append(proc)
@@ -491,7 +531,19 @@ async def run_http(case: Case, out: Outcome, logdir: str, stateless: bool) -> No
         if not out.check(why is None, "GET /healthz", why or ""):
             return
         timeout = httpx2.Timeout(REQUEST_TIMEOUT_S, read=REQUEST_TIMEOUT_S * 2)
-        async with httpx2.AsyncClient(timeout=timeout, trust_env=False) as http:
+        if case.oauth:
+            # Without a token: the challenge that points a client at the metadata, and the metadata.
+            async with httpx2.AsyncClient(timeout=timeout, trust_env=False) as bare:
+                r = await bare.post(f"http://127.0.0.1:{port}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
+                challenge = r.headers.get("www-authenticate", "")
+                meta_url = f"http://127.0.0.1:{port}/.well-known/oauth-protected-resource/mcp"
+                out.check(r.status_code == 401 and f'resource_metadata="{meta_url}"' in challenge,
+                          "401 challenge without a token", f"{r.status_code} {challenge!r}")
+                meta = (await bare.get(meta_url)).json()
+                out.check(meta.get("resource") == f"http://127.0.0.1:{port}/mcp"
+                          and meta.get("authorization_servers") == [argv[argv.index("--oauth-issuer") + 1]],
+                          "protected-resource metadata", short(meta))
+        async with httpx2.AsyncClient(timeout=timeout, trust_env=False, headers=headers) as http:
             async with Client(
                 streamable_http_client(f"http://127.0.0.1:{port}/mcp", http_client=http),
                 mode=case.mode,
@@ -500,6 +552,8 @@ async def run_http(case: Case, out: Outcome, logdir: str, stateless: bool) -> No
                 await (exercise_loop if case.loop else exercise)(out, client, case)
     finally:
         await anyio.to_thread.run_sync(stop, proc)
+        if issuer is not None:
+            await anyio.to_thread.run_sync(stop, issuer)
 
 
 async def run_case(case: Case, logdir: str) -> Outcome:
@@ -527,6 +581,7 @@ CASES = [Case(m, t) for m in ("legacy", "auto") for t in ("stdio", "http", "http
     Case("legacy", "stdio", loop=True),
     Case("auto", "http", loop=True),
     Case("legacy", "http-stateless", loop=True),
+    Case("auto", "http", oauth=True),
 ]
 BIN = ""
 _results: list[bool] = []
