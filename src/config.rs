@@ -332,23 +332,27 @@ impl OAuthSettings {
     }
 }
 
-/// An https URL, or http to a loopback host (a local identity provider in development).
-fn oauth_url(flag: &'static str, raw: &str) -> Result<Url, ConfigError> {
-    let refuse = |reason: &str| ConfigError::OAuth {
-        flag,
-        reason: format!("`{raw}` {reason}"),
-    };
-    let url = Url::parse(raw.trim()).map_err(|e| refuse(&format!("is not a URL: {e}")))?;
+/// Whether `url` is https, or http to a loopback host (a local identity provider in
+/// development): the rule for every URL of the OAuth side, configured or discovered.
+pub fn https_or_loopback(url: &Url) -> bool {
     let loopback = match url.host() {
         Some(url::Host::Domain(d)) => d == "localhost",
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
         None => false,
     };
-    match url.scheme() {
-        "https" => {}
-        "http" if loopback => {}
-        _ => return Err(refuse("must be https (http only to a loopback host)")),
+    url.scheme() == "https" || (url.scheme() == "http" && loopback)
+}
+
+/// An https URL, or http to a loopback host, with a host and no fragment or user info.
+fn oauth_url(flag: &'static str, raw: &str) -> Result<Url, ConfigError> {
+    let refuse = |reason: &str| ConfigError::OAuth {
+        flag,
+        reason: format!("`{raw}` {reason}"),
+    };
+    let url = Url::parse(raw.trim()).map_err(|e| refuse(&format!("is not a URL: {e}")))?;
+    if !https_or_loopback(&url) {
+        return Err(refuse("must be https (http only to a loopback host)"));
     }
     if url.host().is_none()
         || url.fragment().is_some()

@@ -347,13 +347,9 @@ pub fn discovery_urls(issuer: &str) -> Vec<Url> {
 
 /// A key set URL: https, or http to loopback (the same rule as issuers).
 fn url_for_keys(raw: &str) -> Option<Url> {
-    let url = Url::parse(raw).ok()?;
-    let loopback = match url.host()? {
-        url::Host::Domain(d) => d == "localhost",
-        url::Host::Ipv4(ip) => ip.is_loopback(),
-        url::Host::Ipv6(ip) => ip.is_loopback(),
-    };
-    (url.scheme() == "https" || (url.scheme() == "http" && loopback)).then_some(url)
+    Url::parse(raw)
+        .ok()
+        .filter(crate::config::https_or_loopback)
 }
 
 /// A key from the set, if it is a signature key of a kind we verify with. Symmetric (`oct`)
