@@ -41,7 +41,7 @@ impl Outcome {
 pub async fn observe<T>(
     caller: Option<&Caller>,
     tool: &str,
-    raw: Option<&JsonObject>,
+    identifier: Option<&str>,
     work: impl Future<Output = T>,
     outcome: impl FnOnce(&T) -> Outcome,
 ) -> T {
@@ -74,7 +74,7 @@ pub async fn observe<T>(
         );
     }
     if writes {
-        record(caller, tool, raw, ended, trace.as_deref());
+        record(caller, tool, identifier, ended, trace.as_deref());
     }
     out
 }
@@ -103,15 +103,11 @@ pub fn outcome_of_result(result: &rmcp::model::CallToolResult) -> Outcome {
 pub fn record(
     caller: Option<&Caller>,
     tool: &str,
-    raw: Option<&JsonObject>,
+    identifier: Option<&str>,
     outcome: Outcome,
     port_trace_id: Option<&str>,
 ) {
-    let identifier = raw
-        .and_then(|r| r.get("identifier"))
-        .and_then(|v| v.as_str())
-        .map(|s| s.chars().take(256).collect::<String>())
-        .unwrap_or_default();
+    let identifier: String = identifier.unwrap_or("").chars().take(256).collect();
     tracing::info!(
         target: "audit",
         sub = ?subject(caller),
@@ -122,6 +118,11 @@ pub fn record(
         port_trace_id = ?port_trace_id.unwrap_or(""),
         "write call"
     );
+}
+
+/// The integration a call's arguments name (`identifier`), for its audit line.
+pub fn identifier(arguments: Option<&JsonObject>) -> Option<&str> {
+    arguments?.get("identifier")?.as_str()
 }
 
 fn subject(caller: Option<&Caller>) -> &str {

@@ -454,7 +454,8 @@ impl PortTools {
             Forwarded::Answer(..) => audit::Outcome::Ok,
             Forwarded::Done(r) => audit::outcome_of_result(r),
         };
-        Some(audit::observe(caller, name, Some(raw), forwarded, outcome).await)
+        let identifier = audit::identifier(Some(raw));
+        Some(audit::observe(caller, name, identifier, forwarded, outcome).await)
     }
 }
 
@@ -825,7 +826,7 @@ impl ServerHandler for PortTools {
             audit::record(
                 caller.as_ref(),
                 &request.name,
-                request.arguments.as_ref(),
+                audit::identifier(request.arguments.as_ref()),
                 audit::Outcome::Refused,
                 None,
             );
@@ -842,12 +843,8 @@ impl ServerHandler for PortTools {
         }
         let _in_flight = self.calls.token();
         let name = request.name.clone();
-        // Only the identifier is kept for the audit line, not a copy of the arguments.
-        let identifier = request
-            .arguments
-            .as_ref()
-            .and_then(|a| a.get("identifier"))
-            .map(|i| JsonObject::from_iter([("identifier".to_string(), i.clone())]));
+        // The arguments move into the call; the audit line keeps only the identifier.
+        let identifier = audit::identifier(request.arguments.as_ref()).map(str::to_owned);
         let tcc = ToolCallContext::new(self, request, ctx);
         let work = async {
             tokio::select! {
@@ -858,7 +855,7 @@ impl ServerHandler for PortTools {
         audit::observe(
             caller.as_ref(),
             &name,
-            identifier.as_ref(),
+            identifier.as_deref(),
             work,
             audit::outcome_of,
         )

@@ -412,7 +412,7 @@ pub async fn guard_mcp(
             audit::record(
                 Some(&caller),
                 &tool,
-                arguments.as_ref(),
+                audit::identifier(arguments.as_ref()),
                 audit::Outcome::Refused,
                 None,
             );

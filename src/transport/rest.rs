@@ -338,16 +338,14 @@ async fn operation(
             ),
         );
     }
-    let identifier = raw
-        .get("identifier")
-        .map(|i| JsonObject::from_iter([("identifier".to_string(), i.clone())]));
+    let identifier = audit::identifier(Some(&raw)).map(str::to_owned);
     let outcome = |r: &Response| match r.status() {
         s if s.is_success() => audit::Outcome::Ok,
         StatusCode::FORBIDDEN => audit::Outcome::Refused,
         _ => audit::Outcome::Error,
     };
     let work = run(state, spec, headers, raw);
-    audit::observe(caller, spec.name, identifier.as_ref(), work, outcome).await
+    audit::observe(caller, spec.name, identifier.as_deref(), work, outcome).await
 }
 
 /// Runs one operation through the tools' checks and the shared client.
