@@ -170,6 +170,14 @@ impl Gate {
     /// The caller a request's token proves, or the answer that refuses it.
     async fn admit(&self, headers: &HeaderMap) -> Result<Caller, Box<Response>> {
         let settings = self.verifier.settings();
+        let malformed = |why: &str| {
+            self.challenge(
+                StatusCode::BAD_REQUEST,
+                Some("invalid_request"),
+                why,
+                &self.all_scopes(),
+            )
+        };
         let token = match presented(headers, settings.max_token_bytes) {
             Presented::Missing => {
                 return Err(self.challenge(
@@ -180,28 +188,14 @@ impl Gate {
                     &self.all_scopes(),
                 ));
             }
-            Presented::Malformed(why) => {
-                return Err(self.challenge(
-                    StatusCode::BAD_REQUEST,
-                    Some("invalid_request"),
-                    why,
-                    &self.all_scopes(),
-                ));
-            }
+            Presented::Malformed(why) => return Err(malformed(why)),
             Presented::Token(token) => token,
         };
         let verified = match self.verifier.remembered_token(token) {
             Some(caller) => Ok(caller),
             None => match well_formed(token) {
                 Ok(token) => self.verifier.verify(token).await,
-                Err(why) => {
-                    return Err(self.challenge(
-                        StatusCode::BAD_REQUEST,
-                        Some("invalid_request"),
-                        why,
-                        &self.all_scopes(),
-                    ));
-                }
+                Err(why) => return Err(malformed(why)),
             },
         };
         let caller = match verified {
