@@ -263,6 +263,11 @@ async fn get(url: &str) -> (u16, reqwest::header::HeaderMap, Value) {
     .await
 }
 
+/// A raw `initialize` with `token` as the bearer token.
+async fn initialize_as(addr: SocketAddr, token: &str) -> (u16, reqwest::header::HeaderMap, Value) {
+    post(addr, "/mcp", INITIALIZE, Some(&format!("Bearer {token}"))).await
+}
+
 fn tools_call(name: &str, arguments: Value) -> String {
     json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
            "params": {"name": name, "arguments": arguments}})
@@ -391,7 +396,7 @@ async fn a_public_url_without_a_path_is_the_resource_as_given() {
     );
     let token = issuer.token(READ, &public_url).await;
     assert_eq!(decode(&token).1["aud"], public_url);
-    let (status, _, body) = post(addr, "/mcp", INITIALIZE, Some(&format!("Bearer {token}"))).await;
+    let (status, _, body) = initialize_as(addr, &token).await;
     assert_eq!(status, 200, "{body}");
 }
 
@@ -470,13 +475,7 @@ async fn entra_style_scopes_match_their_short_names() {
         .issuer
         .sign(json!({"claims": {"scope": null, "scp": "port-integrations.admin"}}))
         .await;
-    let (status, _, body) = post(
-        env.addr,
-        "/mcp",
-        INITIALIZE,
-        Some(&format!("Bearer {token}")),
-    )
-    .await;
+    let (status, _, body) = initialize_as(env.addr, &token).await;
     assert_eq!(status, 403, "{body}");
     assert!(env.port.port.requests().is_empty());
 }
@@ -568,13 +567,7 @@ async fn expired_and_not_yet_valid_tokens_are_refused() {
         .issuer
         .sign(json!({"claims": {"exp": now - 5, "nbf": now + 5}}))
         .await;
-    let (status, _, body) = post(
-        env.addr,
-        "/mcp",
-        INITIALIZE,
-        Some(&format!("Bearer {barely}")),
-    )
-    .await;
+    let (status, _, body) = initialize_as(env.addr, &barely).await;
     assert_eq!(status, 200, "{body}");
     assert!(env.port.port.requests().is_empty());
 }
@@ -823,13 +816,7 @@ async fn an_audience_in_a_list_or_set_apart_from_the_url() {
         .issuer
         .sign(json!({"claims": {"aud": ["https://api.example.com", env.public_url]}}))
         .await;
-    let (status, _, body) = post(
-        env.addr,
-        "/mcp",
-        INITIALIZE,
-        Some(&format!("Bearer {listed}")),
-    )
-    .await;
+    let (status, _, body) = initialize_as(env.addr, &listed).await;
     assert_eq!(status, 200, "{body}");
     // Near misses are not the audience.
     for aud in [
@@ -839,13 +826,7 @@ async fn an_audience_in_a_list_or_set_apart_from_the_url() {
         json!([]),
     ] {
         let token = env.issuer.sign(json!({"claims": {"aud": aud}})).await;
-        let (status, _, body) = post(
-            env.addr,
-            "/mcp",
-            INITIALIZE,
-            Some(&format!("Bearer {token}")),
-        )
-        .await;
+        let (status, _, body) = initialize_as(env.addr, &token).await;
         assert_eq!(status, 401, "{aud}: {body}");
         assert_eq!(body["error"], "invalid_token", "{aud}");
     }
@@ -862,13 +843,7 @@ async fn an_audience_in_a_list_or_set_apart_from_the_url() {
     client.cancel().await.unwrap();
     env.port.port.clear_requests();
     let for_url = env.token(READ_WRITE).await;
-    let (status, _, body) = post(
-        env.addr,
-        "/mcp",
-        INITIALIZE,
-        Some(&format!("Bearer {for_url}")),
-    )
-    .await;
+    let (status, _, body) = initialize_as(env.addr, &for_url).await;
     assert_eq!(status, 401, "{body}");
     assert!(
         body["error_description"]
@@ -916,8 +891,7 @@ async fn two_issuers_each_with_their_own_keys() {
     let crossed = second
         .sign(json!({"claims": {"iss": first.issuer}, "kid": first.kid()}))
         .await;
-    let (status, _, body) =
-        post(addr, "/mcp", INITIALIZE, Some(&format!("Bearer {crossed}"))).await;
+    let (status, _, body) = initialize_as(addr, &crossed).await;
     assert_eq!(status, 401, "{body}");
     assert_eq!(
         body["error_description"],
@@ -956,13 +930,7 @@ async fn scope_names_can_be_set() {
         .issuer
         .sign(json!({"claims": {"scope": READ_WRITE}}))
         .await;
-    let (status, _, body) = post(
-        env.addr,
-        "/mcp",
-        INITIALIZE,
-        Some(&format!("Bearer {defaults}")),
-    )
-    .await;
+    let (status, _, body) = initialize_as(env.addr, &defaults).await;
     assert_eq!(status, 403, "{body}");
     let write = env.token("mcp.write").await;
     let client = env.client(&write).await;
@@ -1126,13 +1094,7 @@ async fn a_token_without_either_scope_is_forbidden() {
     assert_eq!(status, 200);
     let token = token["access_token"].as_str().unwrap();
     assert!(decode(token).1.get("scope").is_none());
-    let (status, _, _) = post(
-        env.addr,
-        "/mcp",
-        INITIALIZE,
-        Some(&format!("Bearer {token}")),
-    )
-    .await;
+    let (status, _, _) = initialize_as(env.addr, token).await;
     assert_eq!(status, 403);
     assert!(env.port.port.requests().is_empty());
 }
@@ -1365,7 +1327,7 @@ async fn a_flood_of_unknown_keys_fetches_the_key_set_at_most_once_more() {
     }))
     .await;
     for (_, t) in one_by_one {
-        answers.push(post(addr, "/mcp", INITIALIZE, Some(&format!("Bearer {t}"))).await);
+        answers.push(initialize_as(addr, t).await);
     }
     for ((kid, _), (status, _, body)) in forged.iter().zip(answers) {
         assert_eq!(status, 401, "{body}");
@@ -1409,8 +1371,7 @@ async fn an_issuer_down_before_any_key_answers_503_then_recovers() {
     let token = issuer.token(READ_WRITE, &public_url).await;
     let unused = issuer.token(READ_WRITE, &public_url).await;
 
-    let (status, headers, body) =
-        post(addr, "/mcp", INITIALIZE, Some(&format!("Bearer {token}"))).await;
+    let (status, headers, body) = initialize_as(addr, &token).await;
     assert_eq!(status, 503, "{body}");
     assert!(headers.contains_key("retry-after"), "{headers:?}");
     assert_eq!(body["error"], "temporarily_unavailable");
@@ -1476,8 +1437,7 @@ async fn an_issuer_that_never_answers_gets_a_503_not_a_hang() {
     settings.oauth.as_mut().unwrap().timeout = Duration::from_secs(1);
     let addr = bound.serve(&port, &settings);
     let token = signer.sign(json!({"claims": {"iss": silent_url}})).await;
-    let (status, headers, body) =
-        post(addr, "/mcp", INITIALIZE, Some(&format!("Bearer {token}"))).await;
+    let (status, headers, body) = initialize_as(addr, &token).await;
     assert_eq!(status, 503, "{body}");
     assert!(headers.contains_key("retry-after"));
     assert_eq!(body["error"], "temporarily_unavailable");
@@ -1649,8 +1609,7 @@ async fn the_binary_audits_each_write_with_the_callers_subject() {
         .await;
     let forged = issuer.sign(json!({"key": "other"})).await;
     for refused in [&expired, &forged] {
-        let (status, _, _) =
-            post(addr, "/mcp", INITIALIZE, Some(&format!("Bearer {refused}"))).await;
+        let (status, _, _) = initialize_as(addr, refused).await;
         assert_eq!(status, 401);
     }
     let logs = binary.stop().await;
@@ -1950,8 +1909,7 @@ async fn opaque_tokens_are_introspected() {
             format!("the token's audience (aud) does not include this server ({public_url})"),
         ),
     ] {
-        let (status, headers, body) =
-            post(addr, "/mcp", INITIALIZE, Some(&format!("Bearer {token}"))).await;
+        let (status, headers, body) = initialize_as(addr, &token).await;
         assert_eq!(status, 401, "{body}");
         assert_eq!(
             headers["www-authenticate"],
@@ -1967,8 +1925,7 @@ async fn opaque_tokens_are_introspected() {
     // The endpoint out of reach: 503, not a refusal of the token.
     let unseen = issuer.token(READ_WRITE, &public_url).await;
     issuer.down(true).await;
-    let (status, headers, body) =
-        post(addr, "/mcp", INITIALIZE, Some(&format!("Bearer {unseen}"))).await;
+    let (status, headers, body) = initialize_as(addr, &unseen).await;
     assert_eq!(status, 503, "{body}");
     assert!(headers.contains_key("retry-after"));
     assert_eq!(body["error"], "temporarily_unavailable");
