@@ -4,13 +4,15 @@
 //! [`tools`] (the MCP tools, prompts and resources) → [`transport`] (stdio or streamable HTTP).
 //! [`sandbox`] is an in-memory Port used by `--sandbox`, the `sandbox-api` command and the
 //! tests; [`mapping`] checks and previews jq mappings; [`oauth`] verifies inbound access tokens
-//! (the HTTP transport's OAuth 2.1 resource-server mode).
+//! (the HTTP transport's OAuth 2.1 resource-server mode); [`telemetry`] holds the metrics, traces
+//! and audit trail that every layer reports into.
 
 pub mod config;
 pub mod mapping;
 pub mod oauth;
 pub mod port;
 pub mod sandbox;
+pub mod telemetry;
 pub mod tools;
 pub mod transport;
 
@@ -120,7 +122,12 @@ pub async fn run(cli: Cli) -> Result<(), RunError> {
         credentials,
         "Port client ready"
     );
-    let tools = tools::PortTools::with_selection(PortClient::new(&settings)?, &cli.tools)?
+    // Each part is built from its own settings, validated here at start.
+    let telemetry = telemetry::Telemetry::new(telemetry::Parts {
+        ..Default::default()
+    });
+    let client = PortClient::new(&settings)?.with_telemetry(telemetry);
+    let tools = tools::PortTools::with_selection(client, &cli.tools)?
         .with_mapping_limits(cli.mapping.clone());
     match (&cli.command, http) {
         (Command::Http(_), Some(http)) => transport::http::serve(tools, &http).await,

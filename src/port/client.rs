@@ -29,6 +29,7 @@ use super::{
     retry::{Attempt, RetryPolicy, jitter},
 };
 use crate::config::{Credentials, PortSettings, Secret};
+use crate::telemetry::Telemetry;
 
 /// The longest wait Port can ask for that we report: `Retry-After` and `x-ratelimit-reset` come
 /// from outside, and a value such as `1e300` must neither overflow a clock nor mean "forever".
@@ -92,6 +93,8 @@ pub struct LastCall {
 #[derive(Clone)]
 pub struct PortClient {
     inner: Arc<Inner>,
+    /// The server's metrics, traces and audit trail; the tools and transports reach it here.
+    telemetry: Telemetry,
 }
 
 struct Inner {
@@ -155,7 +158,19 @@ impl PortClient {
                 last_call: Mutex::new(None),
                 secrets,
             }),
+            telemetry: Telemetry::default(),
         })
+    }
+
+    /// The same client reporting into `telemetry`.
+    pub fn with_telemetry(mut self, telemetry: Telemetry) -> Self {
+        self.telemetry = telemetry;
+        self
+    }
+
+    /// The server's telemetry.
+    pub fn telemetry(&self) -> &Telemetry {
+        &self.telemetry
     }
 
     /// The shared HTTP client, built on first use.

@@ -11,6 +11,16 @@ use tracing::Instrument;
 
 use super::catalog;
 use crate::oauth::Caller;
+use crate::telemetry::Telemetry;
+
+/// What a transport knows of one call beyond its name and arguments, for its log lines,
+/// metrics and spans. Transports fill it from what they saw (HTTP headers, the JSON-RPC
+/// message); `tools/` never looks at HTTP itself for it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CallMeta<'a> {
+    /// The caller the OAuth gate admitted, if inbound OAuth is on.
+    pub caller: Option<&'a Caller>,
+}
 
 /// How a call ended, as the audit line says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,12 +49,15 @@ impl Outcome {
 /// Runs one tool call's `work`, logged as above. Without a caller (stdio, static token, no
 /// inbound auth) only write calls are logged, as `audit` lines without a subject.
 pub async fn observe<T>(
-    caller: Option<&Caller>,
+    telemetry: &Telemetry,
+    meta: &CallMeta<'_>,
     tool: &str,
     identifier: Option<&str>,
     work: impl Future<Output = T>,
     outcome: impl FnOnce(&T) -> Outcome,
 ) -> T {
+    let _ = telemetry;
+    let caller = meta.caller;
     let writes = catalog::writes(tool);
     if caller.is_none() && !writes {
         return work.await;

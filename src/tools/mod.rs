@@ -455,7 +455,18 @@ impl PortTools {
             Forwarded::Done(r) => audit::outcome_of_result(r),
         };
         let identifier = audit::identifier(Some(raw));
-        Some(audit::observe(caller, name, identifier, forwarded, outcome).await)
+        let meta = audit::CallMeta { caller };
+        Some(
+            audit::observe(
+                self.client.telemetry(),
+                &meta,
+                name,
+                identifier,
+                forwarded,
+                outcome,
+            )
+            .await,
+        )
     }
 }
 
@@ -852,8 +863,12 @@ impl ServerHandler for PortTools {
                 _ = self.ended.cancelled() => Ok(result::ended_by_shutdown().into()),
             }
         };
+        let meta = audit::CallMeta {
+            caller: caller.as_ref(),
+        };
         audit::observe(
-            caller.as_ref(),
+            self.client.telemetry(),
+            &meta,
             &name,
             identifier.as_deref(),
             work,

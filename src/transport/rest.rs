@@ -345,7 +345,17 @@ async fn operation(
         _ => audit::Outcome::Error,
     };
     let work = run(state, spec, headers, raw);
-    audit::observe(caller, spec.name, identifier.as_deref(), work, outcome).await
+    let meta = audit::CallMeta { caller };
+    let telemetry = state.tools.client().telemetry().clone();
+    audit::observe(
+        &telemetry,
+        &meta,
+        spec.name,
+        identifier.as_deref(),
+        work,
+        outcome,
+    )
+    .await
 }
 
 /// Runs one operation through the tools' checks and the shared client.
