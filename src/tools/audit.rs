@@ -33,6 +33,8 @@ pub enum Outcome {
     Refused,
     /// Started as a task that goes on after the call returns.
     Task,
+    /// Answered with a JSON-RPC error of this code (unknown tool, invalid parameters).
+    Rpc(i32),
 }
 
 impl Outcome {
@@ -42,6 +44,19 @@ impl Outcome {
             Outcome::Error => "error",
             Outcome::Refused => "refused",
             Outcome::Task => "task",
+            Outcome::Rpc(_) => "error",
+        }
+    }
+
+    /// The OpenTelemetry `error.type` of a call that ended this way (semantic conventions for
+    /// MCP): the JSON-RPC error code, `tool_error` for a result with `isError`, none on success.
+    pub fn error_type(self) -> Option<std::borrow::Cow<'static, str>> {
+        match self {
+            Outcome::Ok | Outcome::Task => None,
+            Outcome::Error => Some("tool_error".into()),
+            // Refused for this caller: answered with an error result or HTTP 403.
+            Outcome::Refused => Some("forbidden".into()),
+            Outcome::Rpc(code) => Some(code.to_string().into()),
         }
     }
 }
@@ -99,7 +114,7 @@ pub fn outcome_of(answer: &Result<rmcp::model::CallToolResponse, rmcp::ErrorData
         Ok(CallToolResponse::Complete(r)) => outcome_of_result(r),
         Ok(CallToolResponse::Task(_)) => Outcome::Task,
         Ok(_) => Outcome::Ok,
-        Err(_) => Outcome::Error,
+        Err(e) => Outcome::Rpc(e.code.0),
     }
 }
 
