@@ -514,6 +514,12 @@ async fn run() {
         oauth_rows(&mut rows, &upstream, &direct_64).await;
     }
 
+    // Telemetry (issue 13): the same calls with everything off, with Prometheus metrics on, and
+    // with every call traced (100% sampling) to a local OTLP receiver; rounds interleaved.
+    if selected("Telemetry rows") {
+        telemetry_rows(&mut rows, &upstream, &direct_64).await;
+    }
+
     // The same forwarding without MCP (the REST adapter, in its own server): what the protocol
     // layer itself costs.
     let server = start_http(&upstream, true, true).await;
@@ -703,4 +709,102 @@ async fn oauth_check_cost(issuer: &common::Issuer, resource: &str, token: &str) 
         first.as_secs_f64() * 1e6,
         fresh.len()
     );
+}
+
+/// A local OTLP/HTTP receiver for the tracing row: accepts every export at once (an empty
+/// `ExportTraceServiceResponse` is an empty protobuf body) and counts the spans it received.
+async fn otlp_receiver() -> (String, Arc<AtomicU64>) {
+    use axum::{body::Bytes, routing::post};
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use prost::Message;
+    let spans = Arc::new(AtomicU64::new(0));
+    let counted = spans.clone();
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        post(move |body: Bytes| {
+            let counted = counted.clone();
+            async move {
+                if let Ok(request) = ExportTraceServiceRequest::decode(body) {
+                    let n: usize = request
+                        .resource_spans
+                        .iter()
+                        .flat_map(|r| &r.scope_spans)
+                        .map(|s| s.spans.len())
+                        .sum();
+                    counted.fetch_add(n as u64, Ordering::Relaxed);
+                }
+                ([("content-type", "application/x-protobuf")], Vec::<u8>::new())
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}"), spans)
+}
+
+/// The telemetry rows: three servers (everything off, metrics on, tracing at 100% to a local
+/// receiver), the same load, rounds interleaved, in one run.
+async fn telemetry_rows(rows: &mut Vec<Row>, upstream: &str, direct_64: &Stats) {
+    let (collector, spans) = otlp_receiver().await;
+    let off_env = [("PORT_MCP_METRICS", "false")];
+    let metrics_env = [("PORT_MCP_METRICS", "true")];
+    let traces_env = [
+        ("PORT_MCP_METRICS", "false"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", collector.as_str()),
+        ("OTEL_TRACES_SAMPLER", "always_on"),
+    ];
+    for stateless in [true, false] {
+        let mode = if stateless { "stateless" } else { "stateful" };
+        let off = common::start_http(upstream, stateless, false, &off_env).await;
+        let metrics = common::start_http(upstream, stateless, false, &metrics_env).await;
+        let traced = common::start_http(upstream, stateless, false, &traces_env).await;
+        let sides = [
+            ("telemetry off", &off),
+            ("metrics on", &metrics),
+            ("traced, 100% sampled to a local OTLP receiver", &traced),
+        ];
+        let rounds = 4;
+        let mut calls = [0u64; 3];
+        let mut cpu = [0f64; 3];
+        let spans_before = spans.load(Ordering::Relaxed);
+        for round in 1..=rounds {
+            for (side, (label, server)) in sides.iter().enumerate() {
+                let name = format!(
+                    "Telemetry rows: HTTP {mode}, get-integration (2 KB), 64 in flight, {label} (round {round})"
+                );
+                let addr = server.addr.clone().unwrap();
+                let pid = server.child.id();
+                let run = bench_http_as(&addr, stateless, Op::Tool("get-integration"), 64, None);
+                let before = rows.len();
+                let cpu_before = common::cpu_seconds(pid);
+                scenario(rows, pid, name, Some(direct_64), run).await;
+                cpu[side] += common::cpu_seconds(pid) - cpu_before;
+                if let Some(row) = rows.get(before) {
+                    calls[side] += row.stats.calls;
+                }
+            }
+        }
+        // Let the last batch reach the receiver before counting.
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        let exported = spans.load(Ordering::Relaxed) - spans_before;
+        if calls.iter().all(|c| *c > 0) {
+            let share = RUN.as_secs_f64() / (RUN + WARMUP).as_secs_f64();
+            let per_call = |i: usize| cpu[i] * share / calls[i] as f64 * 1e6;
+            let rate = |i: usize| calls[i] as f64 / calls[0] as f64 * 100.0;
+            println!(
+                "Telemetry cost, HTTP {mode}, 64 in flight, {rounds} interleaved rounds: throughput \
+                 {:.1}% (metrics on) and {:.1}% (traced) of the server with both off; server CPU per \
+                 call {:.1} µs (off) / {:.1} µs (metrics, {:+.1}%) / {:.1} µs (traced, {:+.1}%); \
+                 {exported} spans received for the traced server's calls (warm-up included)",
+                rate(1),
+                rate(2),
+                per_call(0),
+                per_call(1),
+                (per_call(1) / per_call(0) - 1.0) * 100.0,
+                per_call(2),
+                (per_call(2) / per_call(0) - 1.0) * 100.0,
+            );
+        }
+    }
 }
