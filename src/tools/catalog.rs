@@ -403,3 +403,8 @@ mod tests {
         );
     }
 }
+
+/// Metrics whose tool label may name any tool of the catalog (and no other).
+pub fn metrics() -> crate::telemetry::metrics::Metrics {
+    crate::telemetry::metrics::Metrics::new(CATALOG.iter().map(|spec| spec.name))
+}
