@@ -733,6 +733,7 @@ pub struct MetricsArgs {
     /// Keep Prometheus metrics and serve them at `GET /metrics` (`false` turns them off).
     #[arg(
         long = "metrics",
+        value_name = "BOOL",
         env = "PORT_MCP_METRICS",
         default_value = "true",
         global = true,

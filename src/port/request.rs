@@ -91,7 +91,10 @@ const ROUTES_UNDER_IDENTIFIER: [(&str, &str); 7] = [
     ("resync", "/v1/integration/{identifier}/resync"),
     ("kinds", "/v1/integration/{identifier}/kinds"),
     ("syncMetrics", "/v1/integration/{identifier}/syncMetrics"),
-    ("syncsMetadata", "/v1/integration/{identifier}/syncsMetadata"),
+    (
+        "syncsMetadata",
+        "/v1/integration/{identifier}/syncsMetadata",
+    ),
     ("restore", "/v1/integration/{identifier}/restore"),
 ];
 
@@ -125,8 +128,14 @@ mod tests {
     fn routes_are_templates() {
         let route = |s: &[&str]| PortRequest::get(s).route();
         assert_eq!(route(&["integration"]), "/v1/integration");
-        assert_eq!(route(&["integration", "metadata"]), "/v1/integration/metadata");
-        assert_eq!(route(&["integration", "my-id"]), "/v1/integration/{identifier}");
+        assert_eq!(
+            route(&["integration", "metadata"]),
+            "/v1/integration/metadata"
+        );
+        assert_eq!(
+            route(&["integration", "my-id"]),
+            "/v1/integration/{identifier}"
+        );
         assert_eq!(
             route(&["integration", "config", "config"]),
             "/v1/integration/{identifier}/config"

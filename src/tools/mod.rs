@@ -371,7 +371,10 @@ impl PortTools {
     }
 
     /// A mapping check's outcome, in the metrics: its findings, or a refusal as busy.
-    fn count_check(&self, checked: &Result<Vec<crate::mapping::Finding>, crate::mapping::CheckError>) {
+    fn count_check(
+        &self,
+        checked: &Result<Vec<crate::mapping::Finding>, crate::mapping::CheckError>,
+    ) {
         let Some(m) = self.client.telemetry().metrics() else {
             return;
         };

@@ -379,7 +379,8 @@ impl Metrics {
     /// The scrape: every family in the Prometheus text format.
     pub fn encode(&self) -> String {
         let mut text = String::with_capacity(16 * 1024);
-        if let Err(e) = prometheus_client::encoding::prometheus_text::encode(&mut text, &self.registry)
+        if let Err(e) =
+            prometheus_client::encoding::prometheus_text::encode(&mut text, &self.registry)
         {
             // Only a failing `fmt::Write`, which a `String` never is; still, say so.
             tracing::warn!(error = %e, "encoding the metrics failed");
@@ -445,7 +446,13 @@ mod tests {
         m.token_exchange(Exchange::Unreachable, true);
         assert_eq!(m.token_refresh_failures.get(), 1);
         let text = m.encode();
-        assert!(text.contains("port_token_exchanges_total{outcome=\"ok\"} 1\n"), "{text}");
-        assert!(text.contains("port_token_refresh_failures_total 1\n"), "{text}");
+        assert!(
+            text.contains("port_token_exchanges_total{outcome=\"ok\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("port_token_refresh_failures_total 1\n"),
+            "{text}"
+        );
     }
 }
