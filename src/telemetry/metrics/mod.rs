@@ -411,16 +411,17 @@ mod tests {
             m.operation(name, None, Some(name), f64::INFINITY);
         }
         let text = m.encode();
-        let series: Vec<&str> = text
+        let mut series: Vec<&str> = text
             .lines()
             .filter(|l| l.starts_with("mcp_server_operation_duration_seconds_count"))
             .collect();
+        series.sort_unstable();
         assert_eq!(
             series,
             [
-                r#"mcp_server_operation_duration_seconds_count{mcp_method_name="tools/call",gen_ai_tool_name="get-integration",error_type=""} 1"#,
-                r#"mcp_server_operation_duration_seconds_count{mcp_method_name="tools/call",gen_ai_tool_name="_OTHER",error_type="_OTHER"} 4"#,
                 r#"mcp_server_operation_duration_seconds_count{mcp_method_name="_OTHER",gen_ai_tool_name="",error_type="_OTHER"} 4"#,
+                r#"mcp_server_operation_duration_seconds_count{mcp_method_name="tools/call",gen_ai_tool_name="_OTHER",error_type="_OTHER"} 4"#,
+                r#"mcp_server_operation_duration_seconds_count{mcp_method_name="tools/call",gen_ai_tool_name="get-integration",error_type=""} 1"#,
             ]
         );
         assert!(!text.contains("etc"), "{text}");
