@@ -778,3 +778,57 @@ async fn metrics_settings_are_checked_at_start() {
         assert!(help.contains(needle), "http --help lacks {needle}:\n{help}");
     }
 }
+
+#[tokio::test]
+async fn rest_and_mcp_calls_are_counted_alike() {
+    let port = FakePort::start().await;
+    let tools = PortTools::new(
+        PortClient::new(&port.settings(static_token()))
+            .unwrap()
+            .with_telemetry(metered()),
+    );
+    let mcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let rest = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (addr, rest_addr) = (mcp.local_addr().unwrap(), rest.local_addr().unwrap());
+    let http = http_args();
+    tokio::spawn(async move {
+        port_integrations_mcp::transport::http::serve_listeners(
+            mcp,
+            Some(rest),
+            tools,
+            &http,
+            std::future::pending(),
+        )
+        .await
+    });
+    let client = http_client(addr).await;
+    let r = call(
+        &client,
+        "get-integration",
+        json!({"identifier": "github-ocean"}),
+    )
+    .await;
+    assert!(!is_error(&r));
+    let r = reqwest::get(format!("http://{rest_addr}/v1/integration/github-ocean"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = reqwest::get(format!("http://{rest_addr}/v1/integration/no-such-one"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let text = scrape(addr).await;
+    assert_eq!(
+        samples(&text, "mcp_server_operation_duration_seconds_count"),
+        [
+            r#"mcp_server_operation_duration_seconds_count{mcp_method_name="tools/call",gen_ai_tool_name="get-integration",error_type=""} 2"#,
+            r#"mcp_server_operation_duration_seconds_count{mcp_method_name="tools/call",gen_ai_tool_name="get-integration",error_type="tool_error"} 1"#,
+        ]
+    );
+    // The REST listener has no /metrics of its own.
+    let r = reqwest::get(format!("http://{rest_addr}/metrics"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    client.cancel().await.unwrap();
+}
