@@ -131,7 +131,9 @@ pub async fn run(cli: Cli) -> Result<(), RunError> {
     );
     // Each part is built from its own settings, validated here at start.
     let telemetry = telemetry::Telemetry::new(telemetry::Parts {
-        metrics: metrics.enabled.then(tools::catalog::metrics),
+        // On stdio without --metrics-listen nobody could scrape them: not kept.
+        metrics: (metrics.enabled && (http.is_some() || metrics.listen.is_some()))
+            .then(tools::catalog::metrics),
         ..Default::default()
     });
     if let Some(addr) = metrics.listen {

@@ -263,8 +263,8 @@ async fn a_known_sequence_gives_exact_counts_and_labels() {
         [r#"port_request_retries_total{cause="503"} 1"#]
     );
     assert_eq!(
-        samples(&text, "port_busy_refusals_total"),
-        [r#"port_busy_refusals_total{reason="port_slots"} 1"#]
+        samples(&text, "busy_refusals_total"),
+        [r#"busy_refusals_total{reason="port_slots"} 1"#]
     );
     // Five calls asked for a slot (the refused mapping never did); one waited in vain.
     assert_eq!(
@@ -831,4 +831,82 @@ async fn rest_and_mcp_calls_are_counted_alike() {
         .unwrap();
     assert_eq!(r.status(), 404);
     client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn full_jq_slots_are_counted_as_busy() {
+    use port_integrations_mcp::config::{ToolSelection, Toolset};
+    let port = FakePort::start().await;
+    let telemetry = metered();
+    let server = PortTools::with_selection(
+        PortClient::new(&port.settings(static_token()))
+            .unwrap()
+            .with_telemetry(telemetry.clone()),
+        &ToolSelection {
+            toolsets: vec![Toolset::Integrations, Toolset::Mapping],
+            ..ToolSelection::default()
+        },
+    )
+    .unwrap()
+    .with_mapping_limits(port_integrations_mcp::mapping::MappingLimits {
+        check_timeout_secs: 1,
+        preview_timeout_secs: 2,
+        max_concurrent: 1,
+        ..mapping_limits()
+    });
+    let slots = server.jq_slots().clone();
+    let client = connect_tools(server, (), rmcp::service::ClientLifecycleMode::Initialize).await;
+    let config = json!({"resources": [{"kind": "repository", "selector": {"query": "true"},
+        "port": {"entity": {"mappings": {"identifier": ".name", "blueprint": "\"service\""}}}}]});
+
+    let held = slots.checks.clone().acquire_owned().await.unwrap();
+    let r = call(
+        &client,
+        "update-integration-s-config",
+        json!({"identifier": "github-ocean", "body": {"config": config}}),
+    )
+    .await;
+    assert!(is_error(&r) && text(&r).contains("PORT_JQ_MAX_CONCURRENT"));
+    drop(held);
+    let held = slots.previews.clone().acquire_owned().await.unwrap();
+    let r = call(
+        &client,
+        "preview-integration-mapping",
+        json!({"config": config, "items": [{"name": "api"}]}),
+    )
+    .await;
+    assert!(is_error(&r) && text(&r).contains("busy with other previews"));
+    drop(held);
+
+    let text = telemetry.metrics().unwrap().encode();
+    assert_eq!(
+        samples(&text, "busy_refusals_total"),
+        [r#"busy_refusals_total{reason="jq_slots"} 2"#]
+    );
+    // The check that did not run is no check.
+    assert_eq!(
+        samples(&text, "mapping_checks_total"),
+        ["mapping_checks_total 0"]
+    );
+    assert!(port.api_requests().is_empty());
+}
+
+#[tokio::test]
+async fn sessions_over_the_cap_are_counted_as_busy() {
+    let port = FakePort::start().await;
+    let http = HttpSettings {
+        max_sessions: 1,
+        ..http_args()
+    };
+    let (addr, _) = serve_metered(&port.settings(static_token()), http).await;
+    let first = http_client(addr).await;
+    let transport = StreamableHttpClientTransport::from_uri(format!("http://{addr}/mcp"));
+    let second = ().serve(transport).await;
+    assert!(second.is_err(), "a second session over the cap of one");
+    let text = scrape(addr).await;
+    assert_eq!(
+        samples(&text, "busy_refusals_total"),
+        [r#"busy_refusals_total{reason="sessions"} 1"#]
+    );
+    first.cancel().await.unwrap();
 }

@@ -39,7 +39,7 @@ const PORT_BUCKETS: [f64; 14] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
 ];
 
-/// Why a call was refused as busy (`port_busy_refusals_total{reason}`).
+/// Why a call was refused as busy (`busy_refusals_total{reason}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Busy {
     /// No slot for a request to Port in time (`--max-in-flight`).
@@ -229,7 +229,7 @@ impl Metrics {
             self.port_queue_wait.clone(),
         );
         r.register(
-            "port_busy_refusals",
+            "busy_refusals",
             "Calls refused as busy, by the limit that was full",
             self.busy.clone(),
         );
