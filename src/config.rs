@@ -56,6 +56,10 @@ pub struct Cli {
     #[command(flatten)]
     pub mapping: crate::mapping::MappingLimits,
 
+    /// Prometheus metrics: on or off, and where they are served.
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
+
     /// Log filter (tracing `EnvFilter` syntax, e.g. `info` or `port_integrations_mcp=debug`).
     /// Logs always go to stderr.
     #[arg(
@@ -577,6 +581,8 @@ pub struct HttpSettings {
     pub session_idle: Duration,
     /// Inbound OAuth (the server as an OAuth 2.1 resource server), if configured.
     pub oauth: Option<OAuthSettings>,
+    /// Where `/metrics` is served instead of on this app (`--metrics-listen`), if anywhere.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl HttpSettings {
@@ -598,6 +604,7 @@ impl HttpSettings {
             max_sessions: 1000,
             session_idle: Duration::from_secs(120),
             oauth: None,
+            metrics_listen: None,
         }
     }
 }
@@ -668,6 +675,8 @@ impl HttpArgs {
             max_sessions: self.max_sessions,
             session_idle: Duration::from_secs(self.session_idle_secs),
             oauth,
+            // Set from the global `--metrics-listen` by `run`.
+            metrics_listen: None,
         })
     }
 }
@@ -715,6 +724,58 @@ impl Default for StdioSettings {
             max_request_bytes: 2 * 1024 * 1024,
             shutdown_grace: Duration::from_secs(10),
         }
+    }
+}
+
+/// Prometheus metrics (issue 13): `GET /metrics` on the HTTP app, or on a listener of its own.
+#[derive(Debug, Clone, Args)]
+pub struct MetricsArgs {
+    /// Keep Prometheus metrics and serve them at `GET /metrics` (`false` turns them off).
+    #[arg(
+        long = "metrics",
+        value_name = "BOOL",
+        env = "PORT_MCP_METRICS",
+        default_value = "true",
+        global = true,
+        value_parser = BoolishValueParser::new(),
+        action = clap::ArgAction::Set
+    )]
+    pub enabled: bool,
+
+    /// Serve `/metrics` on this address instead of the MCP listener (http mode), or at all
+    /// (stdio mode): the usual choice behind a public ingress.
+    #[arg(long, env = "PORT_MCP_METRICS_LISTEN", global = true)]
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+impl Default for MetricsArgs {
+    fn default() -> Self {
+        MetricsArgs {
+            enabled: true,
+            metrics_listen: None,
+        }
+    }
+}
+
+/// Validated metrics settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricsSettings {
+    /// Whether metrics are kept at all.
+    pub enabled: bool,
+    /// The listener of their own, if any.
+    pub listen: Option<SocketAddr>,
+}
+
+impl MetricsArgs {
+    /// Checks the metrics options once: a listener for metrics that are off is a mistake.
+    pub fn settings(&self) -> Result<MetricsSettings, ConfigError> {
+        if !self.enabled && self.metrics_listen.is_some() {
+            return Err(ConfigError::MetricsListenWithoutMetrics);
+        }
+        Ok(MetricsSettings {
+            enabled: self.enabled,
+            listen: self.metrics_listen,
+        })
     }
 }
 
@@ -1062,6 +1123,12 @@ pub enum ConfigError {
         "--timeout-secs and --budget-secs (PORT_TIMEOUT_SECS, PORT_CALL_BUDGET_SECS) must be at least 1"
     )]
     ZeroTimeout,
+    /// `--metrics-listen` with metrics off.
+    #[error(
+        "--metrics-listen / PORT_MCP_METRICS_LISTEN is set but metrics are off \
+         (--metrics false / PORT_MCP_METRICS=false)"
+    )]
+    MetricsListenWithoutMetrics,
     /// A zero limit.
     #[error("--max-in-flight, --max-attempts and --max-response-bytes must be at least 1")]
     ZeroLimit,

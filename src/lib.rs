@@ -35,6 +35,9 @@ pub enum RunError {
     /// The listen address could not be bound.
     #[error("cannot listen on {0}: {1}")]
     Bind(SocketAddr, std::io::Error),
+    /// The metrics address could not be bound.
+    #[error("cannot listen on {0} for metrics (--metrics-listen / PORT_MCP_METRICS_LISTEN): {1}")]
+    MetricsBind(SocketAddr, std::io::Error),
     /// Serving failed.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
@@ -77,8 +80,12 @@ pub async fn run(cli: Cli) -> Result<(), RunError> {
         return Ok(());
     }
     let mut settings = cli.port.port_settings()?;
+    let metrics = cli.metrics.settings()?;
     let http = match &cli.command {
-        Command::Http(args) => Some(args.settings()?),
+        Command::Http(args) => Some(config::HttpSettings {
+            metrics_listen: metrics.listen,
+            ..args.settings()?
+        }),
         _ => None,
     };
     let stdio = match &cli.command {
@@ -124,8 +131,14 @@ pub async fn run(cli: Cli) -> Result<(), RunError> {
     );
     // Each part is built from its own settings, validated here at start.
     let telemetry = telemetry::Telemetry::new(telemetry::Parts {
+        // On stdio without --metrics-listen nobody could scrape them: not kept.
+        metrics: (metrics.enabled && (http.is_some() || metrics.listen.is_some()))
+            .then(tools::catalog::metrics),
         ..Default::default()
     });
+    if let Some(addr) = metrics.listen {
+        transport::metrics::listen(addr, &telemetry).await?;
+    }
     let client = PortClient::new(&settings)?.with_telemetry(telemetry);
     let tools = tools::PortTools::with_selection(client, &cli.tools)?
         .with_mapping_limits(cli.mapping.clone());

@@ -112,7 +112,8 @@ impl Auth {
                 if let Some(c) = guard.as_ref().filter(|c| Instant::now() < c.refresh_at) {
                     return Ok(c.bearer.clone());
                 }
-                let fresh = self.exchange(client, deadline).await?;
+                // A cached token that expired is being replaced: a failure is a refresh failure.
+                let fresh = self.exchange(client, deadline, guard.is_some()).await?;
                 let bearer = fresh.bearer.clone();
                 *guard = Some(fresh);
                 Ok(bearer)
@@ -137,13 +138,34 @@ impl Auth {
         {
             return Ok(c.bearer.clone());
         }
-        let fresh = self.exchange(client, deadline).await?;
+        let fresh = self.exchange(client, deadline, true).await?;
         let bearer = fresh.bearer.clone();
         *guard = Some(fresh);
         Ok(bearer)
     }
 
+    /// One exchange, counted in the metrics; `refreshing` when it replaces a token.
     async fn exchange(
+        &self,
+        client: &super::PortClient,
+        deadline: Instant,
+        refreshing: bool,
+    ) -> Result<Cached, PortError> {
+        let outcome = self.exchange_once(client, deadline).await;
+        if let Some(m) = client.telemetry().metrics() {
+            use crate::telemetry::metrics::Exchange;
+            let ended = match &outcome {
+                Ok(_) => Exchange::Ok,
+                Err(PortError::TokenExchange(_)) => Exchange::Refused,
+                Err(PortError::InvalidBody { .. }) => Exchange::Invalid,
+                Err(_) => Exchange::Unreachable,
+            };
+            m.token_exchange(ended, refreshing);
+        }
+        outcome
+    }
+
+    async fn exchange_once(
         &self,
         client: &super::PortClient,
         deadline: Instant,

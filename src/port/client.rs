@@ -292,8 +292,12 @@ impl PortClient {
             .inner
             .min_request_budget
             .min(deadline.saturating_duration_since(queued) / 2);
-        let _slot = match tokio::time::timeout_at(deadline.into(), self.inner.slots.acquire()).await
-        {
+        let metrics = self.telemetry.metrics();
+        let slot = tokio::time::timeout_at(deadline.into(), self.inner.slots.acquire()).await;
+        if let Some(m) = metrics {
+            m.port_queue_wait(queued.elapsed().as_secs_f64());
+        }
+        let _slot = match slot {
             Ok(Ok(permit)) if deadline.saturating_duration_since(Instant::now()) >= needed => {
                 permit
             }
@@ -301,11 +305,15 @@ impl PortClient {
             // flight: then Port might still act on it (a PATCH) after the caller was told it
             // failed. Nothing is sent.
             _ => {
+                if let Some(m) = metrics {
+                    m.busy(crate::telemetry::metrics::Busy::PortSlots);
+                }
                 return Err(PortError::Busy {
                     waited: queued.elapsed(),
                 });
             }
         };
+        let _in_flight = metrics.map(|m| m.port_in_flight());
         let policy = &self.inner.retry;
         let mut attempt = 1;
         loop {
@@ -334,6 +342,9 @@ impl PortClient {
                 wait_ms = wait.as_millis() as u64,
                 "retrying a failed call to Port"
             );
+            if let (Some(m), Some(kind)) = (metrics, kind) {
+                m.port_retry(kind.cause());
+            }
             tokio::time::sleep(wait).await;
             attempt += 1;
         }
@@ -438,7 +449,12 @@ impl PortClient {
                 .body(serde_json::to_vec(body).unwrap_or_default());
         }
         tracing::debug!(method = request.method.as_str(), path = ?request.segments, "calling Port");
+        let started = Instant::now();
         let answer = self.execute(builder, deadline, redact).await;
+        if let Some(m) = self.telemetry.metrics() {
+            let (status, seconds) = (answered(&answer), started.elapsed().as_secs_f64());
+            m.port_request(request.method.as_str(), request.route(), status, seconds);
+        }
         if let Ok(raw) = &answer {
             super::trace::record(raw.trace_id.as_deref(), request.method != Method::Get);
         }
@@ -460,9 +476,13 @@ impl PortClient {
             .header(header::CONTENT_TYPE, "application/json")
             .header(header::ACCEPT, "application/json")
             .body(serde_json::to_vec(body).unwrap_or_default());
-        self.execute(builder, deadline, redact)
-            .await
-            .map_err(|(_, e)| e)
+        let started = Instant::now();
+        let answer = self.execute(builder, deadline, redact).await;
+        if let Some(m) = self.telemetry.metrics() {
+            let (status, seconds) = (answered(&answer), started.elapsed().as_secs_f64());
+            m.port_request("POST", super::request::TOKEN_ROUTE, status, seconds);
+        }
+        answer.map_err(|(_, e)| e)
     }
 
     async fn execute(
@@ -666,6 +686,15 @@ fn failure(
     failure.trace_id = trace_id;
     failure.retry_after = retry_after;
     PortError::Api(Box::new(failure))
+}
+
+/// Port's status on one attempt, if it answered (for metrics).
+fn answered(answer: &Result<RawResponse, (Attempt, PortError)>) -> Option<u16> {
+    match answer {
+        Ok(raw) => Some(raw.status),
+        Err((Attempt::Status(status), _)) => Some(*status),
+        Err(_) => None,
+    }
 }
 
 fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {

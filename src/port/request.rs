@@ -82,3 +82,70 @@ impl PortRequest {
         self
     }
 }
+
+/// The routes of Port's API this server calls, as templates: what metrics and spans name a
+/// request by, so that an identifier never becomes a label value.
+const ROUTES_UNDER_IDENTIFIER: [(&str, &str); 7] = [
+    ("config", "/v1/integration/{identifier}/config"),
+    ("logs", "/v1/integration/{identifier}/logs"),
+    ("resync", "/v1/integration/{identifier}/resync"),
+    ("kinds", "/v1/integration/{identifier}/kinds"),
+    ("syncMetrics", "/v1/integration/{identifier}/syncMetrics"),
+    (
+        "syncsMetadata",
+        "/v1/integration/{identifier}/syncsMetadata",
+    ),
+    ("restore", "/v1/integration/{identifier}/restore"),
+];
+
+/// The template of the token route (`POST /v1/auth/access_token`).
+pub const TOKEN_ROUTE: &str = "/v1/auth/access_token";
+
+impl PortRequest {
+    /// The route template of this request (`/v1/integration/{identifier}/config`); `other` for
+    /// a path of no known shape. Only the fixed segments are ever taken from the path.
+    pub fn route(&self) -> &'static str {
+        match self.segments.as_slice() {
+            [root] if root == "integration" => "/v1/integration",
+            [root, meta] if root == "integration" && meta == "metadata" => {
+                "/v1/integration/metadata"
+            }
+            [root, _] if root == "integration" => "/v1/integration/{identifier}",
+            [root, _, tail] if root == "integration" => ROUTES_UNDER_IDENTIFIER
+                .iter()
+                .find(|(segment, _)| segment == tail)
+                .map_or("other", |(_, route)| route),
+            _ => "other",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_are_templates() {
+        let route = |s: &[&str]| PortRequest::get(s).route();
+        assert_eq!(route(&["integration"]), "/v1/integration");
+        assert_eq!(
+            route(&["integration", "metadata"]),
+            "/v1/integration/metadata"
+        );
+        assert_eq!(
+            route(&["integration", "my-id"]),
+            "/v1/integration/{identifier}"
+        );
+        assert_eq!(
+            route(&["integration", "config", "config"]),
+            "/v1/integration/{identifier}/config"
+        );
+        assert_eq!(
+            route(&["integration", "x", "syncMetrics"]),
+            "/v1/integration/{identifier}/syncMetrics"
+        );
+        assert_eq!(route(&["integration", "x", "my-id"]), "other");
+        assert_eq!(route(&["my-id"]), "other");
+        assert_eq!(route(&["integration", "a", "b", "c"]), "other");
+    }
+}

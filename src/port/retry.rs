@@ -25,6 +25,22 @@ pub enum Attempt {
     TransportFailed,
 }
 
+impl Attempt {
+    /// Why an attempt is retried, as `port_request_retries_total{cause}` names it.
+    pub fn cause(self) -> &'static str {
+        match self {
+            Attempt::Status(429) => "rate_limited",
+            Attempt::Status(408) => "408",
+            Attempt::Status(502) => "502",
+            Attempt::Status(503) => "503",
+            Attempt::Status(504) => "504",
+            Attempt::Status(_) => "status",
+            Attempt::ConnectFailed => "connect",
+            Attempt::TransportFailed => "transport",
+        }
+    }
+}
+
 /// The retry rules.
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {

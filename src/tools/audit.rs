@@ -71,11 +71,19 @@ pub async fn observe<T>(
     work: impl Future<Output = T>,
     outcome: impl FnOnce(&T) -> Outcome,
 ) -> T {
-    let _ = telemetry;
     let caller = meta.caller;
     let writes = catalog::writes(tool);
+    // Metrics: every call is timed, on all three paths.
+    let started = std::time::Instant::now();
+    let metered = |ended: Outcome| {
+        if let Some(m) = telemetry.metrics() {
+            m.tool_call(tool, started, ended.error_type().as_deref());
+        }
+    };
     if caller.is_none() && !writes {
-        return work.await;
+        let out = work.await;
+        metered(outcome(&out));
+        return out;
     }
     // A span only at debug level: at info, formatting one per call cost more throughput than
     // checking the token (`cargo bench`, OAuth rows); the closing line names the caller anyway.
@@ -92,6 +100,7 @@ pub async fn observe<T>(
         (work.instrument(span).await, None)
     };
     let ended = outcome(&out);
+    metered(ended);
     if caller.is_some() {
         tracing::info!(
             tool = ?tool,

@@ -358,6 +358,11 @@ pub fn takes_body(spec: &ToolSpec) -> bool {
         .is_some()
 }
 
+/// Metrics whose tool label may name any tool of the catalog (and no other).
+pub fn metrics() -> crate::telemetry::metrics::Metrics {
+    crate::telemetry::metrics::Metrics::new(CATALOG.iter().map(|spec| spec.name))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

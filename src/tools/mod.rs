@@ -344,27 +344,50 @@ impl PortTools {
         let args = args::parse::<T>(raw).map_err(Refusal::InvalidArgument)?;
         // The jq check (skipped with `--no-mapping-validation`) of the mapping they would send.
         let findings = match (self.check_mappings, args.mapping_config(raw)) {
-            (true, Some(config)) => crate::mapping::check_config_async(
-                config.clone(),
-                &self.mapping_limits,
-                &self.jq_slots,
-            )
-            .await
-            .map_err(|e| match e {
-                crate::mapping::CheckError::TooManyExpressions { .. } => {
-                    Refusal::InvalidArgument(args::ArgError {
-                        argument: "body.config".into(),
-                        message: e.to_string(),
-                    })
-                }
-                other => Refusal::Busy(other.to_string()),
-            })?,
+            (true, Some(config)) => {
+                let checked = crate::mapping::check_config_async(
+                    config.clone(),
+                    &self.mapping_limits,
+                    &self.jq_slots,
+                )
+                .await;
+                self.count_check(&checked);
+                checked.map_err(|e| match e {
+                    crate::mapping::CheckError::TooManyExpressions { .. } => {
+                        Refusal::InvalidArgument(args::ArgError {
+                            argument: "body.config".into(),
+                            message: e.to_string(),
+                        })
+                    }
+                    other => Refusal::Busy(other.to_string()),
+                })?
+            }
             _ => Vec::new(),
         };
         if findings.iter().any(|f| f.outcome == "refused") {
             return Err(Refusal::Mapping(findings));
         }
         Ok((args.request(raw), findings))
+    }
+
+    /// A mapping check's outcome, in the metrics: its findings, or a refusal as busy.
+    fn count_check(
+        &self,
+        checked: &Result<Vec<crate::mapping::Finding>, crate::mapping::CheckError>,
+    ) {
+        let Some(m) = self.client.telemetry().metrics() else {
+            return;
+        };
+        match checked {
+            Ok(findings) => {
+                let refused = findings.iter().filter(|f| f.outcome == "refused").count();
+                m.mapping_checked(refused, findings.len().saturating_sub(refused));
+            }
+            Err(crate::mapping::CheckError::Busy { .. }) => {
+                m.busy(crate::telemetry::metrics::Busy::JqSlots);
+            }
+            Err(_) => {}
+        }
     }
 
     /// Parses the arguments, sends the request unless they are invalid, and maps the outcome.
@@ -708,6 +731,11 @@ impl PortTools {
                 })
             }
             Err(e) => {
+                if let (Some(m), crate::mapping::worker::PreviewError::Busy { .. }) =
+                    (self.client.telemetry().metrics(), &e)
+                {
+                    m.busy(crate::telemetry::metrics::Busy::JqSlots);
+                }
                 tracing::warn!(error = %e, "preview stopped");
                 result::jq_unavailable(&e.to_string())
             }

@@ -84,11 +84,17 @@ impl Tasks {
     where
         F: FnOnce(TaskContext) -> Work,
     {
+        let busy = || {
+            if let Some(m) = tools.client().telemetry().metrics() {
+                m.busy(crate::telemetry::metrics::Busy::Tasks);
+            }
+            result::tasks_busy(self.max).into()
+        };
         let Ok(permit) = self.slots.clone().try_acquire_owned() else {
-            return result::tasks_busy(self.max).into();
+            return busy();
         };
         if !self.retain() {
-            return result::tasks_busy(self.max).into();
+            return busy();
         }
         let ended = tools.ended().clone();
         // Counted as a call in flight: a shutdown waits for it as for any call, then ends it.

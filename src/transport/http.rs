@@ -39,10 +39,11 @@ use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::{lean::LeanPath, listener, oauth::Gate};
+use super::{lean::LeanPath, listener, metrics::TimedSession, oauth::Gate};
 use crate::{
     RunError,
     config::{HttpSettings, Secret},
+    telemetry::{Telemetry, metrics::Busy},
     tools::PortTools,
 };
 
@@ -143,6 +144,7 @@ fn app_gated(
         max_sessions: settings.max_sessions,
         session_idle: settings.session_idle,
         max_request_bytes: settings.max_request_bytes,
+        telemetry: tools.client().telemetry().clone(),
     });
     let lean = lean.then(|| {
         let sessions = (!settings.stateless).then(|| sessions.clone());
@@ -156,6 +158,7 @@ fn app_gated(
             inner: sessions,
             max: settings.max_sessions,
             creating: tokio::sync::Mutex::new(()),
+            telemetry: tools.client().telemetry().clone(),
         }),
         config,
     ));
@@ -178,9 +181,15 @@ fn app_gated(
             require_token,
         ));
     }
+    // `/metrics` here, unless `--metrics-listen` serves it elsewhere.
+    let metrics = match settings.metrics_listen {
+        None => super::metrics::routes(tools.client().telemetry()),
+        Some(_) => Router::new(),
+    };
     let mut router = Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
-        .route("/readyz", get(readyz).with_state((tools, gate.clone())));
+        .route("/readyz", get(readyz).with_state((tools, gate.clone())))
+        .merge(metrics);
     if let Some(gate) = gate {
         // Outermost: the lean path and rmcp see only admitted requests, marked with the
         // caller (and read-only mode for a token without the write scope).
@@ -202,6 +211,8 @@ struct CappedSessions {
     max: usize,
     /// Counting and creating are one step.
     creating: tokio::sync::Mutex<()>,
+    /// Where sessions' durations and refusals are counted.
+    telemetry: Telemetry,
 }
 
 /// Why a session was not created or used.
@@ -217,14 +228,18 @@ enum SessionsError {
 
 impl SessionManager for CappedSessions {
     type Error = SessionsError;
-    type Transport = <LocalSessionManager as SessionManager>::Transport;
+    type Transport = TimedSession<<LocalSessionManager as SessionManager>::Transport>;
 
     async fn create_session(&self) -> Result<(SessionId, Self::Transport), Self::Error> {
         let _one_at_a_time = self.creating.lock().await;
         if self.inner.sessions.read().await.len() >= self.max {
+            if let Some(m) = self.telemetry.metrics() {
+                m.busy(Busy::Sessions);
+            }
             return Err(SessionsError::Full(self.max));
         }
-        Ok(self.inner.create_session().await?)
+        let (id, transport) = self.inner.create_session().await?;
+        Ok((id, TimedSession::new(transport, &self.telemetry)))
     }
 
     async fn initialize_session(
@@ -282,6 +297,8 @@ struct Guard {
     max_sessions: usize,
     session_idle: Duration,
     max_request_bytes: usize,
+    /// Where refusals over the session cap are counted.
+    telemetry: Telemetry,
 }
 
 /// In front of rmcp on `/mcp`: refuses an `initialize` over the session cap with 503, and gives
@@ -329,6 +346,9 @@ async fn session_cap(guard: &Guard, request: Request) -> Result<Request, Box<Res
     }) = serde_json::from_slice::<Probe>(&bytes)
         && method == "initialize"
     {
+        if let Some(m) = guard.telemetry.metrics() {
+            m.busy(Busy::Sessions);
+        }
         let retry = guard.session_idle.as_secs().clamp(1, 5);
         let id = id.filter(super::valid_id).unwrap_or_default();
         let mut refused = (
@@ -565,6 +585,17 @@ pub async fn serve_listeners(
             (None, None) => "",
         },
     );
+    if settings.metrics_listen.is_none()
+        && tools.client().telemetry().metrics().is_some()
+        && (settings.oauth.is_some() || settings.auth_token.is_some())
+    {
+        // Like the probes, a scrape needs no token; it holds no secret and no identifier, but
+        // it does show how the server is used.
+        tracing::warn!(
+            "GET /metrics is open on the MCP listener, without a token; serve it on an address \
+             only the scraper reaches with --metrics-listen / PORT_MCP_METRICS_LISTEN"
+        );
+    }
     let grace = settings.shutdown_grace;
     let drain = {
         let lifecycle = lifecycle.clone();

@@ -55,6 +55,8 @@ pub enum Dialect {
     Mcp,
     /// Port's error shape `{ok:false, error, message}`, as the REST surface answers.
     Rest,
+    /// The metrics listener (`--metrics-listen`): the REST shape, and its own connection cap.
+    Metrics,
 }
 
 impl Dialect {
@@ -63,7 +65,9 @@ impl Dialect {
     pub fn refusal(self, status: StatusCode, code: &str, message: String) -> Response<Body> {
         let body = match self {
             Dialect::Mcp => super::rpc_error(serde_json::Value::Null, -32000, message),
-            Dialect::Rest => json!({"ok": false, "error": code, "message": message}),
+            Dialect::Rest | Dialect::Metrics => {
+                json!({"ok": false, "error": code, "message": message})
+            }
         };
         let mut response = Response::new(Body::from(body.to_string()));
         *response.status_mut() = status;
@@ -244,10 +248,16 @@ async fn refuse_connection(tcp: tokio::net::TcpStream, dialect: Dialect, max: us
         let mut response = dialect.refusal(
             StatusCode::SERVICE_UNAVAILABLE,
             "too_many_connections",
-            format!(
-                "the server has {max} connections open, its limit (--max-connections / \
-                 PORT_MCP_MAX_CONNECTIONS); retry in a moment"
-            ),
+            match dialect {
+                Dialect::Metrics => format!(
+                    "the metrics listener has {max} connections open, its fixed limit; \
+                     retry in a moment"
+                ),
+                _ => format!(
+                    "the server has {max} connections open, its limit (--max-connections / \
+                     PORT_MCP_MAX_CONNECTIONS); retry in a moment"
+                ),
+            },
         );
         let headers = response.headers_mut();
         headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

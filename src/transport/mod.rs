@@ -3,6 +3,7 @@
 pub mod http;
 pub mod lean;
 pub mod listener;
+pub mod metrics;
 pub mod oauth;
 pub mod rest;
 pub mod stdio;

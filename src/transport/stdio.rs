@@ -201,6 +201,7 @@ where
     R: Read + Send + 'static,
     W: Write + Send + 'static,
 {
+    let session_started = std::time::Instant::now();
     let max_line = settings.max_request_bytes;
     let (in_tx, in_rx) = mpsc::unbounded_channel();
     let (out_tx, out_rx) = std_mpsc::channel();
@@ -271,6 +272,10 @@ where
             Ok(())
         }
     };
+    if let Some(m) = tools.client().telemetry().metrics() {
+        let seconds = session_started.elapsed().as_secs_f64();
+        m.session_ended(crate::telemetry::metrics::SessionTransport::Pipe, seconds);
+    }
     // Everything rmcp sent is queued before Stop, so it is all written and flushed.
     let _ = out_tx.send(Out::Stop);
     let _ = tokio::task::spawn_blocking(move || writer.join()).await;

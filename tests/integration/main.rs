@@ -21,6 +21,7 @@ mod issuer;
 mod lean;
 mod lifecycle;
 mod mapping;
+mod metrics;
 mod modes;
 mod oauth;
 mod resilience;
