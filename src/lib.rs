@@ -41,6 +41,9 @@ pub enum RunError {
     /// The MCP session failed.
     #[error("MCP error: {0}")]
     Mcp(String),
+    /// The audit log could not be opened.
+    #[error(transparent)]
+    AuditLog(#[from] telemetry::audit::OpenError),
     /// `check-mapping` refused expressions (already reported).
     #[error("{0} jq expression(s) refused")]
     MappingRefused(usize),
@@ -124,6 +127,7 @@ pub async fn run(cli: Cli) -> Result<(), RunError> {
     );
     // Each part is built from its own settings, validated here at start.
     let telemetry = telemetry::Telemetry::new(telemetry::Parts {
+        audit: telemetry::audit::Sink::new(cli.audit.settings()?.log.as_deref())?,
         ..Default::default()
     });
     let client = PortClient::new(&settings)?.with_telemetry(telemetry);

@@ -439,8 +439,12 @@ impl PortClient {
         }
         tracing::debug!(method = request.method.as_str(), path = ?request.segments, "calling Port");
         let answer = self.execute(builder, deadline, redact).await;
-        if let Ok(raw) = &answer {
-            super::trace::record(raw.trace_id.as_deref(), request.method != Method::Get);
+        let write = request.method != Method::Get;
+        match &answer {
+            Ok(raw) => super::trace::record(raw.status, raw.trace_id.as_deref(), write),
+            // Answered, but refused before its body was read (a redirect, an oversized body).
+            Err((Attempt::Status(status), _)) => super::trace::record(*status, None, write),
+            Err(_) => {}
         }
         answer
     }
