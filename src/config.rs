@@ -108,18 +108,12 @@ pub struct AuditSettings {
 }
 
 impl AuditArgs {
-    /// Checks the audit options once (the file itself is opened when the server starts).
-    pub fn settings(&self) -> Result<AuditSettings, ConfigError> {
-        if self
-            .audit_log
-            .as_ref()
-            .is_some_and(|p| p.as_os_str().is_empty())
-        {
-            return Err(ConfigError::EmptyAuditLog);
-        }
-        Ok(AuditSettings {
+    /// The audit settings. clap already refuses an empty path; the file itself is opened (and
+    /// refused with a clear error) when the server starts.
+    pub fn settings(&self) -> AuditSettings {
+        AuditSettings {
             log: self.audit_log.clone(),
-        })
+        }
     }
 }
 
@@ -1167,9 +1161,6 @@ pub enum ConfigError {
         "--token-passthrough holds no Port credentials: unset PORT_API_KEY, PORT_CLIENT_ID and PORT_CLIENT_SECRET, or drop --token-passthrough"
     )]
     PassthroughWithCredentials,
-    /// `--audit-log` names no file.
-    #[error("--audit-log / PORT_MCP_AUDIT_LOG is set but empty: name a file, or unset it")]
-    EmptyAuditLog,
 }
 
 impl PortArgs {

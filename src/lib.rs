@@ -127,7 +127,7 @@ pub async fn run(cli: Cli) -> Result<(), RunError> {
     );
     // Each part is built from its own settings, validated here at start.
     let telemetry = telemetry::Telemetry::new(telemetry::Parts {
-        audit: telemetry::audit::Sink::new(cli.audit.settings()?.log.as_deref())?,
+        audit: telemetry::audit::Sink::new(cli.audit.settings().log.as_deref())?,
         ..Default::default()
     });
     let client = PortClient::new(&settings)?.with_telemetry(telemetry);
