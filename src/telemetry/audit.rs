@@ -243,8 +243,8 @@ mod tests {
     struct Disk {
         lines: Arc<Mutex<Vec<Vec<u8>>>>,
         fail: Arc<Mutex<bool>>,
-        /// Held by the test to hang the disk.
-        gate: Arc<Mutex<()>>,
+        /// While true, the disk hangs.
+        hang: Arc<(Mutex<bool>, std::sync::Condvar)>,
         /// Lines the thread started writing.
         entered: Arc<std::sync::atomic::AtomicUsize>,
     }
@@ -253,7 +253,12 @@ mod tests {
         fn append(&mut self, line: &[u8]) -> io::Result<()> {
             self.entered
                 .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let _hung = self.gate.lock().unwrap();
+            let (hung, changed) = &*self.hang;
+            let mut hung = hung.lock().unwrap();
+            while *hung {
+                hung = changed.wait(hung).unwrap();
+            }
+            drop(hung);
             if *self.fail.lock().unwrap() {
                 return Err(io::Error::other("no space left on device"));
             }
@@ -384,7 +389,11 @@ mod tests {
         let disk = Disk::default();
         let sink = sink(&disk, 2, Duration::from_millis(200));
         let log = sink.file.as_ref().unwrap();
-        let hung = disk.gate.lock().unwrap();
+        let hang = |on: bool| {
+            *disk.hang.0.lock().unwrap() = on;
+            disk.hang.1.notify_all();
+        };
+        hang(true);
         // The thread takes the first line and hangs on it.
         log.append_detached(b"1\n".to_vec()).unwrap();
         for _ in 0..500 {
@@ -410,7 +419,7 @@ mod tests {
             log.append_detached(b"5\n".to_vec()),
             Err(file::AppendError::QueueFull(2))
         ));
-        drop(hung);
+        hang(false);
         // The lines queued before the disk came back are written, in order; the refused ones
         // were logged on stderr instead.
         let sixth = log.append(b"6\n".to_vec()).await;

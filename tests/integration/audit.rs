@@ -986,7 +986,9 @@ async fn an_audit_log_that_cannot_be_opened_stops_the_start() {
     let dir = audit_path("start").with_extension("d");
     std::fs::create_dir_all(&dir).unwrap();
     let missing = dir.join("no/such/dir/audit.log");
-    let cases: [(Vec<&str>, Vec<(&str, &str)>, i32, String); 4] = [
+    // Arguments, environment, exit code, the line stderr must hold.
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, i32, String);
+    let cases: [Case; 4] = [
         (
             vec!["stdio", "--audit-log", missing.to_str().unwrap()],
             vec![],
