@@ -422,6 +422,12 @@ mod tests {
         hang(false);
         // The lines queued before the disk came back are written, in order; the refused ones
         // were logged on stderr instead.
+        for _ in 0..500 {
+            if disk.lines.lock().unwrap().len() == 3 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         let sixth = log.append(b"6\n".to_vec()).await;
         assert!(sixth.is_ok(), "{sixth:?}");
         let lines = disk.lines.lock().unwrap().clone();
