@@ -4,8 +4,10 @@
 //! which transport, which tool, which integration, a digest of the arguments, how it ended, and
 //! the status and `x-trace-id` of Port's answer, to find the same call in Port's own logs.
 //!
-//! The transports say how they admitted a call ([`CallMeta`]); a write call cancelled before it
-//! ends still leaves its line (`cancelled`): its request may have reached Port.
+//! The transports say how they admitted a call ([`CallMeta`]). A write call cancelled before it
+//! ends still leaves its line, since its request may have reached Port: `cancelled` when the
+//! call is dropped (the lean path, a closed connection), `error` when rmcp ends it with its
+//! "cancelled" result.
 //!
 //! Values are plain string fields: the text log format Debug-quotes them and the JSON one
 //! escapes them, so a newline in one cannot forge a log line.

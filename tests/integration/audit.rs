@@ -901,13 +901,72 @@ async fn killed_right_after_the_answer_the_line_is_on_disk() {
     }
 }
 
+/// The same over HTTP: the binary with the static inbound token, and the file named by the
+/// environment.
+#[tokio::test]
+async fn killed_right_after_an_http_answer_the_line_is_on_disk() {
+    let port = FakePort::start().await;
+    let path = audit_path("kill-http");
+    let listen = free_port();
+    let mut child = Command::new(BIN)
+        .env_clear()
+        .env("PORT_API_KEY", STATIC_TOKEN)
+        .env("PORT_BASE_URL", &port.url)
+        .env("PORT_MCP_AUTH_TOKEN", INBOUND)
+        .env("PORT_MCP_AUDIT_LOG", &path)
+        .args(["http", "--listen", &format!("127.0.0.1:{listen}")])
+        .kill_on_drop(true)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_healthy(listen).await;
+    let addr = SocketAddr::from(([127, 0, 0, 1], listen));
+    let client = ()
+        .serve_with_lifecycle(
+            StreamableHttpClientTransport::from_config(
+                http_client_config(addr).auth_header(INBOUND),
+            ),
+            ClientLifecycleMode::Initialize,
+        )
+        .await
+        .unwrap();
+    port.port.script(ok_answer("trace-kill-http"));
+    let r = call(
+        &client,
+        "update-integration",
+        json!({"identifier": "github-ocean", "body": {"title": "T"}}),
+    )
+    .await;
+    child.start_kill().unwrap();
+    assert!(!is_error(&r), "{r:?}");
+    child.wait().await.unwrap();
+    assert_eq!(
+        lines(&path),
+        [line(
+            ("static token", "static token", "http"),
+            (None, None),
+            "update-integration",
+            Some("github-ocean"),
+            Some(sha256(
+                r#"{"body":{"title":"T"},"identifier":"github-ocean"}"#
+            )),
+            "ok",
+            Some(200),
+            Some("trace-kill-http"),
+        )]
+    );
+    no_secret(&file_text(&path), &[]);
+}
+
 #[tokio::test]
 async fn json_log_format_every_stderr_line_is_json_and_stdout_is_the_protocol() {
     let port = FakePort::start().await;
     let mut server = StdioServer::spawn(
         &port,
-        &["--log-format", "json"],
-        &[("PORT_MCP_LOG", "trace")],
+        &[],
+        &[("PORT_MCP_LOG", "trace"), ("PORT_MCP_LOG_FORMAT", "json")],
     );
     server.initialize().await;
     port.port.script(ok_answer("trace-json"));
