@@ -69,6 +69,56 @@ pub struct Cli {
         global = true
     )]
     pub log_level: String,
+
+    /// The audit trail of write calls, and the log format.
+    #[command(flatten)]
+    pub audit: AuditArgs,
+}
+
+/// Where the audit trail goes, and how logs are written.
+#[derive(Debug, Clone, Args)]
+pub struct AuditArgs {
+    /// Append the audit trail (one JSON line per call of a tool that changes Port) to this
+    /// file instead of stderr: each line is fsynced before its call answers. Created with mode
+    /// 0600 if missing; must be a regular file.
+    #[arg(long = "audit-log", env = "PORT_MCP_AUDIT_LOG", global = true)]
+    pub audit_log: Option<std::path::PathBuf>,
+
+    /// Log format on stderr: `text`, or `json` (one JSON object per line, audit lines included).
+    #[arg(
+        long = "log-format",
+        env = "PORT_MCP_LOG_FORMAT",
+        value_enum,
+        default_value_t = LogFormat::Text,
+        global = true
+    )]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Validated audit settings.
+#[derive(Debug, Clone, Default)]
+pub struct AuditSettings {
+    /// The audit log file, if the trail goes to one.
+    pub log: Option<std::path::PathBuf>,
+}
+
+impl AuditArgs {
+    /// The audit settings. clap already refuses an empty path; the file itself is opened (and
+    /// refused with a clear error) when the server starts.
+    pub fn settings(&self) -> AuditSettings {
+        AuditSettings {
+            log: self.audit_log.clone(),
+        }
+    }
 }
 
 /// The transports and helper servers this binary can run.

@@ -44,6 +44,9 @@ pub enum RunError {
     /// The MCP session failed.
     #[error("MCP error: {0}")]
     Mcp(String),
+    /// The audit log could not be opened.
+    #[error(transparent)]
+    AuditLog(#[from] telemetry::audit::OpenError),
     /// `check-mapping` refused expressions (already reported).
     #[error("{0} jq expression(s) refused")]
     MappingRefused(usize),
@@ -134,6 +137,7 @@ pub async fn run(cli: Cli) -> Result<(), RunError> {
         // On stdio without --metrics-listen nobody could scrape them: not kept.
         metrics: (metrics.enabled && (http.is_some() || metrics.listen.is_some()))
             .then(tools::catalog::metrics),
+        audit: telemetry::audit::Sink::new(cli.audit.settings().log.as_deref())?,
         ..Default::default()
     });
     if let Some(addr) = metrics.listen {

@@ -455,8 +455,12 @@ impl PortClient {
             let (status, seconds) = (answered(&answer), started.elapsed().as_secs_f64());
             m.port_request(request.method.as_str(), request.route(), status, seconds);
         }
-        if let Ok(raw) = &answer {
-            super::trace::record(raw.trace_id.as_deref(), request.method != Method::Get);
+        let write = request.method != Method::Get;
+        match &answer {
+            Ok(raw) => super::trace::record(raw.status, raw.trace_id.as_deref(), write),
+            // Answered, but refused before its body was read (a redirect, an oversized body).
+            Err((Attempt::Status(status), _)) => super::trace::record(*status, None, write),
+            Err(_) => {}
         }
         answer
     }

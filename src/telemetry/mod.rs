@@ -8,6 +8,7 @@
 //! of them.
 
 pub mod audit;
+pub mod logs;
 pub mod metrics;
 pub mod traces;
 

@@ -1,17 +1,27 @@
 //! Who called which tool, in the logs: with inbound OAuth, every call ends with a `tool call`
 //! line naming its caller (and runs in a span naming it, shown at debug level), and every call of a
-//! tool that changes Port leaves one `audit` line: who, which tool, which integration, how it
-//! ended, and the `x-trace-id` of Port's answer, to find the same call in Port's own logs.
+//! tool that changes Port leaves one audit line (`telemetry::audit`): who, how admitted, through
+//! which transport, which tool, which integration, a digest of the arguments, how it ended, and
+//! the status and `x-trace-id` of Port's answer, to find the same call in Port's own logs.
 //!
-//! Values are Debug-quoted: they come from tokens and arguments, and a newline in one must not
-//! forge a log line.
+//! The transports say how they admitted a call ([`CallMeta`]). A write call cancelled before it
+//! ends still leaves its line, since its request may have reached Port: `cancelled` when the
+//! call is dropped (the lean path, a closed connection), `error` when rmcp ends it with its
+//! "cancelled" result.
+//!
+//! Values are plain string fields: the text log format Debug-quotes them and the JSON one
+//! escapes them, so a newline in one cannot forge a log line.
 
 use rmcp::model::JsonObject;
 use tracing::Instrument;
 
 use super::catalog;
 use crate::oauth::Caller;
-use crate::telemetry::Telemetry;
+use crate::port::trace::PortAnswer;
+use crate::telemetry::{
+    Telemetry,
+    audit::{ArgsDigest, Record},
+};
 
 /// What a transport knows of one call beyond its name and arguments, for its log lines,
 /// metrics and spans. Transports fill it from what they saw (HTTP headers, the JSON-RPC
@@ -20,6 +30,101 @@ use crate::telemetry::Telemetry;
 pub struct CallMeta<'a> {
     /// The caller the OAuth gate admitted, if inbound OAuth is on.
     pub caller: Option<&'a Caller>,
+    /// How the transport let the call in.
+    pub admission: Admission,
+    /// Which surface the call came through.
+    pub transport: Transport,
+    /// For a write call, the digest of its arguments ([`digest`]).
+    pub args_digest: Option<ArgsDigest>,
+}
+
+impl CallMeta<'static> {
+    /// A call on stdio: let in because whoever launched the process sent it.
+    pub fn stdio() -> Self {
+        CallMeta {
+            admission: Admission::Stdio,
+            transport: Transport::Stdio,
+            ..Default::default()
+        }
+    }
+}
+
+/// How a transport let a call in, as the audit line's `auth` (and, without OAuth, `caller`)
+/// says. On HTTP the inbound-token check marks the request with [`Admission::StaticToken`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Admission {
+    /// HTTP without inbound authentication (loopback only, or behind the operator's proxy).
+    #[default]
+    Unauthenticated,
+    /// The HTTP server's static inbound token (`--auth-token`).
+    StaticToken,
+    /// An OAuth access token (the caller is in [`CallMeta::caller`]).
+    OAuth,
+    /// The stdio transport: whoever launched the process.
+    Stdio,
+}
+
+impl Admission {
+    fn auth(self) -> &'static str {
+        match self {
+            Admission::Unauthenticated => "none",
+            Admission::StaticToken => "static token",
+            Admission::OAuth => "oauth",
+            Admission::Stdio => "stdio",
+        }
+    }
+}
+
+/// The surface a call came through.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Transport {
+    /// MCP over streamable HTTP (rmcp or the lean path).
+    #[default]
+    Http,
+    /// MCP over stdin/stdout.
+    Stdio,
+    /// The REST surface (`--rest-listen`).
+    Rest,
+}
+
+impl Transport {
+    fn as_str(self) -> &'static str {
+        match self {
+            Transport::Http => "http",
+            Transport::Stdio => "stdio",
+            Transport::Rest => "rest",
+        }
+    }
+}
+
+/// How an HTTP request (or, without one, a stdio message) was let in, and through which
+/// transport: rmcp hands tools the request's parts, marked by the transport's checks.
+pub fn admission_of(parts: Option<&axum::http::request::Parts>) -> (Admission, Transport) {
+    let Some(parts) = parts else {
+        return (Admission::Stdio, Transport::Stdio);
+    };
+    let admission = if parts.extensions.get::<Caller>().is_some() {
+        Admission::OAuth
+    } else {
+        parts
+            .extensions
+            .get::<Admission>()
+            .copied()
+            .unwrap_or_default()
+    };
+    (admission, Transport::Http)
+}
+
+/// The digest of a call's arguments for its audit line; only write calls get one (hashing a
+/// read's arguments would be work for nothing).
+pub fn digest(tool: &str, arguments: Option<&JsonObject>) -> Option<ArgsDigest> {
+    if !catalog::writes(tool) {
+        return None;
+    }
+    Some(match arguments {
+        Some(arguments) => ArgsDigest::of(arguments),
+        None => ArgsDigest::of(&JsonObject::new()),
+    })
 }
 
 /// How a call ended, as the audit line says.
@@ -62,7 +167,7 @@ impl Outcome {
 }
 
 /// Runs one tool call's `work`, logged as above. Without a caller (stdio, static token, no
-/// inbound auth) only write calls are logged, as `audit` lines without a subject.
+/// inbound auth) only write calls are logged, as audit lines.
 pub async fn observe<T>(
     telemetry: &Telemetry,
     meta: &CallMeta<'_>,
@@ -89,13 +194,21 @@ pub async fn observe<T>(
     // checking the token (`cargo bench`, OAuth rows); the closing line names the caller anyway.
     let span = tracing::debug_span!(
         "call",
-        tool = ?tool,
-        sub = ?subject(caller),
-        client_id = ?client_id(caller),
+        tool = tool,
+        sub = subject(caller),
+        client_id = client_id(caller),
     );
-    // Port's trace id is only wanted for the audit line of a write.
-    let (out, trace) = if writes {
-        crate::port::trace::recording(work.instrument(span)).await
+    // Port's answer is only wanted for the audit line of a write.
+    let (out, port) = if writes {
+        let unfinished = Unfinished {
+            telemetry,
+            meta,
+            tool,
+            identifier,
+        };
+        let recorded = crate::port::trace::recording(work.instrument(span)).await;
+        std::mem::forget(unfinished);
+        recorded
     } else {
         (work.instrument(span).await, None)
     };
@@ -103,17 +216,34 @@ pub async fn observe<T>(
     metered(ended);
     if caller.is_some() {
         tracing::info!(
-            tool = ?tool,
-            sub = ?subject(caller),
-            client_id = ?client_id(caller),
+            tool = tool,
+            sub = subject(caller),
+            client_id = client_id(caller),
             outcome = ended.as_str(),
             "tool call"
         );
     }
     if writes {
-        record(caller, tool, identifier, ended, trace.as_deref());
+        let line = line(meta, tool, identifier, ended.as_str(), port.as_ref());
+        telemetry.audit().write(&line).await;
     }
     out
+}
+
+/// A write call under way: dropped before it ends (the client cancelled it, or went away), it
+/// leaves a `cancelled` audit line, since its request may already have reached Port.
+struct Unfinished<'a> {
+    telemetry: &'a Telemetry,
+    meta: &'a CallMeta<'a>,
+    tool: &'a str,
+    identifier: Option<&'a str>,
+}
+
+impl Drop for Unfinished<'_> {
+    fn drop(&mut self) {
+        let line = line(self.meta, self.tool, self.identifier, "cancelled", None);
+        self.telemetry.audit().write_detached(&line);
+    }
 }
 
 /// How an MCP answer ended.
@@ -136,25 +266,51 @@ pub fn outcome_of_result(result: &rmcp::model::CallToolResult) -> Outcome {
     }
 }
 
-/// The audit line of one write call.
-pub fn record(
-    caller: Option<&Caller>,
+/// Records one write call refused before it ran (not allowed for this caller); its line is
+/// written (on disk, with `--audit-log`) when this returns.
+pub async fn refused(
+    telemetry: &Telemetry,
+    meta: &CallMeta<'_>,
     tool: &str,
     identifier: Option<&str>,
-    outcome: Outcome,
-    port_trace_id: Option<&str>,
 ) {
-    let identifier: String = identifier.unwrap_or("").chars().take(256).collect();
-    tracing::info!(
-        target: "audit",
-        sub = ?subject(caller),
-        client_id = ?client_id(caller),
-        tool = ?tool.chars().take(64).collect::<String>(),
-        identifier = ?identifier,
-        outcome = ?outcome.as_str(),
-        port_trace_id = ?port_trace_id.unwrap_or(""),
-        "write call"
-    );
+    let line = line(meta, tool, identifier, Outcome::Refused.as_str(), None);
+    telemetry.audit().write(&line).await;
+}
+
+/// The audit line of one write call.
+fn line<'a>(
+    meta: &CallMeta<'a>,
+    tool: &'a str,
+    identifier: Option<&'a str>,
+    outcome: &'a str,
+    port: Option<&'a PortAnswer>,
+) -> Record<'a> {
+    let sub = meta.caller.and_then(|c| c.subject.as_deref());
+    let admission = if meta.caller.is_some() {
+        Admission::OAuth
+    } else {
+        meta.admission
+    };
+    let caller = match admission {
+        Admission::OAuth => sub.unwrap_or("oauth token without sub"),
+        Admission::StaticToken => "static token",
+        Admission::Stdio => "stdio",
+        Admission::Unauthenticated => "unauthenticated",
+    };
+    Record {
+        caller,
+        auth: admission.auth(),
+        sub,
+        client_id: meta.caller.and_then(|c| c.client_id.as_deref()),
+        transport: meta.transport.as_str(),
+        tool,
+        identifier,
+        args_sha256: meta.args_digest,
+        outcome,
+        port_status: port.map(|p| p.status),
+        port_trace_id: port.and_then(|p| p.trace_id.as_deref()),
+    }
 }
 
 /// The integration a call's arguments name (`identifier`), for its audit line.

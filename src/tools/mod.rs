@@ -453,7 +453,7 @@ impl PortTools {
         name: &str,
         raw: &JsonObject,
         headers: &axum::http::HeaderMap,
-        caller: Option<&crate::oauth::Caller>,
+        meta: audit::CallMeta<'_>,
     ) -> Option<Forwarded> {
         if self.draining.is_cancelled()
             || !self.tool_router.has_route(name)
@@ -478,7 +478,10 @@ impl PortTools {
             Forwarded::Done(r) => audit::outcome_of_result(r),
         };
         let identifier = audit::identifier(Some(raw));
-        let meta = audit::CallMeta { caller };
+        let meta = audit::CallMeta {
+            args_digest: audit::digest(name, Some(raw)),
+            ..meta
+        };
         Some(
             audit::observe(
                 self.client.telemetry(),
@@ -861,14 +864,21 @@ impl ServerHandler for PortTools {
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let caller = audit::caller_of(http_parts(&ctx)).cloned();
+        let (admission, transport) = audit::admission_of(http_parts(&ctx));
+        let meta = audit::CallMeta {
+            caller: caller.as_ref(),
+            admission,
+            transport,
+            args_digest: audit::digest(&request.name, request.arguments.as_ref()),
+        };
         if read_only_requested(&ctx) && catalog::writes(&request.name) {
-            audit::record(
-                caller.as_ref(),
+            audit::refused(
+                self.client.telemetry(),
+                &meta,
                 &request.name,
                 audit::identifier(request.arguments.as_ref()),
-                audit::Outcome::Refused,
-                None,
-            );
+            )
+            .await;
             return Err(ErrorData::invalid_params(
                 format!(
                     "tool `{}` is not available: this request asked for read-only mode ({READ_ONLY_HEADER})",
@@ -890,9 +900,6 @@ impl ServerHandler for PortTools {
                 answer = self.tool_router.call(tcc) => answer,
                 _ = self.ended.cancelled() => Ok(result::ended_by_shutdown().into()),
             }
-        };
-        let meta = audit::CallMeta {
-            caller: caller.as_ref(),
         };
         audit::observe(
             self.client.telemetry(),

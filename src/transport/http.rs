@@ -93,11 +93,12 @@ pub fn app(tools: PortTools, settings: &HttpSettings, shutdown: CancellationToke
 
 /// The OAuth gate for these settings, if OAuth is on; its keys start loading at once when a
 /// runtime is there to load them, so the first caller does not wait for them.
-pub fn gate(settings: &HttpSettings) -> Option<Arc<Gate>> {
+pub fn gate(settings: &HttpSettings, tools: &PortTools) -> Option<Arc<Gate>> {
     let gate = Gate::new(
         settings.oauth.as_ref()?,
         settings.max_request_bytes,
         settings.max_sessions,
+        tools.client().telemetry().clone(),
     );
     if let Ok(runtime) = tokio::runtime::Handle::try_current() {
         let loading = gate.clone();
@@ -114,7 +115,8 @@ pub fn app_with(
     shutdown: CancellationToken,
     lean: bool,
 ) -> (Router, Option<Arc<LeanPath>>) {
-    app_gated(tools, settings, shutdown, lean, gate(settings))
+    let gate = gate(settings, &tools);
+    app_gated(tools, settings, shutdown, lean, gate)
 }
 
 /// [`app_with`], behind `gate` (shared with the REST listener, so both use one key cache).
@@ -436,8 +438,16 @@ pub(crate) fn bearer_matches(headers: &axum::http::HeaderMap, token: &Secret) ->
 }
 
 /// Refuses `/mcp` requests without the configured bearer token.
-async fn require_token(State(token): State<Arc<Secret>>, request: Request, next: Next) -> Response {
+async fn require_token(
+    State(token): State<Arc<Secret>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     if bearer_matches(request.headers(), &token) {
+        // For the audit line: the call was let in by the static token.
+        request
+            .extensions_mut()
+            .insert(crate::tools::audit::Admission::StaticToken);
         return next.run(request).await;
     }
     (
@@ -539,7 +549,7 @@ pub async fn serve_listeners(
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
     let sessions = CancellationToken::new();
-    let gate = gate(settings);
+    let gate = gate(settings, &tools);
     let router = app_gated(
         tools.clone(),
         settings,

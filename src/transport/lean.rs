@@ -45,7 +45,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     config::HttpSettings,
-    tools::{Forwarded, PortTools, result},
+    tools::{Forwarded, PortTools, audit, result},
 };
 
 /// What the lean path needs to know; shared by every request of one app.
@@ -372,7 +372,7 @@ impl LeanCall {
         &self,
         tools: &PortTools,
         headers: &HeaderMap,
-        caller: Option<&crate::oauth::Caller>,
+        meta: audit::CallMeta<'_>,
         registered: Option<&Registered<K>>,
     ) -> Option<serde_json::Result<Vec<u8>>> {
         let cancelled = async {
@@ -383,7 +383,7 @@ impl LeanCall {
         };
         let forwarded = tokio::select! {
             _ = cancelled => Forwarded::Done(result::cancelled()),
-            f = tools.forward_named(&self.name, &self.arguments, headers, caller) => f?,
+            f = tools.forward_named(&self.name, &self.arguments, headers, meta) => f?,
         };
         let max_structured = tools.client().max_structured_bytes();
         Some(encode(&self.id, forwarded, max_structured, self.era))
@@ -443,13 +443,15 @@ pub async fn serve(State(lean): State<Arc<LeanPath>>, request: Request, next: Ne
             .await;
     };
     let registered = session.map(|s| lean.in_flight.register((s, call.key())));
+    let (admission, transport) = audit::admission_of(Some(&parts));
+    let meta = audit::CallMeta {
+        caller: audit::caller_of(Some(&parts)),
+        admission,
+        transport,
+        ..Default::default()
+    };
     let answer = call
-        .run(
-            &lean.tools,
-            &parts.headers,
-            parts.extensions.get::<crate::oauth::Caller>(),
-            registered.as_ref(),
-        )
+        .run(&lean.tools, &parts.headers, meta, registered.as_ref())
         .await;
     let Some(answer) = answer else {
         return next

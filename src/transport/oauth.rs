@@ -36,6 +36,7 @@ use serde_json::json;
 use crate::{
     config::OAuthSettings,
     oauth::{AuthError, Caller, Verifier},
+    telemetry::Telemetry,
     tools::{READ_ONLY_HEADER, audit, catalog},
 };
 
@@ -56,6 +57,8 @@ pub struct Gate {
     /// Who opened each MCP session: a session is used only by the caller who opened it, so a
     /// session id that leaks (a log, a proxy) is no use with another person's token.
     owners: SessionOwners,
+    /// Where a write refused for want of the write scope is recorded.
+    telemetry: Telemetry,
 }
 
 /// Session id → the caller who opened it, at most `max` (the session cap: there are never
@@ -109,6 +112,7 @@ impl Gate {
         settings: &OAuthSettings,
         max_request_bytes: usize,
         max_sessions: usize,
+        telemetry: Telemetry,
     ) -> Arc<Self> {
         let url = &settings.public_url;
         let path = url.path().trim_end_matches('/');
@@ -134,6 +138,7 @@ impl Gate {
                 max: max_sessions,
                 map: std::sync::RwLock::new((HashMap::new(), VecDeque::new())),
             },
+            telemetry,
         })
     }
 
@@ -403,13 +408,14 @@ pub async fn guard_mcp(
             }
         };
         if let Some((tool, arguments)) = write_tool_called(&bytes) {
-            audit::record(
-                Some(&caller),
-                &tool,
-                audit::identifier(arguments.as_ref()),
-                audit::Outcome::Refused,
-                None,
-            );
+            let meta = audit::CallMeta {
+                caller: Some(&caller),
+                admission: audit::Admission::OAuth,
+                transport: audit::Transport::Http,
+                args_digest: audit::digest(&tool, arguments.as_ref()),
+            };
+            let identifier = audit::identifier(arguments.as_ref());
+            audit::refused(&gate.telemetry, &meta, &tool, identifier).await;
             return *gate.needs_write(&tool);
         }
         request = Request::from_parts(parts, Body::from(bytes));
@@ -464,7 +470,13 @@ pub async fn guard_rest(
     };
     if !caller.can_write && !matches!(*request.method(), Method::GET | Method::HEAD) {
         let what = format!("{} {}", request.method(), request.uri().path());
-        audit::record(Some(&caller), &what, None, audit::Outcome::Refused, None);
+        let meta = audit::CallMeta {
+            caller: Some(&caller),
+            admission: audit::Admission::OAuth,
+            transport: audit::Transport::Rest,
+            ..Default::default()
+        };
+        audit::refused(&gate.telemetry, &meta, &what, None).await;
         return *gate.needs_write(&what);
     }
     admit_as(&mut request, caller);

@@ -48,7 +48,8 @@ struct RestState {
 
 /// The REST app: the catalog's routes under both prefixes, and `/openapi.json`.
 pub fn router(tools: PortTools, settings: &HttpSettings) -> Router {
-    router_gated(tools, settings, super::http::gate(settings))
+    let gate = super::http::gate(settings, &tools);
+    router_gated(tools, settings, gate)
 }
 
 /// [`router`], behind `gate` (with OAuth on; shared with the MCP listener).
@@ -84,11 +85,22 @@ pub fn router_gated(
                                 RawQuery(q): RawQuery,
                                 h: HeaderMap,
                                 caller: Option<Extension<Caller>>,
+                                admission: Option<Extension<audit::Admission>>,
                                 body: Bytes| {
                 let shape = shape.clone();
                 async move {
                     let caller = caller.map(|Extension(c)| c);
-                    operation(&s, &shape, params, q.as_deref(), &h, caller.as_ref(), &body).await
+                    let meta = audit::CallMeta {
+                        caller: caller.as_ref(),
+                        admission: match (&caller, admission) {
+                            (Some(_), _) => audit::Admission::OAuth,
+                            (None, Some(Extension(a))) => a,
+                            (None, None) => audit::Admission::Unauthenticated,
+                        },
+                        transport: audit::Transport::Rest,
+                        ..Default::default()
+                    };
+                    operation(&s, &shape, params, q.as_deref(), &h, meta, &body).await
                 }
             };
             match paths.iter_mut().find(|(p, _)| *p == route.path) {
@@ -167,8 +179,15 @@ fn refuse(status: StatusCode, error: &str, message: impl Into<String>) -> Respon
         .into_response()
 }
 
-async fn require_token(State(token): State<Arc<Secret>>, request: Request, next: Next) -> Response {
+async fn require_token(
+    State(token): State<Arc<Secret>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     if crate::transport::http::bearer_matches(request.headers(), &token) {
+        request
+            .extensions_mut()
+            .insert(audit::Admission::StaticToken);
         return next.run(request).await;
     }
     let mut response = refuse(
@@ -311,7 +330,7 @@ async fn operation(
     params: Vec<(String, String)>,
     query: Option<&str>,
     headers: &HeaderMap,
-    caller: Option<&Caller>,
+    meta: audit::CallMeta<'_>,
     body: &Bytes,
 ) -> Response {
     let spec = shape.spec;
@@ -344,8 +363,11 @@ async fn operation(
         StatusCode::FORBIDDEN => audit::Outcome::Refused,
         _ => audit::Outcome::Error,
     };
+    let meta = audit::CallMeta {
+        args_digest: audit::digest(spec.name, Some(&raw)),
+        ..meta
+    };
     let work = run(state, spec, headers, raw);
-    let meta = audit::CallMeta { caller };
     let telemetry = state.tools.client().telemetry().clone();
     audit::observe(
         &telemetry,

@@ -32,7 +32,11 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::lean::{self, InFlight, LeanCall};
-use crate::{RunError, config::StdioSettings, tools::PortTools};
+use crate::{
+    RunError,
+    config::StdioSettings,
+    tools::{PortTools, audit},
+};
 
 /// What the writer thread receives.
 enum Out {
@@ -127,7 +131,12 @@ impl StdioLean {
         self.runtime.spawn(async move {
             let headers = axum::http::HeaderMap::new();
             match call
-                .run(&lean.tools, &headers, None, Some(&registered))
+                .run(
+                    &lean.tools,
+                    &headers,
+                    audit::CallMeta::stdio(),
+                    Some(&registered),
+                )
                 .await
             {
                 // rmcp's to answer (delete, the mapping tools, a draining server).
