@@ -34,9 +34,10 @@ pub fn input_schema<T: JsonSchema>() -> Arc<JsonObject> {
     Arc::new(object)
 }
 
-/// Keywords whose value is a schema (one, or a map of them under `properties`). schemars writes
-/// the schema of a `serde_json::Value` as bare `true`, which several hosts reject (the MCP
-/// Inspector's `--strict` check calls it an error); `{}` accepts the same values.
+/// Keywords whose value is one schema. schemars writes the schema of a `serde_json::Value` as
+/// bare `true`, which several hosts reject (the MCP Inspector's `--strict` check calls it an
+/// error); `{}` accepts the same values. (`additionalProperties: true` is a boolean that hosts
+/// accept, and stays.)
 const SCHEMA_KEYWORDS: [&str; 4] = ["items", "additionalItems", "contains", "propertyNames"];
 
 /// Removes `null` from type unions, enums and defaults, collapses `anyOf: [X, {type:null}]`,
@@ -46,11 +47,6 @@ fn simplify(value: &mut Value) {
         Value::Object(obj) => {
             for key in SCHEMA_KEYWORDS {
                 if let Some(v @ Value::Bool(true)) = obj.get_mut(key) {
-                    *v = Value::Object(Default::default());
-                }
-            }
-            if let Some(Value::Object(props)) = obj.get_mut("properties") {
-                for v in props.values_mut().filter(|v| **v == Value::Bool(true)) {
                     *v = Value::Object(Default::default());
                 }
             }

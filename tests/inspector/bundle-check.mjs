@@ -51,8 +51,9 @@ const files = (dir) =>
 
 /// Starts the resolved command as a host does (its env on top of a minimal one), sends one
 /// initialize, and reads /proc once the answer proves the binary runs: the secret must be in
-/// the process's environment and nowhere in its command line or output.
-async function processProblem(resolved, base) {
+/// the process's environment and nowhere in its command line or output, and every setting must
+/// have reached the environment as `expectEnv` says.
+async function processProblem(resolved, base, expectEnv) {
   const child = spawn(resolved.command, resolved.args, { env: { ...base, ...resolved.env }, stdio: ["pipe", "pipe", "pipe"] });
   let out = "";
   child.stdout.on("data", (d) => (out += d));
@@ -69,6 +70,11 @@ async function processProblem(resolved, base) {
     if (cmdline[0] !== resolved.command) problem = `the process runs ${cmdline[0]}, not ${resolved.command}`;
     else if (cmdline.some((a) => a.includes(SECRET))) problem = `the secret is in the process arguments: ${cmdline.join(" ")}`;
     else if (!environ.includes(`PORT_CLIENT_SECRET=${SECRET}`)) problem = "PORT_CLIENT_SECRET is not in the process environment";
+    else {
+      const want = Object.entries(expectEnv).map(([k, v]) => `${k}=${v}`);
+      const lost = want.filter((kv) => !environ.includes(kv));
+      if (lost.length) problem = `the process environment lacks ${lost.join(", ")}`;
+    }
   }
   child.stdin.end(); // stdio servers exit at end of input
   const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
@@ -113,14 +119,16 @@ try {
 
   const cases = [
     {
-      label: "defaults (eu, all tools, integrations toolset)",
+      label: "defaults (eu, read-write, integrations toolset)",
       userConfig: { client_id: CLIENT_ID, client_secret: SECRET, base_url },
+      env: { PORT_REGION: "eu", PORT_READ_ONLY: "false", PORT_TOOLSETS: "integrations", PORT_CLIENT_ID: CLIENT_ID, PORT_BASE_URL: base_url },
       tools: DEFAULT_TOOLS,
       calls: ["get-all-integrations", "get-integration"],
     },
     {
       label: "read_only on, toolsets integrations,sync, region us",
       userConfig: { client_id: CLIENT_ID, client_secret: SECRET, base_url, read_only: true, toolsets: "integrations,sync", region: "us" },
+      env: { PORT_REGION: "us", PORT_READ_ONLY: "true", PORT_TOOLSETS: "integrations,sync", PORT_CLIENT_ID: CLIENT_ID, PORT_BASE_URL: base_url },
       tools: READ_CALLS.map((c) => c.tool).filter((t) => t !== "preview-integration-mapping").sort(),
       calls: ["get-integration-sync-status", "get-integration-s-event-logs"],
     },
@@ -136,7 +144,7 @@ try {
       : resolved.env.PORT_CLIENT_SECRET !== SECRET ? "PORT_CLIENT_SECRET is not the secret entered"
       : "";
     if (!report(`${c.label}: mcp_config resolves to ${binary.replace(dir, "$TMP")} stdio, secret in env only`, shapeProblem)) continue;
-    report(`${c.label}: started as the host starts it, the secret is in its environment, not its arguments or output`, await processProblem(resolved, env));
+    report(`${c.label}: started as the host starts it, the settings and the secret are in its environment, the secret not in its arguments or output`, await processProblem(resolved, env, c.env));
 
     const file = writeConfig(dir, "bundle", { command: resolved.command, args: resolved.args, env: resolved.env });
     const target = ["--config", file, "--server", "bundle"];

@@ -3,6 +3,7 @@
 //
 //   node tests/inspector/check.mjs BINARY              the check CI runs
 //   node tests/inspector/check.mjs BINARY --self-test  also proves the check can fail
+//   node tests/inspector/check.mjs BINARY --server-args "--tools get-integration"   (by hand)
 //
 // Per transport: tools/list must name exactly the 13 tools of all toolsets (the default toolset
 // exactly its 7), with the read tools marked readOnlyHint; tools/list --strict must find every
@@ -17,7 +18,7 @@ import { ALL_TOOLS, DEFAULT_TOOLS, READ_CALLS, READ_TOOLS, callProblem, cleanEnv
 
 const [bin, ...flags] = process.argv.slice(2);
 if (!bin) {
-  console.error("usage: node tests/inspector/check.mjs BINARY [--self-test]");
+  console.error('usage: node tests/inspector/check.mjs BINARY [--self-test] [--server-args "ARGS"]');
   process.exit(2);
 }
 const SERVER = ["--sandbox", "--toolsets", "integrations,mapping,sync"];
@@ -80,7 +81,10 @@ function report(label, problem) {
 const { dir, cleanup } = scratch("inspector-check-");
 const env = cleanEnv(dir);
 try {
-  for (const { label, problem } of await run([], ["stdio", "http"], env, dir)) report(label, problem);
+  // `--server-args "ARGS"` adds server arguments (space-separated), e.g. to watch the check fail.
+  const i = flags.indexOf("--server-args");
+  const extra = i >= 0 ? (flags[i + 1] ?? "").split(" ").filter(Boolean) : [];
+  for (const { label, problem } of await run(extra, ["stdio", "http"], env, dir)) report(label, problem);
 
   if (flags.includes("--self-test")) {
     // A tool missing from the server: the list check and that tool's call must fail, naming it.

@@ -192,10 +192,9 @@ export function toolArgs(args) {
 /// that pass Port's body through: that body, equal to the structured content), and the tool's
 /// own expectations. Returns "" or the problem.
 export function callProblem(call, r) {
-  const tail = (s) => s.trim().split("\n").slice(-3).join(" | ").slice(0, 400);
-  if (r.json === undefined) return `inspector exit ${r.status}, no JSON result: ${tail(r.stdout)} ${tail(r.stderr)}`;
+  if (r.json === undefined) return `inspector exit ${r.status}, no result: ${inspectorError(r)}`;
   if (r.json.isError) return `isError: ${r.json.content?.[0]?.text?.slice(0, 300)}`;
-  if (r.status !== 0) return `inspector exit ${r.status}: ${tail(r.stderr)}`;
+  if (r.status !== 0) return `inspector exit ${r.status}: ${inspectorError(r)}`;
   const text = r.json.content?.find((c) => c.type === "text")?.text;
   if (typeof text !== "string" || text.length === 0) return "no text content";
   if (call.passthrough) {
@@ -210,10 +209,18 @@ export function callProblem(call, r) {
   return call.check(r.json.structuredContent);
 }
 
+/// The inspector's own error (a `{"error": ...}` line on stderr, among the server's log lines
+/// it passes through), else the last lines of its output.
+function inspectorError(r) {
+  const lines = `${r.stdout}\n${r.stderr}`.split("\n").map((l) => l.trim()).filter(Boolean);
+  const error = lines.filter((l) => l.startsWith('{"error"')).pop();
+  return (error ?? lines.slice(-3).join(" | ")).slice(0, 400);
+}
+
 /// Compares a tools/list answer with the expected names. Returns "" or what differs.
 export function listProblem(r, want) {
-  if (r.json === undefined || !Array.isArray(r.json.tools)) return `inspector exit ${r.status}, no tool list: ${r.stderr.trim().slice(-300)}`;
-  if (r.status !== 0) return `inspector exit ${r.status}: ${r.stderr.trim().slice(-300)}`;
+  if (r.json === undefined || !Array.isArray(r.json.tools)) return `inspector exit ${r.status}, no tool list: ${inspectorError(r)}`;
+  if (r.status !== 0) return `inspector exit ${r.status}: ${inspectorError(r)}`;
   const names = r.json.tools.map((t) => t.name);
   const missing = want.filter((n) => !names.includes(n));
   const extra = names.filter((n) => !want.includes(n));

@@ -255,7 +255,10 @@ fn dockerfile_runs_a_valid_command() {
         matches!(refused, port_integrations_mcp::config::ConfigError::ExposedWithoutToken { addr } if addr == http.listen),
         "{refused}"
     );
-    assert!(refused.to_string().contains("PORT_MCP_AUTH_TOKEN"), "{refused}");
+    assert!(
+        refused.to_string().contains("PORT_MCP_AUTH_TOKEN"),
+        "{refused}"
+    );
     // ... and the documented ways in start it: an inbound token (`-e PORT_MCP_AUTH_TOKEN`), or a
     // mounted token file (`-e PORT_MCP_AUTH_TOKEN_FILE=/run/secrets/...`).
     let mut with_token = argv.clone();
@@ -273,10 +276,7 @@ fn dockerfile_runs_a_valid_command() {
     let file = dir.join("port_mcp_auth_token");
     std::fs::write(&file, "from-a-secret-file\n").unwrap();
     let mut with_file = argv.clone();
-    with_file.extend([
-        "--auth-token-file".to_string(),
-        file.display().to_string(),
-    ]);
+    with_file.extend(["--auth-token-file".to_string(), file.display().to_string()]);
     let Command::Http(http) = Cli::try_parse_from(&with_file).unwrap().command else {
         unreachable!()
     };

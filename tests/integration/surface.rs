@@ -191,6 +191,7 @@ fn host_unfriendly(path: &str, value: &Value, found: &mut Vec<String>) {
                     found.push(format!("{path}/{k} = {v}"));
                 }
                 if k == "properties"
+                    && !path.ends_with("/properties")
                     && let Some(props) = v.as_object()
                 {
                     for (name, schema) in props.iter().filter(|(_, s)| s.is_boolean()) {
