@@ -34,10 +34,22 @@ pub fn input_schema<T: JsonSchema>() -> Arc<JsonObject> {
     Arc::new(object)
 }
 
-/// Removes `null` from type unions, enums and defaults, and collapses `anyOf: [X, {type:null}]`.
+/// Keywords whose value is one schema. schemars writes the schema of a `serde_json::Value` as
+/// bare `true`, which several hosts reject (the MCP Inspector's `--strict` check calls it an
+/// error); `{}` accepts the same values. (`additionalProperties: true` is a boolean that hosts
+/// accept, and stays.)
+const SCHEMA_KEYWORDS: [&str; 4] = ["items", "additionalItems", "contains", "propertyNames"];
+
+/// Removes `null` from type unions, enums and defaults, collapses `anyOf: [X, {type:null}]`,
+/// and writes boolean `true` subschemas as `{}`.
 fn simplify(value: &mut Value) {
     match value {
         Value::Object(obj) => {
+            for key in SCHEMA_KEYWORDS {
+                if let Some(v @ Value::Bool(true)) = obj.get_mut(key) {
+                    *v = Value::Object(Default::default());
+                }
+            }
             if let Some(Value::Array(types)) = obj.get_mut("type") {
                 types.retain(|t| t != "null");
                 if types.len() == 1 {

@@ -239,6 +239,53 @@ fn dockerfile_runs_a_valid_command() {
         expose.trim_start_matches("EXPOSE ").trim(),
         http.listen.port().to_string()
     );
+    // `docker run IMAGE http ...` replaces CMD: the image's PORT_MCP_LISTEN keeps it reachable
+    // from outside the container, on the same address.
+    let env_listen = text
+        .lines()
+        .find_map(|l| l.strip_prefix("ENV PORT_MCP_LISTEN="))
+        .expect("the image sets PORT_MCP_LISTEN");
+    assert_eq!(env_listen.trim(), http.listen.to_string());
+    assert!(!http.listen.ip().is_loopback(), "unreachable from outside");
+
+    // Safe by default: the image's command, with no inbound auth given, refuses to start (the
+    // container would otherwise serve its Port credentials to anyone who reaches the port)...
+    let refused = http.settings().map(|_| ()).unwrap_err();
+    assert!(
+        matches!(refused, port_integrations_mcp::config::ConfigError::ExposedWithoutToken { addr } if addr == http.listen),
+        "{refused}"
+    );
+    assert!(
+        refused.to_string().contains("PORT_MCP_AUTH_TOKEN"),
+        "{refused}"
+    );
+    // ... and the documented ways in start it: an inbound token (`-e PORT_MCP_AUTH_TOKEN`), or a
+    // mounted token file (`-e PORT_MCP_AUTH_TOKEN_FILE=/run/secrets/...`).
+    let mut with_token = argv.clone();
+    with_token.extend(["--auth-token".to_string(), "s3cret-inbound".to_string()]);
+    let Command::Http(http) = Cli::try_parse_from(&with_token).unwrap().command else {
+        unreachable!()
+    };
+    let settings = http.settings().unwrap();
+    assert_eq!(
+        settings.auth_token.as_ref().map(|t| t.expose().to_string()),
+        Some("s3cret-inbound".to_string())
+    );
+    let dir = std::env::temp_dir().join(format!("dockerfile-token-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("port_mcp_auth_token");
+    std::fs::write(&file, "from-a-secret-file\n").unwrap();
+    let mut with_file = argv.clone();
+    with_file.extend(["--auth-token-file".to_string(), file.display().to_string()]);
+    let Command::Http(http) = Cli::try_parse_from(&with_file).unwrap().command else {
+        unreachable!()
+    };
+    let settings = http.settings().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(
+        settings.auth_token.as_ref().map(|t| t.expose().to_string()),
+        Some("from-a-secret-file".to_string())
+    );
     assert!(
         text.contains("FROM scratch"),
         "final stage must be the empty image"

@@ -182,6 +182,22 @@ fn host_unfriendly(path: &str, value: &Value, found: &mut Vec<String>) {
                 if k == "type" && !v.is_string() && !path.ends_with("/properties") {
                     found.push(format!("{path}/type = {v}"));
                 }
+                // A bare `true`/`false` where a schema belongs (schemars writes `true` for any
+                // JSON value): the MCP Inspector's --strict check rejects it.
+                if ["items", "additionalItems", "contains", "propertyNames"].contains(&k.as_str())
+                    && v.is_boolean()
+                    && !path.ends_with("/properties")
+                {
+                    found.push(format!("{path}/{k} = {v}"));
+                }
+                if k == "properties"
+                    && !path.ends_with("/properties")
+                    && let Some(props) = v.as_object()
+                {
+                    for (name, schema) in props.iter().filter(|(_, s)| s.is_boolean()) {
+                        found.push(format!("{path}/properties/{name} = {schema}"));
+                    }
+                }
                 if k == "enum"
                     && v.as_array()
                         .is_some_and(|a| a.iter().any(|e| !e.is_string()))
@@ -200,9 +216,31 @@ fn host_unfriendly(path: &str, value: &Value, found: &mut Vec<String>) {
     }
 }
 
+/// Every tool of every toolset, as a host lists them.
+async fn all_tools() -> Vec<Tool> {
+    use port_integrations_mcp::{
+        config::{ToolSelection, Toolset},
+        port::PortClient,
+        tools::PortTools,
+    };
+    let port = FakePort::start().await;
+    let tools = PortTools::with_selection(
+        PortClient::new(&port.settings(static_token())).unwrap(),
+        &ToolSelection {
+            toolsets: vec![Toolset::Integrations, Toolset::Mapping, Toolset::Sync],
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let client = connect_tools(tools, (), rmcp::service::ClientLifecycleMode::Initialize).await;
+    client.list_all_tools().await.unwrap()
+}
+
 #[tokio::test]
 async fn schemas_work_in_every_host() {
-    for tool in tools().await {
+    let tools = all_tools().await;
+    assert_eq!(tools.len(), 13, "every toolset's tools are linted");
+    for tool in tools {
         let name = tool.name.to_string();
         assert!(
             !name.is_empty()
@@ -228,11 +266,13 @@ fn the_lint_catches_what_it_should() {
         "b": {"anyOf": [{"type": "string"}]},
         "c": {"$ref": "#/$defs/C"},
         "d": {"enum": ["x", null]},
-        "oneOf": {"type": "string"}
+        "oneOf": {"type": "string"},
+        "e": {"type": "array", "items": true},
+        "f": true
     }});
     let mut found = Vec::new();
     host_unfriendly("", &bad, &mut found);
-    assert_eq!(found.len(), 4, "{found:#?}");
+    assert_eq!(found.len(), 6, "{found:#?}");
 }
 
 #[tokio::test]
