@@ -124,13 +124,18 @@ pub async fn run(cli: Cli) -> Result<(), RunError> {
     );
     // Each part is built from its own settings, validated here at start.
     let telemetry = telemetry::Telemetry::new(telemetry::Parts {
+        traces: telemetry::traces::start(&cli.traces)?,
         ..Default::default()
     });
-    let client = PortClient::new(&settings)?.with_telemetry(telemetry);
+    let client = PortClient::new(&settings)?.with_telemetry(telemetry.clone());
     let tools = tools::PortTools::with_selection(client, &cli.tools)?
         .with_mapping_limits(cli.mapping.clone());
-    match (&cli.command, http) {
+    let served = match (&cli.command, http) {
         (Command::Http(_), Some(http)) => transport::http::serve(tools, &http).await,
         _ => transport::stdio::serve(tools, &stdio).await,
+    };
+    if let Some(traces) = telemetry.traces() {
+        traces.shutdown(telemetry::traces::SHUTDOWN_DEADLINE).await;
     }
+    served
 }

@@ -76,6 +76,35 @@ impl PortRequest {
         self
     }
 
+    /// The request's route template, e.g. `/v1/integration/{identifier}/config`: what a span
+    /// or metric may name, never the identifier itself (it comes from callers, and one value
+    /// per integration would be unbounded).
+    pub fn route(&self) -> &'static str {
+        let (first, id, last) = match self.segments.as_slice() {
+            [first] => (first.as_str(), None, None),
+            [first, second] => (first.as_str(), Some(second.as_str()), None),
+            [first, _, third] => (first.as_str(), None, Some(third.as_str())),
+            _ => ("", None, None),
+        };
+        match (first, id, last) {
+            ("integration", None, None) => "/v1/integration",
+            ("integration", Some("metadata"), None) => "/v1/integration/metadata",
+            ("integration", Some(_), None) => "/v1/integration/{identifier}",
+            ("integration", None, Some("config")) => "/v1/integration/{identifier}/config",
+            ("integration", None, Some("logs")) => "/v1/integration/{identifier}/logs",
+            ("integration", None, Some("resync")) => "/v1/integration/{identifier}/resync",
+            ("integration", None, Some("kinds")) => "/v1/integration/{identifier}/kinds",
+            ("integration", None, Some("restore")) => "/v1/integration/{identifier}/restore",
+            ("integration", None, Some("syncMetrics")) => {
+                "/v1/integration/{identifier}/syncMetrics"
+            }
+            ("integration", None, Some("syncsMetadata")) => {
+                "/v1/integration/{identifier}/syncsMetadata"
+            }
+            _ => "/v1/other",
+        }
+    }
+
     /// Sets the JSON body.
     pub fn with_body(mut self, body: Value) -> Self {
         self.body = Some(body);

@@ -344,13 +344,7 @@ impl PortTools {
         let args = args::parse::<T>(raw).map_err(Refusal::InvalidArgument)?;
         // The jq check (skipped with `--no-mapping-validation`) of the mapping they would send.
         let findings = match (self.check_mappings, args.mapping_config(raw)) {
-            (true, Some(config)) => crate::mapping::check_config_async(
-                config.clone(),
-                &self.mapping_limits,
-                &self.jq_slots,
-            )
-            .await
-            .map_err(|e| match e {
+            (true, Some(config)) => self.checked_mapping(config).await.map_err(|e| match e {
                 crate::mapping::CheckError::TooManyExpressions { .. } => {
                     Refusal::InvalidArgument(args::ArgError {
                         argument: "body.config".into(),
@@ -365,6 +359,43 @@ impl PortTools {
             return Err(Refusal::Mapping(findings));
         }
         Ok((args.request(raw), findings))
+    }
+
+    /// The mapping check of a config, in a span of its own when tracing is on.
+    async fn checked_mapping(
+        &self,
+        config: &serde_json::Value,
+    ) -> Result<Vec<crate::mapping::Finding>, crate::mapping::CheckError> {
+        let span = self
+            .client
+            .telemetry()
+            .traces()
+            .and_then(|t| t.start_mapping_check());
+        let checked = crate::mapping::check_config_async(
+            config.clone(),
+            &self.mapping_limits,
+            &self.jq_slots,
+        )
+        .await;
+        if let Some(span) = span {
+            let expressions = crate::mapping::expressions(config).len();
+            let count = |outcome: &str| match &checked {
+                Ok(findings) => findings.iter().filter(|f| f.outcome == outcome).count(),
+                Err(_) => 0,
+            };
+            let (refused, unchecked) = (count("refused"), count("unchecked"));
+            let error = match &checked {
+                Ok(_) if refused > 0 => Some("mapping_refused"),
+                Ok(_) => None,
+                Err(crate::mapping::CheckError::TooManyExpressions { .. }) => {
+                    Some("too_many_expressions")
+                }
+                Err(crate::mapping::CheckError::Busy { .. }) => Some("busy"),
+                Err(crate::mapping::CheckError::Internal(_)) => Some("_OTHER"),
+            };
+            span.end(expressions, refused, unchecked, error);
+        }
+        checked
     }
 
     /// Parses the arguments, sends the request unless they are invalid, and maps the outcome.
@@ -430,7 +461,7 @@ impl PortTools {
         name: &str,
         raw: &JsonObject,
         headers: &axum::http::HeaderMap,
-        caller: Option<&crate::oauth::Caller>,
+        meta: &audit::CallMeta<'_>,
     ) -> Option<Forwarded> {
         if self.draining.is_cancelled()
             || !self.tool_router.has_route(name)
@@ -455,11 +486,10 @@ impl PortTools {
             Forwarded::Done(r) => audit::outcome_of_result(r),
         };
         let identifier = audit::identifier(Some(raw));
-        let meta = audit::CallMeta { caller };
         Some(
             audit::observe(
                 self.client.telemetry(),
-                &meta,
+                meta,
                 name,
                 identifier,
                 forwarded,
@@ -856,6 +886,11 @@ impl ServerHandler for PortTools {
         let name = request.name.clone();
         // The arguments move into the call; the audit line keeps only the identifier.
         let identifier = audit::identifier(request.arguments.as_ref()).map(str::to_owned);
+        let traced = self
+            .client
+            .telemetry()
+            .traces()
+            .map(|_| audit::TraceFields::of(&request, &ctx));
         let tcc = ToolCallContext::new(self, request, ctx);
         let work = async {
             tokio::select! {
@@ -865,6 +900,10 @@ impl ServerHandler for PortTools {
         };
         let meta = audit::CallMeta {
             caller: caller.as_ref(),
+            trace: traced
+                .as_ref()
+                .map(audit::TraceFields::info)
+                .unwrap_or_default(),
         };
         audit::observe(
             self.client.telemetry(),

@@ -345,7 +345,15 @@ async fn operation(
         _ => audit::Outcome::Error,
     };
     let work = run(state, spec, headers, raw);
-    let meta = audit::CallMeta { caller };
+    // REST has no `_meta`, no session and no JSON-RPC id: only the HTTP trace context.
+    let meta = audit::CallMeta {
+        caller,
+        trace: crate::telemetry::traces::CallInfo {
+            transport: Some("tcp"),
+            headers: crate::telemetry::traces::Carrier::of_headers(headers),
+            ..Default::default()
+        },
+    };
     let telemetry = state.tools.client().telemetry().clone();
     audit::observe(
         &telemetry,

@@ -127,7 +127,7 @@ impl StdioLean {
         self.runtime.spawn(async move {
             let headers = axum::http::HeaderMap::new();
             match call
-                .run(&lean.tools, &headers, None, Some(&registered))
+                .run(&lean.tools, &headers, None, Some(&registered), "pipe")
                 .await
             {
                 // rmcp's to answer (delete, the mapping tools, a draining server).
