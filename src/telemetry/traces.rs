@@ -265,8 +265,9 @@ impl Traces {
         }
     }
 
-    /// Exports what is queued now; `false` when that did not end within `within` (or failed).
-    /// The wait happens on a blocking thread, never on a runtime worker.
+    /// Exports what is queued now; `false` when that did not end within `within` or its last
+    /// export failed (earlier failures are counted in [`Traces::stats`]). The wait happens on
+    /// a blocking thread, never on a runtime worker.
     pub async fn flush(&self, within: Duration) -> bool {
         let provider = self.provider.clone();
         let job = tokio::task::spawn_blocking(move || provider.force_flush().is_ok());

@@ -31,5 +31,6 @@ mod stdio;
 mod surface;
 mod sync;
 mod tools;
+mod traces;
 mod troubleshoot;
 mod validation;
