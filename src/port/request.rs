@@ -111,3 +111,32 @@ impl PortRequest {
         self
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_name_the_template_never_the_identifier() {
+        let route = |segments: &[&str]| PortRequest::get(segments).route();
+        assert_eq!(route(&["integration"]), "/v1/integration");
+        assert_eq!(
+            route(&["integration", "metadata"]),
+            "/v1/integration/metadata"
+        );
+        assert_eq!(
+            route(&["integration", "secret-name"]),
+            "/v1/integration/{identifier}"
+        );
+        assert_eq!(
+            route(&["integration", "a/b?c", "config"]),
+            "/v1/integration/{identifier}/config"
+        );
+        assert_eq!(
+            route(&["integration", "x", "syncsMetadata"]),
+            "/v1/integration/{identifier}/syncsMetadata"
+        );
+        assert_eq!(route(&["integration", "x", "unknown"]), "/v1/other");
+        assert_eq!(route(&["somewhere", "else", "a", "b"]), "/v1/other");
+    }
+}

@@ -195,8 +195,9 @@ impl Traces {
             .with_timeout(settings.timeout)
             .with_headers(headers)
             .build()
+            // The exporter also reads OTEL_EXPORTER_OTLP_COMPRESSION (gzip is not built in).
             .map_err(|e| ConfigError::Tracing {
-                var: "OTEL_EXPORTER_OTLP_ENDPOINT",
+                var: "OTEL_EXPORTER_OTLP_*",
                 reason: format!("cannot build the OTLP/HTTP exporter: {e}"),
             })?;
         let counts = Arc::new(Counts::default());

@@ -804,3 +804,89 @@ async fn the_stdio_lean_path_traces_a_2026_call_from_its_meta() {
         Some(traceparent(TRACE, &hex(&request.span_id)).as_str())
     );
 }
+
+#[tokio::test]
+async fn a_retried_request_gets_a_span_per_attempt() {
+    let port = FakePort::start().await;
+    port.port.script(
+        ScriptedResponse::json(503, json!({"ok": false, "error": "unavailable"}))
+            .with_trace_id("port-trace-503")
+            .on_path("/v1/integration/github-ocean"),
+    );
+    let (receiver, endpoint) = Receiver::start(None).await;
+    let telemetry = traced(&trace_args(&endpoint));
+    let client = connect_tools(
+        tools_with(&port, telemetry.clone()),
+        (),
+        ClientLifecycleMode::Initialize,
+    )
+    .await;
+    answers_correctly(&client, 1).await;
+    flush(&telemetry).await;
+
+    let call = receiver.named("tools/call get-integration");
+    let mut attempts: Vec<Span> = receiver
+        .spans()
+        .into_iter()
+        .filter(|s| s.name == "GET /v1/integration/{identifier}")
+        .collect();
+    attempts.sort_by_key(|s| s.start_time_unix_nano);
+    assert_eq!(attempts.len(), 2, "{attempts:#?}");
+    let (first, second) = (attributes(&attempts[0]), attributes(&attempts[1]));
+    assert_eq!(first["http.response.status_code"], 503);
+    assert_eq!(first["error.type"], "503");
+    assert_eq!(first["port.trace_id"], "port-trace-503");
+    assert!(!first.contains_key("http.request.resend_count"));
+    assert_eq!(second["http.response.status_code"], 200);
+    assert_eq!(second["http.request.resend_count"], 1);
+    assert!(!second.contains_key("error.type"));
+    assert!(attempts.iter().all(|s| s.parent_span_id == call.span_id));
+    assert!(!attributes(&call).contains_key("error.type"));
+    // Each attempt carried its own span as Port's parent.
+    let sent: Vec<String> = port
+        .api_requests()
+        .iter()
+        .map(|r| r.header("traceparent").unwrap().to_string())
+        .collect();
+    let expected: Vec<String> = attempts
+        .iter()
+        .map(|s| traceparent(&hex(&s.trace_id), &hex(&s.span_id)))
+        .collect();
+    assert_eq!(sent, expected);
+}
+
+#[tokio::test]
+async fn a_rest_call_takes_its_parent_from_the_header() {
+    let port = FakePort::start().await;
+    let (receiver, endpoint) = Receiver::start(None).await;
+    let telemetry = traced(&trace_args(&endpoint));
+    let router = port_integrations_mcp::transport::rest::router(
+        tools_with(&port, telemetry.clone()),
+        &crate::http::http_args(true),
+    );
+    let addr = listen(router).await;
+    let answer = reqwest::Client::new()
+        .get(format!("http://{addr}/v1/integration/github-ocean"))
+        .header("traceparent", traceparent(HEADER_TRACE, HEADER_PARENT))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 200);
+    let body: Value = answer.json().await.unwrap();
+    assert_eq!(body["integration"]["title"], "GitHub");
+    flush(&telemetry).await;
+
+    let call = receiver.named("tools/call get-integration");
+    assert_eq!(
+        (hex(&call.trace_id), hex(&call.parent_span_id)),
+        (HEADER_TRACE.into(), HEADER_PARENT.into())
+    );
+    let attrs = attributes(&call);
+    assert_eq!(attrs["network.transport"], "tcp");
+    assert!(
+        !attrs.contains_key("jsonrpc.request.id"),
+        "REST is not JSON-RPC"
+    );
+    let request = receiver.named("GET /v1/integration/{identifier}");
+    assert_eq!(request.parent_span_id, call.span_id);
+}
