@@ -77,6 +77,7 @@ pub async fn run(cli: Cli) -> Result<(), RunError> {
         return Ok(());
     }
     let mut settings = cli.port.port_settings()?;
+    let traces = cli.traces.settings()?;
     let http = match &cli.command {
         Command::Http(args) => Some(args.settings()?),
         _ => None,
@@ -124,7 +125,7 @@ pub async fn run(cli: Cli) -> Result<(), RunError> {
     );
     // Each part is built from its own settings, validated here at start.
     let telemetry = telemetry::Telemetry::new(telemetry::Parts {
-        traces: telemetry::traces::start(&cli.traces)?,
+        traces: traces.as_ref().map(telemetry::traces::start).transpose()?,
         ..Default::default()
     });
     let client = PortClient::new(&settings)?.with_telemetry(telemetry.clone());

@@ -56,19 +56,16 @@ pub const MAX_ATTRIBUTE_CHARS: usize = 128;
 /// How long a stopping server waits for its last spans to be exported.
 pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
 
-/// The server's traces from its settings: `None` when nothing is to be exported. Logs where
-/// spans go (the endpoint's origin only; headers are never logged).
-pub fn start(args: &crate::config::TraceArgs) -> Result<Option<Traces>, ConfigError> {
-    let Some(settings) = args.settings()? else {
-        return Ok(None);
-    };
-    let traces = Traces::new(&settings)?;
+/// The server's traces, from its settings. Logs where spans go (the endpoint's origin only;
+/// headers are never logged).
+pub fn start(settings: &TraceSettings) -> Result<Traces, ConfigError> {
+    let traces = Traces::new(settings)?;
     tracing::info!(
         endpoint = %settings.endpoint.origin().ascii_serialization(),
         service = %settings.service_name,
         "exporting traces over OTLP/HTTP"
     );
-    Ok(Some(traces))
+    Ok(traces)
 }
 
 /// The trace context a request carries: `traceparent` and `tracestate`, from the request's
