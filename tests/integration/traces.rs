@@ -890,3 +890,89 @@ async fn a_rest_call_takes_its_parent_from_the_header() {
     let request = receiver.named("GET /v1/integration/{identifier}");
     assert_eq!(request.parent_span_id, call.span_id);
 }
+
+#[tokio::test]
+async fn a_task_s_port_requests_stay_in_the_call_s_trace() {
+    use port_integrations_mcp::config::Toolset;
+    use rmcp::model::{
+        CallToolResponse, ClientCapabilities, ClientConfig, GetTaskParams, Implementation,
+        TaskPayload,
+    };
+    let port = FakePort::start().await;
+    crate::resync::accept_resync(&port.port, "github-ocean");
+    let (receiver, endpoint) = Receiver::start(None).await;
+    let telemetry = traced(&trace_args(&endpoint));
+    let tools = PortTools::with_selection(
+        PortClient::new(&port.settings(static_token()))
+            .unwrap()
+            .with_telemetry(telemetry.clone()),
+        &crate::resync::selection(&[Toolset::Sync]),
+    )
+    .unwrap();
+    let tasks_client = ClientConfig::new(
+        ClientCapabilities::builder().enable_tasks().build(),
+        Implementation::new("tasks", "1.0"),
+    );
+    let client = connect_tools(tools, tasks_client, ClientLifecycleMode::Initialize).await;
+    let mut params = CallToolRequestParams::new("resync-integration".to_string()).with_arguments(
+        args(json!({"identifier": "github-ocean", "timeoutSeconds": 1})),
+    );
+    params.meta = Some(RequestMetaObject(MetaObject(
+        json!({"traceparent": traceparent(TRACE, PARENT)})
+            .as_object()
+            .unwrap()
+            .clone(),
+    )));
+    let CallToolResponse::Task(created) = client.call_tool_once(params).await.unwrap() else {
+        panic!("expected a task");
+    };
+    let id = created.task.task_id;
+    let mut settled = None;
+    for _ in 0..300 {
+        let info = client
+            .peer()
+            .get_task(GetTaskParams::new(id.clone()))
+            .await
+            .unwrap();
+        if info.task.status().is_terminal() {
+            settled = Some(info.task.payload);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        matches!(settled, Some(TaskPayload::Completed { .. })),
+        "{settled:?}"
+    );
+    flush(&telemetry).await;
+
+    let call = receiver.named("tools/call resync-integration");
+    assert_eq!(hex(&call.trace_id), TRACE);
+    assert!(
+        !attributes(&call).contains_key("error.type"),
+        "a task is no error"
+    );
+    let requests: Vec<Span> = receiver
+        .spans()
+        .into_iter()
+        .filter(|s| s.kind == SpanKind::Client as i32)
+        .collect();
+    let sent = port.api_requests();
+    assert!(!sent.is_empty());
+    assert_eq!(
+        requests.len(),
+        sent.len(),
+        "a span per request: {requests:#?}"
+    );
+    assert!(
+        requests
+            .iter()
+            .all(|s| s.trace_id == call.trace_id && s.parent_span_id == call.span_id),
+        "{requests:#?}"
+    );
+    assert!(
+        sent.iter()
+            .all(|r| r.header("traceparent").is_some_and(|t| t.contains(TRACE))),
+        "{sent:#?}"
+    );
+}
