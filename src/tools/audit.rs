@@ -5,6 +5,9 @@
 //!
 //! Values are Debug-quoted: they come from tokens and arguments, and a newline in one must not
 //! forge a log line.
+//!
+//! [`observe`] wraps every tool call on every path, so it is also where a call gets its
+//! OpenTelemetry span (`telemetry::traces`), from what the transport put in [`CallMeta`].
 
 use rmcp::model::JsonObject;
 use tracing::Instrument;
