@@ -733,7 +733,10 @@ async fn otlp_receiver() -> (String, Arc<AtomicU64>) {
                         .sum();
                     counted.fetch_add(n as u64, Ordering::Relaxed);
                 }
-                ([("content-type", "application/x-protobuf")], Vec::<u8>::new())
+                (
+                    [("content-type", "application/x-protobuf")],
+                    Vec::<u8>::new(),
+                )
             }
         }),
     );

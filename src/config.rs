@@ -60,6 +60,10 @@ pub struct Cli {
     #[command(flatten)]
     pub metrics: MetricsArgs,
 
+    /// OpenTelemetry traces (the standard `OTEL_*` environment).
+    #[command(flatten)]
+    pub traces: TraceArgs,
+
     /// Log filter (tracing `EnvFilter` syntax, e.g. `info` or `port_integrations_mcp=debug`).
     /// Logs always go to stderr.
     #[arg(
@@ -1228,6 +1232,14 @@ pub enum ConfigError {
         "--token-passthrough holds no Port credentials: unset PORT_API_KEY, PORT_CLIENT_ID and PORT_CLIENT_SECRET, or drop --token-passthrough"
     )]
     PassthroughWithCredentials,
+    /// An OpenTelemetry setting that cannot be used.
+    #[error("{var}: {reason}")]
+    Tracing {
+        /// The variable (and flag) at fault.
+        var: &'static str,
+        /// Why (never the value of a header, which may hold an API key).
+        reason: String,
+    },
 }
 
 impl PortArgs {
@@ -1307,6 +1319,397 @@ pub fn normalize_base_url(raw: &str) -> Result<Url, ConfigError> {
         return Err(refuse("it must not carry a query or fragment"));
     }
     Ok(url)
+}
+
+// OpenTelemetry traces (issue 13): the standard `OTEL_*` environment, read here once.
+
+/// Most spans that may wait for export (`OTEL_BSP_MAX_QUEUE_SIZE`): the SDK allocates its
+/// queue up front, a slot per span, so a huge value would cost memory before any span exists.
+pub const MAX_TRACE_QUEUE: usize = 65_536;
+
+/// The service name spans carry unless `OTEL_SERVICE_NAME` (or `service.name` in
+/// `OTEL_RESOURCE_ATTRIBUTES`) says otherwise.
+pub const DEFAULT_SERVICE_NAME: &str = "port-integrations-mcp";
+
+/// OpenTelemetry trace export, configured as every OpenTelemetry SDK is: by the standard
+/// environment variables (each also a flag). Nothing is exported unless an endpoint is set.
+#[derive(Debug, Clone, Default, Args)]
+pub struct TraceArgs {
+    /// OTLP/HTTP endpoint; spans go to `<endpoint>/v1/traces` (e.g. `http://collector:4318`).
+    #[arg(
+        long = "otel-endpoint",
+        env = "OTEL_EXPORTER_OTLP_ENDPOINT",
+        global = true
+    )]
+    pub endpoint: Option<String>,
+    /// The traces endpoint, used as given (wins over OTEL_EXPORTER_OTLP_ENDPOINT).
+    #[arg(
+        long = "otel-traces-endpoint",
+        env = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        global = true
+    )]
+    pub traces_endpoint: Option<String>,
+    /// OTLP protocol: only `http/protobuf` (this build has no gRPC exporter).
+    #[arg(
+        long = "otel-protocol",
+        env = "OTEL_EXPORTER_OTLP_PROTOCOL",
+        global = true
+    )]
+    pub protocol: Option<String>,
+    /// The traces protocol (wins over OTEL_EXPORTER_OTLP_PROTOCOL).
+    #[arg(
+        long = "otel-traces-protocol",
+        env = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+        global = true
+    )]
+    pub traces_protocol: Option<String>,
+    /// Headers sent with every export, `key=value,key2=value2` (values percent-encoded); may
+    /// hold an API key, so never shown.
+    #[arg(
+        long = "otel-headers",
+        env = "OTEL_EXPORTER_OTLP_HEADERS",
+        global = true,
+        hide_env_values = true
+    )]
+    pub headers: Option<Secret>,
+    /// Headers for trace exports (added to, and winning over, OTEL_EXPORTER_OTLP_HEADERS).
+    #[arg(
+        long = "otel-traces-headers",
+        env = "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+        global = true,
+        hide_env_values = true
+    )]
+    pub traces_headers: Option<Secret>,
+    /// Time limit of one export, retries included, in milliseconds (default 10000).
+    #[arg(
+        long = "otel-timeout",
+        env = "OTEL_EXPORTER_OTLP_TIMEOUT",
+        global = true
+    )]
+    pub timeout: Option<String>,
+    /// Time limit of one trace export (wins over OTEL_EXPORTER_OTLP_TIMEOUT).
+    #[arg(
+        long = "otel-traces-timeout",
+        env = "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+        global = true
+    )]
+    pub traces_timeout: Option<String>,
+    /// `service.name` of the spans (default `port-integrations-mcp`).
+    #[arg(long = "otel-service-name", env = "OTEL_SERVICE_NAME", global = true)]
+    pub service_name: Option<String>,
+    /// More resource attributes, `key=value,key2=value2` (values percent-encoded).
+    #[arg(
+        long = "otel-resource-attributes",
+        env = "OTEL_RESOURCE_ATTRIBUTES",
+        global = true
+    )]
+    pub resource_attributes: Option<String>,
+    /// Sampler: always_on, always_off, traceidratio, parentbased_always_on (default),
+    /// parentbased_always_off, parentbased_traceidratio.
+    #[arg(
+        long = "otel-traces-sampler",
+        env = "OTEL_TRACES_SAMPLER",
+        global = true
+    )]
+    pub sampler: Option<String>,
+    /// The ratio of the `traceidratio` samplers, 0 to 1 (default 1).
+    #[arg(
+        long = "otel-traces-sampler-arg",
+        env = "OTEL_TRACES_SAMPLER_ARG",
+        global = true
+    )]
+    pub sampler_arg: Option<String>,
+    /// `true` turns tracing off whatever else is set.
+    #[arg(long = "otel-sdk-disabled", env = "OTEL_SDK_DISABLED", global = true)]
+    pub sdk_disabled: Option<String>,
+    /// Most finished spans waiting for export; beyond it new spans are dropped and counted
+    /// (default 2048, at most 65536).
+    #[arg(
+        long = "otel-bsp-max-queue-size",
+        env = "OTEL_BSP_MAX_QUEUE_SIZE",
+        global = true
+    )]
+    pub bsp_max_queue_size: Option<String>,
+    /// Most spans per export (default 512, at most the queue size).
+    #[arg(
+        long = "otel-bsp-max-export-batch-size",
+        env = "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+        global = true
+    )]
+    pub bsp_max_export_batch_size: Option<String>,
+    /// Milliseconds between exports (default 5000).
+    #[arg(
+        long = "otel-bsp-schedule-delay",
+        env = "OTEL_BSP_SCHEDULE_DELAY",
+        global = true
+    )]
+    pub bsp_schedule_delay: Option<String>,
+}
+
+/// Validated trace export settings.
+#[derive(Debug, Clone)]
+pub struct TraceSettings {
+    /// Where spans are POSTed (OTLP/HTTP, protobuf); never holds credentials.
+    pub endpoint: Url,
+    /// Headers sent with each export (API keys: secrets).
+    pub headers: Vec<(String, Secret)>,
+    /// Time limit of one export request.
+    pub timeout: Duration,
+    /// `service.name`.
+    pub service_name: String,
+    /// Further resource attributes.
+    pub resource: Vec<(String, String)>,
+    /// Which traces are recorded.
+    pub sampler: TraceSampler,
+    /// Most finished spans waiting for export.
+    pub max_queue_size: usize,
+    /// Most spans per export.
+    pub max_export_batch_size: usize,
+    /// Time between exports.
+    pub schedule_delay: Duration,
+}
+
+/// `OTEL_TRACES_SAMPLER` (+ `_ARG`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TraceSampler {
+    /// Follow the caller's sampling decision when there is a parent (`parentbased_*`).
+    pub parent_based: bool,
+    /// The decision for a trace this server starts.
+    pub root: RootSampler,
+}
+
+/// How a new trace is sampled.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RootSampler {
+    /// Every trace.
+    AlwaysOn,
+    /// None.
+    AlwaysOff,
+    /// This fraction of trace ids (0 to 1).
+    Ratio(f64),
+}
+
+impl TraceArgs {
+    /// The trace export settings, or `None` when nothing is to be exported (no endpoint, or
+    /// `OTEL_SDK_DISABLED=true`). Every value is checked here, once.
+    pub fn settings(&self) -> Result<Option<TraceSettings>, ConfigError> {
+        // The OTel specification reads an empty variable as an unset one.
+        fn set(v: &Option<String>) -> Option<&str> {
+            v.as_deref().map(str::trim).filter(|v| !v.is_empty())
+        }
+        let refuse = |var: &'static str, reason: String| ConfigError::Tracing { var, reason };
+        match set(&self.sdk_disabled)
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            Some("true") => return Ok(None),
+            None | Some("false") => {}
+            Some(_) => return Err(refuse("OTEL_SDK_DISABLED", "must be true or false".into())),
+        }
+        let endpoint = match (set(&self.traces_endpoint), set(&self.endpoint)) {
+            (Some(url), _) => trace_endpoint("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", url, false)?,
+            (None, Some(url)) => trace_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", url, true)?,
+            (None, None) => return Ok(None),
+        };
+        let (protocol_var, protocol) = match set(&self.traces_protocol) {
+            Some(p) => ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", Some(p)),
+            None => ("OTEL_EXPORTER_OTLP_PROTOCOL", set(&self.protocol)),
+        };
+        if let Some(p) = protocol
+            && p != "http/protobuf"
+        {
+            return Err(refuse(
+                protocol_var,
+                format!(
+                    "`{}` is not supported: this server exports OTLP over HTTP with protobuf \
+                     only (`http/protobuf`; no gRPC). Point the endpoint at the collector's \
+                     OTLP/HTTP port (usually 4318)",
+                    p.chars().take(40).collect::<String>()
+                ),
+            ));
+        }
+        let mut headers: Vec<(String, Secret)> = Vec::new();
+        for (var, raw) in [
+            ("OTEL_EXPORTER_OTLP_HEADERS", &self.headers),
+            ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", &self.traces_headers),
+        ] {
+            let Some(raw) = raw else { continue };
+            for (key, value) in key_values(var, raw.expose())? {
+                let key = key.to_ascii_lowercase();
+                if reqwest::header::HeaderName::from_bytes(key.as_bytes()).is_err() {
+                    return Err(refuse(var, format!("`{key}` is not a valid header name")));
+                }
+                if reqwest::header::HeaderValue::from_str(&value).is_err() {
+                    // The value may be an API key: only its name is shown.
+                    return Err(refuse(
+                        var,
+                        format!("the value of header `{key}` is not a valid header value"),
+                    ));
+                }
+                headers.retain(|(k, _)| *k != key);
+                headers.push((key, Secret::new(value)));
+            }
+        }
+        let timeout = match set(&self.traces_timeout) {
+            Some(t) => millis("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", t)?,
+            None => match set(&self.timeout) {
+                Some(t) => millis("OTEL_EXPORTER_OTLP_TIMEOUT", t)?,
+                None => Duration::from_secs(10),
+            },
+        };
+        let mut resource = match set(&self.resource_attributes) {
+            Some(raw) => key_values("OTEL_RESOURCE_ATTRIBUTES", raw)?,
+            None => Vec::new(),
+        };
+        let from_resource = resource
+            .iter()
+            .position(|(k, _)| k == "service.name")
+            .map(|i| resource.remove(i).1);
+        let service_name = set(&self.service_name)
+            .map(str::to_string)
+            .or(from_resource)
+            .unwrap_or_else(|| DEFAULT_SERVICE_NAME.to_string());
+        let ratio = || -> Result<f64, ConfigError> {
+            let Some(arg) = set(&self.sampler_arg) else {
+                return Ok(1.0);
+            };
+            match arg.parse::<f64>() {
+                Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+                _ => Err(refuse(
+                    "OTEL_TRACES_SAMPLER_ARG",
+                    "must be a number from 0 to 1 (the fraction of traces recorded)".into(),
+                )),
+            }
+        };
+        let sampler = match set(&self.sampler).map(str::to_ascii_lowercase).as_deref() {
+            None | Some("parentbased_always_on") => (true, RootSampler::AlwaysOn),
+            Some("always_on") => (false, RootSampler::AlwaysOn),
+            Some("always_off") => (false, RootSampler::AlwaysOff),
+            Some("traceidratio") => (false, RootSampler::Ratio(ratio()?)),
+            Some("parentbased_always_off") => (true, RootSampler::AlwaysOff),
+            Some("parentbased_traceidratio") => (true, RootSampler::Ratio(ratio()?)),
+            Some(other) => {
+                return Err(refuse(
+                    "OTEL_TRACES_SAMPLER",
+                    format!(
+                        "`{}` is not supported; use always_on, always_off, traceidratio, \
+                         parentbased_always_on, parentbased_always_off or \
+                         parentbased_traceidratio",
+                        other.chars().take(40).collect::<String>()
+                    ),
+                ));
+            }
+        };
+        let count = |var: &'static str, raw: Option<&str>, default: usize, max: usize| {
+            let Some(raw) = raw else { return Ok(default) };
+            match raw.parse::<usize>() {
+                Ok(n) if (1..=max).contains(&n) => Ok(n),
+                _ => Err(refuse(
+                    var,
+                    format!("must be a whole number from 1 to {max}"),
+                )),
+            }
+        };
+        let max_queue_size = count(
+            "OTEL_BSP_MAX_QUEUE_SIZE",
+            set(&self.bsp_max_queue_size),
+            2048,
+            MAX_TRACE_QUEUE,
+        )?;
+        let max_export_batch_size = count(
+            "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+            set(&self.bsp_max_export_batch_size),
+            512.min(max_queue_size),
+            max_queue_size,
+        )?;
+        let schedule_delay = match set(&self.bsp_schedule_delay) {
+            Some(t) => millis("OTEL_BSP_SCHEDULE_DELAY", t)?,
+            None => Duration::from_secs(5),
+        };
+        Ok(Some(TraceSettings {
+            endpoint,
+            headers,
+            timeout,
+            service_name,
+            resource,
+            sampler: TraceSampler {
+                parent_based: sampler.0,
+                root: sampler.1,
+            },
+            max_queue_size,
+            max_export_batch_size,
+            schedule_delay,
+        }))
+    }
+}
+
+/// The URL spans are POSTed to: `raw` as given, or with `v1/traces` appended (`base`).
+fn trace_endpoint(var: &'static str, raw: &str, base: bool) -> Result<Url, ConfigError> {
+    let refuse = |reason: &str| ConfigError::Tracing {
+        var,
+        reason: reason.to_string(),
+    };
+    let mut url = Url::parse(raw).map_err(|e| refuse(&format!("not a URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(refuse("must be an http(s) URL with a host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        // The URL is logged at start; an API key belongs in OTEL_EXPORTER_OTLP_HEADERS.
+        return Err(refuse(
+            "must not hold credentials; put them in OTEL_EXPORTER_OTLP_HEADERS",
+        ));
+    }
+    if base {
+        let path = url.path().trim_end_matches('/').to_string();
+        url.set_path(&format!("{path}/v1/traces"));
+    }
+    Ok(url)
+}
+
+/// A duration in milliseconds, 1 ms to a day.
+fn millis(var: &'static str, raw: &str) -> Result<Duration, ConfigError> {
+    match raw.parse::<u64>() {
+        Ok(ms) if (1..=MAX_SECS * 1000).contains(&ms) => Ok(Duration::from_millis(ms)),
+        _ => Err(ConfigError::Tracing {
+            var,
+            reason: format!(
+                "must be a whole number of milliseconds from 1 to {}",
+                MAX_SECS * 1000
+            ),
+        }),
+    }
+}
+
+/// `key=value,key2=value2`, the W3C Baggage form the OTel variables use (percent-encoded
+/// values). Errors never quote a value (header values may be API keys).
+fn key_values(var: &'static str, raw: &str) -> Result<Vec<(String, String)>, ConfigError> {
+    let refuse = |reason: String| ConfigError::Tracing { var, reason };
+    let decode = |text: &str| {
+        percent_encoding::percent_decode_str(text.trim())
+            .decode_utf8()
+            .map(|t| t.into_owned())
+    };
+    let mut out = Vec::new();
+    for (n, member) in raw.split(',').enumerate() {
+        if member.trim().is_empty() {
+            continue;
+        }
+        let Some((key, value)) = member.split_once('=') else {
+            return Err(refuse(format!("entry {} has no `=`", n + 1)));
+        };
+        let key = decode(key)
+            .ok()
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| refuse(format!("entry {} has no usable key", n + 1)))?;
+        // Only the key is named: with `secret`, the value may be an API key.
+        let value = decode(value).map_err(|_| {
+            refuse(format!(
+                "the value of `{key}` is not UTF-8 once percent-decoded"
+            ))
+        })?;
+        out.push((key, value));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

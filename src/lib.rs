@@ -84,6 +84,7 @@ pub async fn run(cli: Cli) -> Result<(), RunError> {
     }
     let mut settings = cli.port.port_settings()?;
     let metrics = cli.metrics.settings()?;
+    let traces = cli.traces.settings()?;
     let http = match &cli.command {
         Command::Http(args) => Some(config::HttpSettings {
             metrics_listen: metrics.listen,
@@ -137,17 +138,21 @@ pub async fn run(cli: Cli) -> Result<(), RunError> {
         // On stdio without --metrics-listen nobody could scrape them: not kept.
         metrics: (metrics.enabled && (http.is_some() || metrics.listen.is_some()))
             .then(tools::catalog::metrics),
+        traces: traces.as_ref().map(telemetry::traces::start).transpose()?,
         audit: telemetry::audit::Sink::new(cli.audit.settings().log.as_deref())?,
-        ..Default::default()
     });
     if let Some(addr) = metrics.listen {
         transport::metrics::listen(addr, &telemetry).await?;
     }
-    let client = PortClient::new(&settings)?.with_telemetry(telemetry);
+    let client = PortClient::new(&settings)?.with_telemetry(telemetry.clone());
     let tools = tools::PortTools::with_selection(client, &cli.tools)?
         .with_mapping_limits(cli.mapping.clone());
-    match (&cli.command, http) {
+    let served = match (&cli.command, http) {
         (Command::Http(_), Some(http)) => transport::http::serve(tools, &http).await,
         _ => transport::stdio::serve(tools, &stdio).await,
+    };
+    if let Some(traces) = telemetry.traces() {
+        traces.shutdown(telemetry::traces::SHUTDOWN_DEADLINE).await;
     }
+    served
 }

@@ -316,8 +316,9 @@ impl PortClient {
         let _in_flight = metrics.map(|m| m.port_in_flight());
         let policy = &self.inner.retry;
         let mut attempt = 1;
+        let mut sent = 0;
         loop {
-            let (outcome, kind, requested) = self.attempt(request, call, deadline).await;
+            let (outcome, kind, requested) = self.attempt(request, call, deadline, &mut sent).await;
             let retry = kind.is_some_and(|k| RetryPolicy::retryable(request.method, k))
                 && attempt < policy.max_attempts;
             if outcome.is_ok() || !retry {
@@ -357,6 +358,7 @@ impl PortClient {
         request: &PortRequest,
         call: &CallContext,
         deadline: Instant,
+        sent: &mut u32,
     ) -> (
         Result<PortResponse, PortError>,
         Option<Attempt>,
@@ -381,7 +383,11 @@ impl PortClient {
             }
         };
         let redact = self.redactor(&[bearer.token(), caller_token(call)]);
-        let raw = match self.send_once(request, &bearer, deadline, &redact).await {
+        *sent = sent.saturating_add(1);
+        let raw = match self
+            .send_once(request, &bearer, deadline, &redact, *sent - 1)
+            .await
+        {
             Ok(raw) => raw,
             Err((kind, e)) => return (Err(e), Some(kind), None),
         };
@@ -392,7 +398,11 @@ impl PortClient {
                 Err(e) => return (Err(e), None, None),
             };
             let redact = redact.with(fresh.token());
-            match self.send_once(request, &fresh, deadline, &redact).await {
+            *sent = sent.saturating_add(1);
+            match self
+                .send_once(request, &fresh, deadline, &redact, *sent - 1)
+                .await
+            {
                 Ok(raw) => (raw, redact),
                 Err((kind, e)) => return (Err(e), Some(kind), None),
             }
@@ -424,12 +434,14 @@ impl PortClient {
         (outcome, Some(kind), requested)
     }
 
+    /// Sends the request once (`resend_count`: how many times it was sent before, for its span).
     async fn send_once(
         &self,
         request: &PortRequest,
         bearer: &Bearer,
         deadline: Instant,
         redact: &Redactor,
+        resend_count: u32,
     ) -> Result<RawResponse, (Attempt, PortError)> {
         let url = self.url_for(&request.segments, &request.query);
         let method = match request.method {
@@ -448,6 +460,23 @@ impl PortClient {
                 .header(header::CONTENT_TYPE, "application/json")
                 .body(serde_json::to_vec(body).unwrap_or_default());
         }
+        // A span per request sent, as a child of the call's; only then is `traceparent` sent
+        // (with tracing off, Port gets no trace context: the caller's is not passed on blindly).
+        let span = self.telemetry.traces().and_then(|t| {
+            let base = &self.inner.base;
+            let server = base.host_str().zip(base.port_or_known_default());
+            t.start_port_request(
+                request.method.as_str(),
+                request.route(),
+                resend_count,
+                server,
+            )
+        });
+        if let Some(span) = &span {
+            for (name, value) in span.headers() {
+                builder = builder.header(name, value);
+            }
+        }
         tracing::debug!(method = request.method.as_str(), path = ?request.segments, "calling Port");
         let started = Instant::now();
         let answer = self.execute(builder, deadline, redact).await;
@@ -461,6 +490,16 @@ impl PortClient {
             // Answered, but refused before its body was read (a redirect, an oversized body).
             Err((Attempt::Status(status), _)) => super::trace::record(*status, None, write),
             Err(_) => {}
+        }
+        if let Some(span) = span {
+            match &answer {
+                Ok(raw) => {
+                    let status = raw.status.to_string();
+                    let failed = (raw.status >= 400).then_some(status.as_str());
+                    span.end(Some(raw.status), raw.trace_id.as_deref(), failed);
+                }
+                Err((_, e)) => span.end(None, None, Some(error_type(e))),
+            }
         }
         answer
     }
@@ -750,6 +789,19 @@ fn far(start: Instant, budget: Duration) -> Instant {
         .checked_add(budget)
         .or_else(|| start.checked_add(Duration::from_secs(24 * 3600)))
         .unwrap_or(start)
+}
+
+/// The `error.type` of a request to Port that got no usable answer (OpenTelemetry HTTP
+/// conventions: the status code when there was one, else what went wrong).
+fn error_type(e: &PortError) -> &'static str {
+    match e {
+        PortError::Timeout { .. } => "timeout",
+        PortError::Unreachable { .. } => "connect_failed",
+        PortError::ConnectionLost { .. } => "connection_lost",
+        PortError::Redirected { .. } => "redirected",
+        PortError::ResponseTooLarge { .. } => "response_too_large",
+        _ => "_OTHER",
+    }
 }
 
 fn caller_token(call: &CallContext) -> &str {

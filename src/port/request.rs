@@ -147,5 +147,10 @@ mod tests {
         assert_eq!(route(&["integration", "x", "my-id"]), "other");
         assert_eq!(route(&["my-id"]), "other");
         assert_eq!(route(&["integration", "a", "b", "c"]), "other");
+        assert_eq!(
+            route(&["integration", "a/b?c", "config"]),
+            "/v1/integration/{identifier}/config"
+        );
+        assert_eq!(route(&["somewhere", "else", "a", "b"]), "other");
     }
 }

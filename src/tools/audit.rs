@@ -11,6 +11,10 @@
 //!
 //! Values are plain string fields: the text log format Debug-quotes them and the JSON one
 //! escapes them, so a newline in one cannot forge a log line.
+//!
+//! [`observe`] wraps every tool call on every path, so it is also where a call is timed
+//! (`telemetry::metrics`) and gets its OpenTelemetry span (`telemetry::traces`), from what the
+//! transport put in [`CallMeta`].
 
 use rmcp::model::JsonObject;
 use tracing::Instrument;
@@ -36,6 +40,9 @@ pub struct CallMeta<'a> {
     pub transport: Transport,
     /// For a write call, the digest of its arguments ([`digest`]).
     pub args_digest: Option<ArgsDigest>,
+    /// What the call's span records (session, request id, protocol, trace parent); filled
+    /// only when tracing is on.
+    pub trace: crate::telemetry::traces::CallInfo<'a>,
 }
 
 impl CallMeta<'static> {
@@ -93,6 +100,14 @@ impl Transport {
             Transport::Http => "http",
             Transport::Stdio => "stdio",
             Transport::Rest => "rest",
+        }
+    }
+
+    /// The OpenTelemetry `network.transport` of this surface: `pipe` for stdio, else `tcp`.
+    pub fn network(self) -> &'static str {
+        match self {
+            Transport::Stdio => "pipe",
+            Transport::Http | Transport::Rest => "tcp",
         }
     }
 }
@@ -166,8 +181,9 @@ impl Outcome {
     }
 }
 
-/// Runs one tool call's `work`, logged as above. Without a caller (stdio, static token, no
-/// inbound auth) only write calls are logged, as audit lines.
+/// Runs one tool call's `work`, timed, logged as above, and in a span of its own when
+/// tracing is on. Without a caller (stdio, static token, no inbound auth) only write calls are
+/// logged, as audit lines.
 pub async fn observe<T>(
     telemetry: &Telemetry,
     meta: &CallMeta<'_>,
@@ -176,6 +192,29 @@ pub async fn observe<T>(
     work: impl Future<Output = T>,
     outcome: impl FnOnce(&T) -> Outcome,
 ) -> T {
+    let Some(traces) = telemetry.traces() else {
+        return logged(telemetry, meta, tool, identifier, work, outcome)
+            .await
+            .0;
+    };
+    let known = catalog::spec(tool).is_some();
+    let call = traces.start_call("tools/call", Some(tool), known, &meta.trace);
+    // The call's work runs in the span's context: the Port client's spans find their parent.
+    let work = opentelemetry::trace::FutureExt::with_context(work, call.context().clone());
+    let (out, ended) = logged(telemetry, meta, tool, identifier, work, outcome).await;
+    call.end(ended.error_type().as_deref());
+    out
+}
+
+/// [`observe`] without the span: the log lines, and how the call ended.
+async fn logged<T>(
+    telemetry: &Telemetry,
+    meta: &CallMeta<'_>,
+    tool: &str,
+    identifier: Option<&str>,
+    work: impl Future<Output = T>,
+    outcome: impl FnOnce(&T) -> Outcome,
+) -> (T, Outcome) {
     let caller = meta.caller;
     let writes = catalog::writes(tool);
     // Metrics: every call is timed, on all three paths.
@@ -187,8 +226,9 @@ pub async fn observe<T>(
     };
     if caller.is_none() && !writes {
         let out = work.await;
-        metered(outcome(&out));
-        return out;
+        let ended = outcome(&out);
+        metered(ended);
+        return (out, ended);
     }
     // A span only at debug level: at info, formatting one per call cost more throughput than
     // checking the token (`cargo bench`, OAuth rows); the closing line names the caller anyway.
@@ -227,7 +267,78 @@ pub async fn observe<T>(
         let line = line(meta, tool, identifier, ended.as_str(), port.as_ref());
         telemetry.audit().write(&line).await;
     }
-    out
+    (out, ended)
+}
+
+/// What rmcp tells of a `tools/call` request for its span, copied out before the request moves
+/// into the call (only when tracing is on).
+pub struct TraceFields {
+    http: bool,
+    session_id: Option<String>,
+    request_id: String,
+    protocol_version: Option<String>,
+    meta_traceparent: Option<String>,
+    meta_tracestate: Option<String>,
+    header_traceparent: Option<String>,
+    header_tracestate: Option<String>,
+}
+
+impl TraceFields {
+    /// The fields of this request: its id, its `_meta` (in the request or as rmcp extracted
+    /// it), and on HTTP its headers.
+    pub fn of(
+        request: &rmcp::model::CallToolRequestParams,
+        ctx: &rmcp::service::RequestContext<rmcp::RoleServer>,
+    ) -> Self {
+        use crate::telemetry::traces::{MAX_TRACEPARENT_BYTES, MAX_TRACESTATE_BYTES};
+        let parts = ctx.extensions.get::<axum::http::request::Parts>();
+        let header = |name: &str| {
+            parts
+                .and_then(|p| p.headers.get(name))
+                .and_then(|v| v.to_str().ok())
+        };
+        // Bounded before they are copied; a longer one would be ignored anyway.
+        let bounded = |v: Option<&str>, max: usize| v.filter(|v| v.len() <= max).map(str::to_owned);
+        let meta = request.meta.as_ref();
+        let traceparent = meta
+            .and_then(|m| m.get_traceparent())
+            .or_else(|| ctx.meta.get_traceparent());
+        let tracestate = meta
+            .and_then(|m| m.get_tracestate())
+            .or_else(|| ctx.meta.get_tracestate());
+        TraceFields {
+            http: parts.is_some(),
+            session_id: bounded(header("mcp-session-id"), 256),
+            request_id: ctx.id.to_string(),
+            protocol_version: ctx
+                .protocol_version()
+                .map(|v| v.as_str().to_owned())
+                .or_else(|| bounded(header("mcp-protocol-version"), 64)),
+            meta_traceparent: bounded(traceparent, MAX_TRACEPARENT_BYTES),
+            meta_tracestate: bounded(tracestate, MAX_TRACESTATE_BYTES),
+            header_traceparent: bounded(header("traceparent"), MAX_TRACEPARENT_BYTES),
+            header_tracestate: bounded(header("tracestate"), MAX_TRACESTATE_BYTES),
+        }
+    }
+
+    /// The fields as the span takes them.
+    pub fn info(&self) -> crate::telemetry::traces::CallInfo<'_> {
+        use crate::telemetry::traces::{CallInfo, Carrier};
+        CallInfo {
+            transport: Some(if self.http { "tcp" } else { "pipe" }),
+            session_id: self.session_id.as_deref(),
+            request_id: Some(&self.request_id),
+            protocol_version: self.protocol_version.as_deref(),
+            meta: Carrier {
+                traceparent: self.meta_traceparent.as_deref(),
+                tracestate: self.meta_tracestate.as_deref(),
+            },
+            headers: Carrier {
+                traceparent: self.header_traceparent.as_deref(),
+                tracestate: self.header_tracestate.as_deref(),
+            },
+        }
+    }
 }
 
 /// A write call under way: dropped before it ends (the client cancelled it, or went away), it

@@ -344,30 +344,59 @@ impl PortTools {
         let args = args::parse::<T>(raw).map_err(Refusal::InvalidArgument)?;
         // The jq check (skipped with `--no-mapping-validation`) of the mapping they would send.
         let findings = match (self.check_mappings, args.mapping_config(raw)) {
-            (true, Some(config)) => {
-                let checked = crate::mapping::check_config_async(
-                    config.clone(),
-                    &self.mapping_limits,
-                    &self.jq_slots,
-                )
-                .await;
-                self.count_check(&checked);
-                checked.map_err(|e| match e {
-                    crate::mapping::CheckError::TooManyExpressions { .. } => {
-                        Refusal::InvalidArgument(args::ArgError {
-                            argument: "body.config".into(),
-                            message: e.to_string(),
-                        })
-                    }
-                    other => Refusal::Busy(other.to_string()),
-                })?
-            }
+            (true, Some(config)) => self.checked_mapping(config).await.map_err(|e| match e {
+                crate::mapping::CheckError::TooManyExpressions { .. } => {
+                    Refusal::InvalidArgument(args::ArgError {
+                        argument: "body.config".into(),
+                        message: e.to_string(),
+                    })
+                }
+                other => Refusal::Busy(other.to_string()),
+            })?,
             _ => Vec::new(),
         };
         if findings.iter().any(|f| f.outcome == "refused") {
             return Err(Refusal::Mapping(findings));
         }
         Ok((args.request(raw), findings))
+    }
+
+    /// The mapping check of a config, in a span of its own when tracing is on.
+    async fn checked_mapping(
+        &self,
+        config: &serde_json::Value,
+    ) -> Result<Vec<crate::mapping::Finding>, crate::mapping::CheckError> {
+        let span = self
+            .client
+            .telemetry()
+            .traces()
+            .and_then(|t| t.start_mapping_check());
+        let checked = crate::mapping::check_config_async(
+            config.clone(),
+            &self.mapping_limits,
+            &self.jq_slots,
+        )
+        .await;
+        self.count_check(&checked);
+        if let Some(span) = span {
+            let expressions = crate::mapping::expressions(config).len();
+            let count = |outcome: &str| match &checked {
+                Ok(findings) => findings.iter().filter(|f| f.outcome == outcome).count(),
+                Err(_) => 0,
+            };
+            let (refused, unchecked) = (count("refused"), count("unchecked"));
+            let error = match &checked {
+                Ok(_) if refused > 0 => Some("mapping_refused"),
+                Ok(_) => None,
+                Err(crate::mapping::CheckError::TooManyExpressions { .. }) => {
+                    Some("too_many_expressions")
+                }
+                Err(crate::mapping::CheckError::Busy { .. }) => Some("busy"),
+                Err(crate::mapping::CheckError::Internal(_)) => Some("_OTHER"),
+            };
+            span.end(expressions, refused, unchecked, error);
+        }
+        checked
     }
 
     /// A mapping check's outcome, in the metrics: its findings, or a refusal as busy.
@@ -453,7 +482,7 @@ impl PortTools {
         name: &str,
         raw: &JsonObject,
         headers: &axum::http::HeaderMap,
-        meta: audit::CallMeta<'_>,
+        meta: &audit::CallMeta<'_>,
     ) -> Option<Forwarded> {
         if self.draining.is_cancelled()
             || !self.tool_router.has_route(name)
@@ -480,7 +509,7 @@ impl PortTools {
         let identifier = audit::identifier(Some(raw));
         let meta = audit::CallMeta {
             args_digest: audit::digest(name, Some(raw)),
-            ..meta
+            ..*meta
         };
         Some(
             audit::observe(
@@ -870,6 +899,7 @@ impl ServerHandler for PortTools {
             admission,
             transport,
             args_digest: audit::digest(&request.name, request.arguments.as_ref()),
+            ..Default::default()
         };
         if read_only_requested(&ctx) && catalog::writes(&request.name) {
             audit::refused(
@@ -894,12 +924,24 @@ impl ServerHandler for PortTools {
         let name = request.name.clone();
         // The arguments move into the call; the audit line keeps only the identifier.
         let identifier = audit::identifier(request.arguments.as_ref()).map(str::to_owned);
+        let traced = self
+            .client
+            .telemetry()
+            .traces()
+            .map(|_| audit::TraceFields::of(&request, &ctx));
         let tcc = ToolCallContext::new(self, request, ctx);
         let work = async {
             tokio::select! {
                 answer = self.tool_router.call(tcc) => answer,
                 _ = self.ended.cancelled() => Ok(result::ended_by_shutdown().into()),
             }
+        };
+        let meta = audit::CallMeta {
+            trace: traced
+                .as_ref()
+                .map(audit::TraceFields::info)
+                .unwrap_or_default(),
+            ..meta
         };
         audit::observe(
             self.client.telemetry(),

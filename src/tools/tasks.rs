@@ -104,8 +104,11 @@ impl Tasks {
             .with_ttl_ms(ttl_ms)
             .with_poll_interval_ms(1000)
             .with_status_message(label);
+        // The task's Port requests are traced as children of the call that started it (the
+        // call's span has ended by then; its context is what links them).
+        let trace = opentelemetry::Context::current();
         let task = self.manager.spawn(options, move |context| {
-            let work = work(context.clone());
+            let work = opentelemetry::trace::FutureExt::with_context(work(context.clone()), trace);
             Box::pin(async move {
                 let _permit = permit;
                 let _in_flight = in_flight;

@@ -231,6 +231,12 @@ struct CallMeta {
     client_info: Option<serde::de::IgnoredAny>,
     #[serde(default, rename = "io.modelcontextprotocol/clientCapabilities")]
     client_capabilities: Option<serde::de::IgnoredAny>,
+    /// W3C trace context (MCP 2026-07-28): the parent of the call's span. rmcp does nothing
+    /// with it either, so a call carrying it stays on this path.
+    #[serde(default)]
+    traceparent: Option<String>,
+    #[serde(default)]
+    tracestate: Option<String>,
 }
 
 /// Which protocol revision a call belongs to; rmcp shapes results differently for each.
@@ -336,6 +342,10 @@ pub(crate) struct LeanCall {
     pub(crate) arguments: JsonObject,
     id: Id,
     era: Era,
+    /// The `_meta` fields the call's span records.
+    protocol_version: Option<String>,
+    traceparent: Option<String>,
+    tracestate: Option<String>,
 }
 
 impl LeanCall {
@@ -347,11 +357,15 @@ impl LeanCall {
             return None;
         }
         let era = era_of(headers, &call.params)?;
+        let meta = call.params.meta;
         Some(LeanCall {
             id: Id::from_json(call.id)?,
             name: call.params.name,
             arguments: call.params.arguments.unwrap_or_default(),
             era,
+            protocol_version: meta.protocol_version,
+            traceparent: meta.traceparent,
+            tracestate: meta.tracestate,
         })
     }
 
@@ -381,12 +395,60 @@ impl LeanCall {
                 None => std::future::pending().await,
             }
         };
+        let request_id = tools
+            .client()
+            .telemetry()
+            .traces()
+            .map(|_| self.id.to_string());
+        let meta = audit::CallMeta {
+            trace: match &request_id {
+                Some(request_id) => self.trace_info(headers, request_id, meta.transport.network()),
+                None => Default::default(),
+            },
+            ..meta
+        };
         let forwarded = tokio::select! {
             _ = cancelled => Forwarded::Done(result::cancelled()),
-            f = tools.forward_named(&self.name, &self.arguments, headers, meta) => f?,
+            f = tools.forward_named(&self.name, &self.arguments, headers, &meta) => f?,
         };
         let max_structured = tools.client().max_structured_bytes();
         Some(encode(&self.id, forwarded, max_structured, self.era))
+    }
+}
+
+impl LeanCall {
+    /// What the call's span records: from the message's `_meta`, else the HTTP headers.
+    fn trace_info<'a>(
+        &'a self,
+        headers: &'a HeaderMap,
+        request_id: &'a str,
+        transport: &'static str,
+    ) -> crate::telemetry::traces::CallInfo<'a> {
+        use crate::telemetry::traces::{CallInfo, Carrier};
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        CallInfo {
+            transport: Some(transport),
+            session_id: header("mcp-session-id"),
+            request_id: Some(request_id),
+            protocol_version: self
+                .protocol_version
+                .as_deref()
+                .or_else(|| header("mcp-protocol-version")),
+            meta: Carrier {
+                traceparent: self.traceparent.as_deref(),
+                tracestate: self.tracestate.as_deref(),
+            },
+            headers: Carrier::of_headers(headers),
+        }
+    }
+}
+
+impl std::fmt::Display for Id {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Id::Number(n) => n.fmt(f),
+            Id::String(s) => s.fmt(f),
+        }
     }
 }
 

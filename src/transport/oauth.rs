@@ -413,6 +413,7 @@ pub async fn guard_mcp(
                 admission: audit::Admission::OAuth,
                 transport: audit::Transport::Http,
                 args_digest: audit::digest(&tool, arguments.as_ref()),
+                ..Default::default()
             };
             let identifier = audit::identifier(arguments.as_ref());
             audit::refused(&gate.telemetry, &meta, &tool, identifier).await;

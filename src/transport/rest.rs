@@ -368,6 +368,15 @@ async fn operation(
         ..meta
     };
     let work = run(state, spec, headers, raw);
+    // REST has no `_meta`, no session and no JSON-RPC id: only the HTTP trace context.
+    let meta = audit::CallMeta {
+        trace: crate::telemetry::traces::CallInfo {
+            transport: Some(meta.transport.network()),
+            headers: crate::telemetry::traces::Carrier::of_headers(headers),
+            ..Default::default()
+        },
+        ..meta
+    };
     let telemetry = state.tools.client().telemetry().clone();
     audit::observe(
         &telemetry,

@@ -33,5 +33,6 @@ mod stdio;
 mod surface;
 mod sync;
 mod tools;
+mod traces;
 mod troubleshoot;
 mod validation;
