@@ -270,6 +270,44 @@ async fn logged<T>(
     (out, ended)
 }
 
+/// Runs one MCP request other than `tools/call` (`initialize`, `tools/list`, `prompts/get`, ...),
+/// timed by method and in a span of its own when tracing is on, like a tool call in [`observe`].
+pub async fn observe_request<T>(
+    telemetry: &Telemetry,
+    method: &'static str,
+    ctx: &rmcp::service::RequestContext<rmcp::RoleServer>,
+    work: impl Future<Output = Result<T, rmcp::ErrorData>>,
+) -> Result<T, rmcp::ErrorData> {
+    let (metrics, traces) = (telemetry.metrics(), telemetry.traces());
+    if metrics.is_none() && traces.is_none() {
+        return work.await;
+    }
+    let started = std::time::Instant::now();
+    let call = traces.map(|t| {
+        let fields = TraceFields::with_meta(None, ctx);
+        t.start_call(method, None, false, &fields.info())
+    });
+    let out = match &call {
+        Some(call) => {
+            opentelemetry::trace::FutureExt::with_context(work, call.context().clone()).await
+        }
+        None => work.await,
+    };
+    let error_type = out
+        .as_ref()
+        .err()
+        .map(|e| Outcome::Rpc(e.code.0).error_type());
+    let error_type = error_type.flatten();
+    if let Some(m) = metrics {
+        let seconds = started.elapsed().as_secs_f64();
+        m.operation(method, None, error_type.as_deref(), seconds);
+    }
+    if let Some(call) = call {
+        call.end(error_type.as_deref());
+    }
+    out
+}
+
 /// What rmcp tells of a `tools/call` request for its span, copied out before the request moves
 /// into the call (only when tracing is on).
 pub struct TraceFields {
@@ -290,6 +328,14 @@ impl TraceFields {
         request: &rmcp::model::CallToolRequestParams,
         ctx: &rmcp::service::RequestContext<rmcp::RoleServer>,
     ) -> Self {
+        Self::with_meta(request.meta.as_ref(), ctx)
+    }
+
+    /// The fields of a request whose `_meta` (if rmcp left it in the parameters) is `meta`.
+    pub fn with_meta(
+        meta: Option<&rmcp::model::RequestMetaObject>,
+        ctx: &rmcp::service::RequestContext<rmcp::RoleServer>,
+    ) -> Self {
         use crate::telemetry::traces::{MAX_TRACEPARENT_BYTES, MAX_TRACESTATE_BYTES};
         let parts = ctx.extensions.get::<axum::http::request::Parts>();
         let header = |name: &str| {
@@ -299,7 +345,6 @@ impl TraceFields {
         };
         // Bounded before they are copied; a longer one would be ignored anyway.
         let bounded = |v: Option<&str>, max: usize| v.filter(|v| v.len() <= max).map(str::to_owned);
-        let meta = request.meta.as_ref();
         let traceparent = meta
             .and_then(|m| m.get_traceparent())
             .or_else(|| ctx.meta.get_traceparent());

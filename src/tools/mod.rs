@@ -776,6 +776,18 @@ impl PortTools {
 }
 
 #[tool_handler(router = self.tool_router)]
+impl PortTools {
+    /// One MCP request other than `tools/call`, timed and traced by its method.
+    async fn observed<T>(
+        &self,
+        method: &'static str,
+        ctx: &RequestContext<RoleServer>,
+        work: impl Future<Output = Result<T, ErrorData>>,
+    ) -> Result<T, ErrorData> {
+        audit::observe_request(self.client.telemetry(), method, ctx, work).await
+    }
+}
+
 impl ServerHandler for PortTools {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(
@@ -795,19 +807,40 @@ impl ServerHandler for PortTools {
         .with_instructions(INSTRUCTIONS)
     }
 
+    // Every request is timed and traced by method (`audit::observe_request`); tools/call in
+    // `audit::observe`, with its tool.
+    async fn initialize(
+        &self,
+        request: rmcp::model::InitializeRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::InitializeResult, ErrorData> {
+        let work = async {
+            ctx.peer.set_peer_info(request.clone());
+            self.negotiate_initialize(&request)
+        };
+        self.observed("initialize", &ctx, work).await
+    }
+
+    async fn ping(&self, ctx: RequestContext<RoleServer>) -> Result<(), ErrorData> {
+        self.observed("ping", &ctx, async { Ok(()) }).await
+    }
+
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         let read_only = read_only_requested(&ctx);
-        let tools = self
-            .tool_router
-            .list_all()
-            .into_iter()
-            .filter(|t| !(read_only && catalog::writes(&t.name)))
-            .collect();
-        Ok(ListToolsResult::with_all_items(tools))
+        let work = async {
+            let tools = self
+                .tool_router
+                .list_all()
+                .into_iter()
+                .filter(|t| !(read_only && catalog::writes(&t.name)))
+                .collect();
+            Ok(ListToolsResult::with_all_items(tools))
+        };
+        self.observed("tools/list", &ctx, work).await
     }
 
     // The guided workflow: thin delegations to tools/guide.
@@ -816,7 +849,10 @@ impl ServerHandler for PortTools {
         _request: Option<PaginatedRequestParams>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<rmcp::model::ListPromptsResult, ErrorData> {
-        guide::list_prompts(self, &ctx)
+        self.observed("prompts/list", &ctx, async {
+            guide::list_prompts(self, &ctx)
+        })
+        .await
     }
 
     async fn get_prompt(
@@ -824,15 +860,17 @@ impl ServerHandler for PortTools {
         request: rmcp::model::GetPromptRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<rmcp::model::GetPromptResponse, ErrorData> {
-        guide::get_prompt(self, &request, &ctx)
+        let work = async { guide::get_prompt(self, &request, &ctx) };
+        self.observed("prompts/get", &ctx, work).await
     }
 
     async fn list_resources(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _ctx: RequestContext<RoleServer>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<rmcp::model::ListResourcesResult, ErrorData> {
-        guide::list_resources()
+        self.observed("resources/list", &ctx, async { guide::list_resources() })
+            .await
     }
 
     async fn list_resource_templates(
@@ -840,7 +878,8 @@ impl ServerHandler for PortTools {
         _request: Option<PaginatedRequestParams>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<rmcp::model::ListResourceTemplatesResult, ErrorData> {
-        guide::list_resource_templates(self, &ctx)
+        let work = async { guide::list_resource_templates(self, &ctx) };
+        self.observed("resources/templates/list", &ctx, work).await
     }
 
     async fn read_resource(
@@ -848,7 +887,8 @@ impl ServerHandler for PortTools {
         request: rmcp::model::ReadResourceRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<rmcp::model::ReadResourceResponse, ErrorData> {
-        guide::read_resource(self, &request, &ctx).await
+        let work = guide::read_resource(self, &request, &ctx);
+        self.observed("resources/read", &ctx, work).await
     }
 
     async fn complete(
@@ -856,35 +896,43 @@ impl ServerHandler for PortTools {
         request: rmcp::model::CompleteRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<rmcp::model::CompleteResult, ErrorData> {
-        guide::complete(self, &request, &ctx).await
+        let work = guide::complete(self, &request, &ctx);
+        self.observed("completion/complete", &ctx, work).await
     }
 
     async fn get_task(
         &self,
         request: GetTaskParams,
-        _ctx: RequestContext<RoleServer>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<GetTaskResult, ErrorData> {
-        Ok(GetTaskResult::new(
-            self.tasks.manager().get_task(&request.task_id)?,
-        ))
+        let work = async {
+            Ok(GetTaskResult::new(
+                self.tasks.manager().get_task(&request.task_id)?,
+            ))
+        };
+        self.observed("tasks/get", &ctx, work).await
     }
 
     async fn update_task(
         &self,
         request: UpdateTaskParams,
-        _ctx: RequestContext<RoleServer>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        self.tasks
-            .manager()
-            .update_task(&request.task_id, request.input_responses)
+        let work = async {
+            self.tasks
+                .manager()
+                .update_task(&request.task_id, request.input_responses)
+        };
+        self.observed("tasks/update", &ctx, work).await
     }
 
     async fn cancel_task(
         &self,
         request: CancelTaskParams,
-        _ctx: RequestContext<RoleServer>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        self.tasks.manager().cancel_task(&request.task_id)
+        let work = async { self.tasks.manager().cancel_task(&request.task_id) };
+        self.observed("tasks/cancel", &ctx, work).await
     }
 
     async fn call_tool(

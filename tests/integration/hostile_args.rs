@@ -468,6 +468,9 @@ fn any_identifier_reaches_port_exactly_or_not_at_all() {
                         "update-integration-s-config" => ("PATCH", "/config"),
                         _ => ("GET", "/logs"),
                     };
+                    // `.` and `..` cannot travel as a path segment: URL parsers resolve them even
+                    // percent-encoded (WHATWG), so no REST client can send them.
+                    prop_assume!(transport != 3 || !matches!(id.as_str(), "." | ".."));
                     let refused = if transport == 3 {
                         // REST: the identifier travels percent-encoded in the path.
                         let encoded = percent_encoding::utf8_percent_encode(

@@ -131,6 +131,9 @@ fn tight(port: &FakePort) -> PortSettings {
 async fn known_sequence(port: &FakePort) -> SocketAddr {
     let (addr, _) = serve_metered(&tight(port), http_args()).await;
     let client = http_client(addr).await;
+    // A request other than tools/call is measured by its method.
+    let listed = client.list_all_tools().await.unwrap();
+    assert_eq!(listed.len(), 7);
 
     let ok = call(
         &client,
@@ -219,6 +222,12 @@ async fn a_known_sequence_gives_exact_counts_and_labels() {
         )
     };
     let mut expected = vec![
+        format!(
+            r#"{op}_count{{mcp_method_name="initialize",gen_ai_tool_name="",error_type=""}} 1"#
+        ),
+        format!(
+            r#"{op}_count{{mcp_method_name="tools/list",gen_ai_tool_name="",error_type=""}} 1"#
+        ),
         series("get-all-integrations", ""),
         series("get-all-integrations", "tool_error"),
         series("get-all-integrations-meta-data", ""),
@@ -233,7 +242,7 @@ async fn a_known_sequence_gives_exact_counts_and_labels() {
     }
     // Buckets are the semantic conventions' advice, +Inf equal to the count.
     let buckets = samples(&text, &format!("{op}_bucket"));
-    assert_eq!(buckets.len(), 6 * 15, "{buckets:#?}");
+    assert_eq!(buckets.len(), 8 * 15, "{buckets:#?}");
     assert!(
         text.contains(r#"gen_ai_tool_name="get-integration",error_type="",le="300"} 1"#),
         "{text}"
@@ -408,6 +417,7 @@ async fn hostile_tool_names_and_many_identifiers_add_no_series() {
     assert_eq!(
         op,
         [
+            r#"mcp_server_operation_duration_seconds_count{mcp_method_name="initialize",gen_ai_tool_name="",error_type=""} 1"#,
             r#"mcp_server_operation_duration_seconds_count{mcp_method_name="tools/call",gen_ai_tool_name="_OTHER",error_type="-32602"} 5"#
         ],
         "{text}"
@@ -492,6 +502,7 @@ async fn metrics_listen_moves_metrics_off_the_main_listener() {
     assert_eq!(
         samples(&text, "mcp_server_operation_duration_seconds_count"),
         [
+            r#"mcp_server_operation_duration_seconds_count{mcp_method_name="initialize",gen_ai_tool_name="",error_type=""} 1"#,
             r#"mcp_server_operation_duration_seconds_count{mcp_method_name="tools/call",gen_ai_tool_name="get-integration",error_type=""} 1"#
         ]
     );
@@ -655,6 +666,7 @@ async fn a_stdio_session_is_measured_when_it_ends() {
     assert_eq!(
         samples(&text, "mcp_server_operation_duration_seconds_count"),
         [
+            r#"mcp_server_operation_duration_seconds_count{mcp_method_name="initialize",gen_ai_tool_name="",error_type=""} 1"#,
             r#"mcp_server_operation_duration_seconds_count{mcp_method_name="tools/call",gen_ai_tool_name="get-integration",error_type=""} 1"#
         ]
     );
@@ -699,6 +711,7 @@ async fn stdio_serves_metrics_with_metrics_listen() {
     assert_eq!(
         samples(&text, "mcp_server_operation_duration_seconds_count"),
         [
+            r#"mcp_server_operation_duration_seconds_count{mcp_method_name="initialize",gen_ai_tool_name="",error_type=""} 1"#,
             r#"mcp_server_operation_duration_seconds_count{mcp_method_name="tools/call",gen_ai_tool_name="get-integration",error_type=""} 1"#
         ]
     );
@@ -821,6 +834,7 @@ async fn rest_and_mcp_calls_are_counted_alike() {
     assert_eq!(
         samples(&text, "mcp_server_operation_duration_seconds_count"),
         [
+            r#"mcp_server_operation_duration_seconds_count{mcp_method_name="initialize",gen_ai_tool_name="",error_type=""} 1"#,
             r#"mcp_server_operation_duration_seconds_count{mcp_method_name="tools/call",gen_ai_tool_name="get-integration",error_type=""} 2"#,
             r#"mcp_server_operation_duration_seconds_count{mcp_method_name="tools/call",gen_ai_tool_name="get-integration",error_type="tool_error"} 1"#,
         ]

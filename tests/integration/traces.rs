@@ -98,7 +98,16 @@ impl Receiver {
         (receiver, format!("http://{addr}"))
     }
 
+    /// The spans received, but for the `initialize` of each client's session (its own span,
+    /// checked in `other_requests_get_spans_by_method`).
     fn spans(&self) -> Vec<Span> {
+        self.all_spans()
+            .into_iter()
+            .filter(|s| s.name != "initialize")
+            .collect()
+    }
+
+    fn all_spans(&self) -> Vec<Span> {
         self.spans
             .lock()
             .unwrap()
@@ -722,8 +731,11 @@ async fn a_collector_that_refuses_connections_loses_spans_not_answers() {
     // Flushing ends (each export gives up after its retries); the stats say what was lost.
     traces.flush(Duration::from_secs(30)).await;
     let stats = traces.stats();
-    assert_eq!(stats.queued, 6, "two spans per call: {stats:?}");
-    assert_eq!((stats.exported, stats.failed, stats.dropped), (0, 6, 0));
+    assert_eq!(
+        stats.queued, 7,
+        "the initialize, then two spans per call: {stats:?}"
+    );
+    assert_eq!((stats.exported, stats.failed, stats.dropped), (0, 7, 0));
     // The server goes on serving.
     answers_correctly(&client, 2).await;
     assert_eq!(port.api_requests().len(), 5);
@@ -743,10 +755,11 @@ async fn a_collector_that_never_answers_fills_a_bounded_queue_not_the_calls() {
     let (telemetry, client) = with_collector(&port, &endpoint, "4").await;
     answers_correctly(&client, 20).await;
     let stats = telemetry.traces().unwrap().stats();
-    // 40 spans ended: at most 4 waiting and the batch of 2 being exported were kept.
-    assert_eq!(stats.queued + stats.dropped, 40, "{stats:?}");
+    // 41 spans ended (the initialize, then two per call): at most 4 waiting and the batch of 2
+    // being exported were kept.
+    assert_eq!(stats.queued + stats.dropped, 41, "{stats:?}");
     assert!(stats.queued <= 6, "{stats:?}");
-    assert!(stats.dropped >= 34, "{stats:?}");
+    assert!(stats.dropped >= 35, "{stats:?}");
     assert_eq!(port.api_requests().len(), 20);
     // Shutting down gives up at its deadline rather than waiting for the collector.
     assert!(
@@ -975,4 +988,37 @@ async fn a_task_s_port_requests_stay_in_the_call_s_trace() {
             .all(|r| r.header("traceparent").is_some_and(|t| t.contains(TRACE))),
         "{sent:#?}"
     );
+}
+
+#[tokio::test]
+async fn other_requests_get_spans_by_method() {
+    // Every MCP request gets a span, not only tools/call: here the session's initialize and a
+    // tools/list, both under the HTTP header's trace, neither calling Port.
+    let port = FakePort::start().await;
+    let (receiver, endpoint) = Receiver::start(None).await;
+    let telemetry = traced(&trace_args(&endpoint));
+    let addr = serve_http(tools_with(&port, telemetry.clone())).await;
+    let header = Some(traceparent(HEADER_TRACE, HEADER_PARENT));
+    let transport = StreamableHttpClientTransport::from_config(http_client_config(addr, header));
+    let client = ().serve_with_lifecycle(transport, ClientLifecycleMode::Initialize).await.unwrap();
+    let tools = client.list_all_tools().await.unwrap();
+    assert_eq!(tools.len(), 7);
+    flush(&telemetry).await;
+    let all = receiver.all_spans();
+    let names: Vec<&str> = all.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["initialize", "tools/list"], "{all:#?}");
+    for (span, method) in all.iter().zip(["initialize", "tools/list"]) {
+        assert_eq!(span.kind, SpanKind::Server as i32);
+        assert_eq!(hex(&span.trace_id), HEADER_TRACE);
+        assert_eq!(hex(&span.parent_span_id), HEADER_PARENT);
+        let attrs = attributes(span);
+        assert_eq!(attrs["mcp.method.name"], method);
+        assert_eq!(attrs["network.transport"], "tcp");
+        assert!(!attrs.contains_key("gen_ai.tool.name"), "{attrs:?}");
+        assert!(!attrs.contains_key("error.type"), "{attrs:?}");
+    }
+    // tools/list runs in the session initialize opened.
+    assert!(attributes(&all[1]).contains_key("mcp.session.id"));
+    assert!(port.api_requests().is_empty());
+    client.cancel().await.unwrap();
 }
