@@ -757,19 +757,31 @@ async fn telemetry_rows(rows: &mut Vec<Row>, upstream: &str, direct_64: &Stats) 
         ("OTEL_EXPORTER_OTLP_ENDPOINT", collector.as_str()),
         ("OTEL_TRACES_SAMPLER", "always_on"),
     ];
+    // A collector that is down: an address nothing listens on.
+    let down = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    };
+    let down_env = [
+        ("PORT_MCP_METRICS", "false"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", down.as_str()),
+        ("OTEL_TRACES_SAMPLER", "always_on"),
+    ];
     for stateless in [true, false] {
         let mode = if stateless { "stateless" } else { "stateful" };
         let off = common::start_http(upstream, stateless, false, &off_env).await;
+        let down = common::start_http(upstream, stateless, false, &down_env).await;
         let metrics = common::start_http(upstream, stateless, false, &metrics_env).await;
         let traced = common::start_http(upstream, stateless, false, &traces_env).await;
         let sides = [
             ("telemetry off", &off),
             ("metrics on", &metrics),
             ("traced, 100% sampled to a local OTLP receiver", &traced),
+            ("traced, 100% sampled, collector down", &down),
         ];
         let rounds = 4;
-        let mut calls = [0u64; 3];
-        let mut cpu = [0f64; 3];
+        let mut calls = [0u64; 4];
+        let mut cpu = [0f64; 4];
         let spans_before = spans.load(Ordering::Relaxed);
         for round in 1..=rounds {
             for (side, (label, server)) in sides.iter().enumerate() {
@@ -797,16 +809,21 @@ async fn telemetry_rows(rows: &mut Vec<Row>, upstream: &str, direct_64: &Stats) 
             let rate = |i: usize| calls[i] as f64 / calls[0] as f64 * 100.0;
             println!(
                 "Telemetry cost, HTTP {mode}, 64 in flight, {rounds} interleaved rounds: throughput \
-                 {:.1}% (metrics on) and {:.1}% (traced) of the server with both off; server CPU per \
-                 call {:.1} µs (off) / {:.1} µs (metrics, {:+.1}%) / {:.1} µs (traced, {:+.1}%); \
-                 {exported} spans received for the traced server's calls (warm-up included)",
+                 {:.1}% (metrics on), {:.1}% (traced) and {:.1}% (traced, collector down) of the \
+                 server with both off; server CPU per call {:.1} µs (off) / {:.1} µs (metrics, \
+                 {:+.1}%) / {:.1} µs (traced, {:+.1}%) / {:.1} µs (collector down, {:+.1}%); \
+                 {exported} spans received for the traced server's {} calls (warm-up not counted)",
                 rate(1),
                 rate(2),
+                rate(3),
                 per_call(0),
                 per_call(1),
                 (per_call(1) / per_call(0) - 1.0) * 100.0,
                 per_call(2),
                 (per_call(2) / per_call(0) - 1.0) * 100.0,
+                per_call(3),
+                (per_call(3) / per_call(0) - 1.0) * 100.0,
+                calls[2],
             );
         }
     }

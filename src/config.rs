@@ -1364,19 +1364,22 @@ pub struct TraceArgs {
     )]
     pub traces_protocol: Option<String>,
     /// Headers sent with every export, `key=value,key2=value2` (values percent-encoded); may
-    /// hold an API key, so never shown.
+    /// hold an API key, so never shown (environment only, like every secret).
     #[arg(
         long = "otel-headers",
         env = "OTEL_EXPORTER_OTLP_HEADERS",
         global = true,
+        hide = true,
         hide_env_values = true
     )]
     pub headers: Option<Secret>,
-    /// Headers for trace exports (added to, and winning over, OTEL_EXPORTER_OTLP_HEADERS).
+    /// Headers for trace exports (added to, and winning over, OTEL_EXPORTER_OTLP_HEADERS;
+    /// environment only).
     #[arg(
         long = "otel-traces-headers",
         env = "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
         global = true,
+        hide = true,
         hide_env_values = true
     )]
     pub traces_headers: Option<Secret>,
