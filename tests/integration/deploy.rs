@@ -188,6 +188,38 @@ async fn kubernetes_manifests_match_the_binary() {
     );
     assert_eq!(container["livenessProbe"]["httpGet"]["port"], port_name);
     assert_eq!(container["readinessProbe"]["httpGet"]["port"], port_name);
+    // Prometheus scrapes the metrics listener: the annotations name its port and path, a
+    // container port opens it, and the Service (which the Ingress exposes) does not.
+    let annotations = &deployment["spec"]["template"]["metadata"]["annotations"];
+    assert_eq!(annotations["prometheus.io/scrape"], "true");
+    assert_eq!(annotations["prometheus.io/path"], "/metrics");
+    let metrics_listen: std::net::SocketAddr = container["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "PORT_MCP_METRICS_LISTEN")
+        .and_then(|e| e["value"].as_str())
+        .unwrap()
+        .parse()
+        .unwrap();
+    let metrics_port = metrics_listen.port().to_string();
+    assert_eq!(annotations["prometheus.io/port"], metrics_port.as_str());
+    assert!(
+        container["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["containerPort"].as_u64().map(|n| n.to_string())
+                == Some(metrics_port.clone()))
+    );
+    assert!(
+        service["spec"]["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["port"].as_u64().map(|n| n.to_string()) != Some(metrics_port.clone())),
+        "the Service must not expose the metrics port"
+    );
     assert_eq!(hpa["spec"]["scaleTargetRef"]["kind"], "Deployment");
     assert_eq!(hpa["spec"]["scaleTargetRef"]["name"], name);
 
