@@ -134,11 +134,18 @@ pub async fn run(cli: Cli) -> Result<(), RunError> {
         "Port client ready"
     );
     // Each part is built from its own settings, validated here at start.
+    let traces = traces.as_ref().map(telemetry::traces::start).transpose()?;
+    // On stdio without --metrics-listen nobody could scrape them: not kept.
+    let metrics_on = metrics.enabled && (http.is_some() || metrics.listen.is_some());
     let telemetry = telemetry::Telemetry::new(telemetry::Parts {
-        // On stdio without --metrics-listen nobody could scrape them: not kept.
-        metrics: (metrics.enabled && (http.is_some() || metrics.listen.is_some()))
-            .then(tools::catalog::metrics),
-        traces: traces.as_ref().map(telemetry::traces::start).transpose()?,
+        metrics: metrics_on.then(|| {
+            let metrics = tools::catalog::metrics();
+            match &traces {
+                Some(traces) => metrics.with_span_counts(traces.span_counts()),
+                None => metrics,
+            }
+        }),
+        traces,
         audit: telemetry::audit::Sink::new(cli.audit.settings().log.as_deref())?,
     });
     if let Some(addr) = metrics.listen {

@@ -253,6 +253,20 @@ impl Traces {
     }
 
     /// How many spans were queued, dropped, exported and lost so far.
+    /// Spans exported, dropped and failed so far, read from this server's counts whenever it
+    /// is called (the metrics' scrape), for as long as the reader lives.
+    pub fn span_counts(&self) -> impl Fn() -> [u64; 3] + Send + Sync + 'static {
+        let counts = self.counts.clone();
+        move || {
+            let load = |n: &AtomicU64| n.load(Ordering::Relaxed);
+            [
+                load(&counts.exported),
+                load(&counts.dropped),
+                load(&counts.failed),
+            ]
+        }
+    }
+
     pub fn stats(&self) -> TraceStats {
         let load = |n: &AtomicU64| n.load(Ordering::Relaxed);
         TraceStats {

@@ -687,11 +687,23 @@ async fn bad_otel_settings_are_refused_at_start_naming_the_variable() {
 
 /// A server whose collector is `endpoint`, with a small queue; returns it over a pipe.
 async fn with_collector(port: &FakePort, endpoint: &str, queue: &str) -> (Telemetry, Client) {
-    let telemetry = traced(&TraceArgs {
+    let settings = TraceArgs {
         bsp_max_queue_size: Some(queue.into()),
         bsp_max_export_batch_size: Some("2".into()),
         timeout: Some("3000".into()),
         ..trace_args(endpoint)
+    }
+    .settings()
+    .unwrap()
+    .unwrap();
+    let traces = Traces::new(&settings).unwrap();
+    // With metrics, whose scrape reports what the exporter did.
+    let metrics =
+        port_integrations_mcp::tools::catalog::metrics().with_span_counts(traces.span_counts());
+    let telemetry = Telemetry::new(Parts {
+        metrics: Some(metrics),
+        traces: Some(traces),
+        ..Default::default()
     });
     let client = connect_tools(
         tools_with(port, telemetry.clone()),
@@ -736,6 +748,14 @@ async fn a_collector_that_refuses_connections_loses_spans_not_answers() {
         "the initialize, then two spans per call: {stats:?}"
     );
     assert_eq!((stats.exported, stats.failed, stats.dropped), (0, 7, 0));
+    let scrape = telemetry.metrics().unwrap().encode();
+    for line in [
+        "trace_spans_exported_total 0",
+        "trace_spans_dropped_total 0",
+        "trace_spans_failed_total 7",
+    ] {
+        assert!(scrape.lines().any(|l| l == line), "{line} in {scrape}");
+    }
     // The server goes on serving.
     answers_correctly(&client, 2).await;
     assert_eq!(port.api_requests().len(), 5);
@@ -760,6 +780,12 @@ async fn a_collector_that_never_answers_fills_a_bounded_queue_not_the_calls() {
     assert_eq!(stats.queued + stats.dropped, 41, "{stats:?}");
     assert!(stats.queued <= 6, "{stats:?}");
     assert!(stats.dropped >= 35, "{stats:?}");
+    let dropped = format!("trace_spans_dropped_total {}", stats.dropped);
+    let scrape = telemetry.metrics().unwrap().encode();
+    assert!(
+        scrape.lines().any(|l| l == dropped),
+        "{dropped} in {scrape}"
+    );
     assert_eq!(port.api_requests().len(), 20);
     // Shutting down gives up at its deadline rather than waiting for the collector.
     assert!(

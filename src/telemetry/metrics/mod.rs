@@ -13,6 +13,7 @@
 
 mod labels;
 mod process;
+mod spans;
 
 use std::time::Instant;
 
@@ -374,6 +375,13 @@ impl Metrics {
             .inc_by(u64::try_from(refused).unwrap_or(u64::MAX));
         self.mapping_unchecked
             .inc_by(u64::try_from(unchecked).unwrap_or(u64::MAX));
+    }
+
+    /// The same metrics, with the trace exporter's counts (`trace_spans_*_total`) read from
+    /// `read` at each scrape: spans exported, dropped, failed.
+    pub fn with_span_counts(mut self, read: impl Fn() -> [u64; 3] + Send + Sync + 'static) -> Self {
+        spans::register(&mut self.registry, Box::new(read));
+        self
     }
 
     /// The scrape: every family in the Prometheus text format.
