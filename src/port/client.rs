@@ -478,25 +478,18 @@ impl PortClient {
             }
         }
         tracing::debug!(method = request.method.as_str(), path = ?request.segments, "calling Port");
-        let started = Instant::now();
-        let answer = self.execute(builder, deadline, redact).await;
-        if let Some(m) = self.telemetry.metrics() {
-            let (status, seconds) = (answered(&answer), started.elapsed().as_secs_f64());
-            m.port_request(request.method.as_str(), request.route(), status, seconds);
-        }
-        let write = request.method != Method::Get;
-        match &answer {
-            Ok(raw) => super::trace::record(raw.status, raw.trace_id.as_deref(), write),
-            // Answered, but refused before its body was read (a redirect, an oversized body).
-            Err((Attempt::Status(status), _)) => super::trace::record(*status, None, write),
-            Err(_) => {}
+        let route = (request.method.as_str(), request.route());
+        let answer = self.execute(builder, route, deadline, redact).await;
+        // Answered, possibly refused before its body was read (a redirect, an oversized body).
+        if let Some(status) = answered(&answer) {
+            let trace_id = answer.as_ref().ok().and_then(|raw| raw.trace_id.as_deref());
+            super::trace::record(status, trace_id, request.method != Method::Get);
         }
         if let Some(span) = span {
             match &answer {
                 Ok(raw) => {
-                    let status = raw.status.to_string();
-                    let failed = (raw.status >= 400).then_some(status.as_str());
-                    span.end(Some(raw.status), raw.trace_id.as_deref(), failed);
+                    let failed = (raw.status >= 400).then(|| raw.status.to_string());
+                    span.end(Some(raw.status), raw.trace_id.as_deref(), failed.as_deref());
                 }
                 Err((_, e)) => span.end(None, None, Some(error_type(e))),
             }
@@ -519,16 +512,31 @@ impl PortClient {
             .header(header::CONTENT_TYPE, "application/json")
             .header(header::ACCEPT, "application/json")
             .body(serde_json::to_vec(body).unwrap_or_default());
-        let started = Instant::now();
-        let answer = self.execute(builder, deadline, redact).await;
-        if let Some(m) = self.telemetry.metrics() {
-            let (status, seconds) = (answered(&answer), started.elapsed().as_secs_f64());
-            m.port_request("POST", super::request::TOKEN_ROUTE, status, seconds);
-        }
-        answer.map_err(|(_, e)| e)
+        let route = ("POST", super::request::TOKEN_ROUTE);
+        self.execute(builder, route, deadline, redact)
+            .await
+            .map_err(|(_, e)| e)
     }
 
+    /// Sends one request and reads its answer within the deadline; `route` (method, route
+    /// template) names it in the metrics, which time every request here.
     async fn execute(
+        &self,
+        builder: reqwest::RequestBuilder,
+        route: (&'static str, &'static str),
+        deadline: Instant,
+        redact: &Redactor,
+    ) -> Result<RawResponse, (Attempt, PortError)> {
+        let started = Instant::now();
+        let answer = self.execute_untimed(builder, deadline, redact).await;
+        if let Some(m) = self.telemetry.metrics() {
+            let (status, seconds) = (answered(&answer), started.elapsed().as_secs_f64());
+            m.port_request(route.0, route.1, status, seconds);
+        }
+        answer
+    }
+
+    async fn execute_untimed(
         &self,
         builder: reqwest::RequestBuilder,
         deadline: Instant,
@@ -731,7 +739,7 @@ fn failure(
     PortError::Api(Box::new(failure))
 }
 
-/// Port's status on one attempt, if it answered (for metrics).
+/// Port's status on one attempt, if it answered (for metrics and the audit line).
 fn answered(answer: &Result<RawResponse, (Attempt, PortError)>) -> Option<u16> {
     match answer {
         Ok(raw) => Some(raw.status),

@@ -90,7 +90,7 @@ struct Line<'a> {
 impl<'a> Line<'a> {
     fn new(r: &Record<'a>) -> Self {
         Line {
-            time: now(),
+            time: super::now_rfc3339(chrono::SecondsFormat::Millis),
             caller: bounded(r.caller),
             auth: r.auth,
             sub: r.sub.map(bounded),
@@ -215,17 +215,6 @@ fn bounded(value: &str) -> Cow<'_, str> {
         end -= 1;
     }
     Cow::Owned(format!("{}…", &value[..end]))
-}
-
-/// Now, RFC 3339 UTC with milliseconds.
-fn now() -> String {
-    let millis = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0);
-    chrono::DateTime::from_timestamp_millis(millis)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 #[cfg(test)]

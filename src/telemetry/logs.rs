@@ -44,9 +44,7 @@ pub fn init(filter: &str, json: bool) {
 /// whatever the log filter: a plain line, or a JSON one shaped like the other log lines.
 pub fn fatal(message: &str, json: bool) {
     let line = if json {
-        let time = chrono::DateTime::from_timestamp_millis(now_millis())
-            .unwrap_or_default()
-            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        let time = super::now_rfc3339(chrono::SecondsFormat::Micros);
         let mut line = serde_json::json!({
             "timestamp": time,
             "level": "ERROR",
@@ -60,11 +58,4 @@ pub fn fatal(message: &str, json: bool) {
         format!("port-integrations-mcp: {message}\n")
     };
     let _ = std::io::stderr().write_all(line.as_bytes());
-}
-
-fn now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }

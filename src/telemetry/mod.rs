@@ -63,3 +63,15 @@ impl std::fmt::Debug for Telemetry {
             .finish_non_exhaustive()
     }
 }
+
+/// Now, in RFC 3339 UTC to `precision` (the audit line's `time`, the last log line's
+/// `timestamp`). chrono is built without its clock, so the system's is read here.
+pub(crate) fn now_rfc3339(precision: chrono::SecondsFormat) -> String {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0);
+    chrono::DateTime::from_timestamp_millis(millis)
+        .unwrap_or_default()
+        .to_rfc3339_opts(precision, true)
+}

@@ -72,6 +72,16 @@ pub enum Admission {
 }
 
 impl Admission {
+    /// How an HTTP request was let in: by OAuth when the gate admitted a caller, else as the
+    /// inbound-token check `marked` it, else without authentication.
+    pub fn of(oauth_caller: bool, marked: Option<Admission>) -> Admission {
+        if oauth_caller {
+            Admission::OAuth
+        } else {
+            marked.unwrap_or_default()
+        }
+    }
+
     fn auth(self) -> &'static str {
         match self {
             Admission::Unauthenticated => "none",
@@ -118,15 +128,11 @@ pub fn admission_of(parts: Option<&axum::http::request::Parts>) -> (Admission, T
     let Some(parts) = parts else {
         return (Admission::Stdio, Transport::Stdio);
     };
-    let admission = if parts.extensions.get::<Caller>().is_some() {
-        Admission::OAuth
-    } else {
-        parts
-            .extensions
-            .get::<Admission>()
-            .copied()
-            .unwrap_or_default()
-    };
+    let extensions = &parts.extensions;
+    let admission = Admission::of(
+        extensions.get::<Caller>().is_some(),
+        extensions.get::<Admission>().copied(),
+    );
     (admission, Transport::Http)
 }
 

@@ -361,62 +361,48 @@ impl PortTools {
         Ok((args.request(raw), findings))
     }
 
-    /// The mapping check of a config, in a span of its own when tracing is on.
+    /// The mapping check of a config, counted in the metrics and in a span of its own when
+    /// tracing is on.
     async fn checked_mapping(
         &self,
         config: &serde_json::Value,
     ) -> Result<Vec<crate::mapping::Finding>, crate::mapping::CheckError> {
-        let span = self
-            .client
-            .telemetry()
-            .traces()
-            .and_then(|t| t.start_mapping_check());
+        use crate::mapping::CheckError;
+        let telemetry = self.client.telemetry();
+        let span = telemetry.traces().and_then(|t| t.start_mapping_check());
         let checked = crate::mapping::check_config_async(
             config.clone(),
             &self.mapping_limits,
             &self.jq_slots,
         )
         .await;
-        self.count_check(&checked);
+        // A finding is `refused` or `unchecked`.
+        let refused = match &checked {
+            Ok(findings) => findings.iter().filter(|f| f.outcome == "refused").count(),
+            Err(_) => 0,
+        };
+        let unchecked = checked
+            .as_ref()
+            .map_or(0, |f| f.len().saturating_sub(refused));
+        if let Some(m) = telemetry.metrics() {
+            match &checked {
+                Ok(_) => m.mapping_checked(refused, unchecked),
+                Err(CheckError::Busy { .. }) => m.busy(crate::telemetry::metrics::Busy::JqSlots),
+                Err(_) => {}
+            }
+        }
         if let Some(span) = span {
             let expressions = crate::mapping::expressions(config).len();
-            let count = |outcome: &str| match &checked {
-                Ok(findings) => findings.iter().filter(|f| f.outcome == outcome).count(),
-                Err(_) => 0,
-            };
-            let (refused, unchecked) = (count("refused"), count("unchecked"));
             let error = match &checked {
                 Ok(_) if refused > 0 => Some("mapping_refused"),
                 Ok(_) => None,
-                Err(crate::mapping::CheckError::TooManyExpressions { .. }) => {
-                    Some("too_many_expressions")
-                }
-                Err(crate::mapping::CheckError::Busy { .. }) => Some("busy"),
-                Err(crate::mapping::CheckError::Internal(_)) => Some("_OTHER"),
+                Err(CheckError::TooManyExpressions { .. }) => Some("too_many_expressions"),
+                Err(CheckError::Busy { .. }) => Some("busy"),
+                Err(CheckError::Internal(_)) => Some("_OTHER"),
             };
             span.end(expressions, refused, unchecked, error);
         }
         checked
-    }
-
-    /// A mapping check's outcome, in the metrics: its findings, or a refusal as busy.
-    fn count_check(
-        &self,
-        checked: &Result<Vec<crate::mapping::Finding>, crate::mapping::CheckError>,
-    ) {
-        let Some(m) = self.client.telemetry().metrics() else {
-            return;
-        };
-        match checked {
-            Ok(findings) => {
-                let refused = findings.iter().filter(|f| f.outcome == "refused").count();
-                m.mapping_checked(refused, findings.len().saturating_sub(refused));
-            }
-            Err(crate::mapping::CheckError::Busy { .. }) => {
-                m.busy(crate::telemetry::metrics::Busy::JqSlots);
-            }
-            Err(_) => {}
-        }
     }
 
     /// Parses the arguments, sends the request unless they are invalid, and maps the outcome.

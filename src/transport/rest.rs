@@ -92,11 +92,10 @@ pub fn router_gated(
                     let caller = caller.map(|Extension(c)| c);
                     let meta = audit::CallMeta {
                         caller: caller.as_ref(),
-                        admission: match (&caller, admission) {
-                            (Some(_), _) => audit::Admission::OAuth,
-                            (None, Some(Extension(a))) => a,
-                            (None, None) => audit::Admission::Unauthenticated,
-                        },
+                        admission: audit::Admission::of(
+                            caller.is_some(),
+                            admission.map(|Extension(a)| a),
+                        ),
                         transport: audit::Transport::Rest,
                         ..Default::default()
                     };
@@ -363,13 +362,9 @@ async fn operation(
         StatusCode::FORBIDDEN => audit::Outcome::Refused,
         _ => audit::Outcome::Error,
     };
-    let meta = audit::CallMeta {
-        args_digest: audit::digest(spec.name, Some(&raw)),
-        ..meta
-    };
-    let work = run(state, spec, headers, raw);
     // REST has no `_meta`, no session and no JSON-RPC id: only the HTTP trace context.
     let meta = audit::CallMeta {
+        args_digest: audit::digest(spec.name, Some(&raw)),
         trace: crate::telemetry::traces::CallInfo {
             transport: Some(meta.transport.network()),
             headers: crate::telemetry::traces::Carrier::of_headers(headers),
@@ -377,9 +372,9 @@ async fn operation(
         },
         ..meta
     };
-    let telemetry = state.tools.client().telemetry().clone();
+    let work = run(state, spec, headers, raw);
     audit::observe(
-        &telemetry,
+        state.tools.client().telemetry(),
         &meta,
         spec.name,
         identifier.as_deref(),
