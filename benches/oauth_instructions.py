@@ -13,28 +13,20 @@ the extra calls alone (start-up, key fetch and the first, uncached check cancel 
 the number of extra calls it is the instructions per call. Needs valgrind and Node.
 """
 
+import base64
 import http.client
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
-import time
-import base64
 import urllib.parse
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "target/release/port-integrations-mcp")
+import callgrind
+
+ROOT = callgrind.ROOT
+BIN = sys.argv[1] if len(sys.argv) > 1 else callgrind.DEFAULT_BIN
 NODE = os.environ.get("PORT_MCP_TEST_NODE", "node")
 SHORT, LONG = 300, 1300
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_issuer(resource):
@@ -61,32 +53,12 @@ def token(ready, resource):
 
 
 def run(calls, oauth, issuer, resource, bearer, stateless=True):
-    port = free_port()
-    out = tempfile.NamedTemporaryFile(prefix="callgrind.", delete=False).name
-    args = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", BIN, "http",
-            "--sandbox", "--listen", f"127.0.0.1:{port}"]
-    if stateless:
-        args.append("--stateless")
+    args = ["--stateless"] if stateless else []
     if oauth:
         args += ["--oauth-issuer", issuer, "--public-url", resource]
-    env = {"PATH": os.environ.get("PATH", ""), "PORT_MCP_LOG": "error"}
-    server = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                              text=True)
-    deadline = time.time() + 120
-    while True:
-        try:
-            c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            c.request("GET", "/healthz")
-            if c.getresponse().status == 200:
-                break
-        except OSError:
-            pass
-        if time.time() > deadline:
-            raise SystemExit("server did not start")
-        time.sleep(0.2)
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    headers = {"content-type": "application/json", "accept": "application/json, text/event-stream",
-               "mcp-protocol-version": "2025-06-18", "authorization": f"Bearer {bearer}"}
+    server = callgrind.Server(BIN, args, {})
+    conn = server.connect()
+    headers = {**callgrind.HEADERS, "authorization": f"Bearer {bearer}"}
     if not stateless:
         init = json.dumps({"jsonrpc": "2.0", "id": "init", "method": "initialize", "params": {
             "protocolVersion": "2025-06-18", "capabilities": {},
@@ -98,21 +70,9 @@ def run(calls, oauth, issuer, resource, bearer, stateless=True):
         conn.request("POST", "/mcp", json.dumps({"jsonrpc": "2.0",
                      "method": "notifications/initialized"}), headers)
         conn.getresponse().read()
-    for i in range(calls):
-        body = json.dumps({"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": {
-            "name": "get-integration", "arguments": {"identifier": "github-ocean"}}})
-        conn.request("POST", "/mcp", body, headers)
-        answer = conn.getresponse()
-        data = answer.read()
-        if answer.status != 200 or b'"isError":true' in data:
-            raise SystemExit(f"call {i} failed: {answer.status} {data[:200]!r}")
+    callgrind.get_integration_calls(conn, calls, headers)
     conn.close()
-    server.send_signal(signal.SIGTERM)
-    server.wait(timeout=120)
-    with open(out) as f:
-        total = next(int(l.split()[1]) for l in f if l.startswith("summary:") or l.startswith("totals:"))
-    os.unlink(out)
-    return total
+    return server.stop()
 
 
 def main():

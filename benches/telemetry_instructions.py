@@ -13,27 +13,14 @@ the cost of the extra calls alone (start-up and first-call work cancel out); div
 of extra calls it is the instructions per call, the exporter's thread included. Needs valgrind.
 """
 
-import http.client
 import http.server
-import json
-import os
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import threading
-import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "target/release/port-integrations-mcp")
+import callgrind
+
+BIN = sys.argv[1] if len(sys.argv) > 1 else callgrind.DEFAULT_BIN
 SHORT, LONG = 300, 1300
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Receiver(http.server.BaseHTTPRequestHandler):
@@ -53,48 +40,16 @@ class Receiver(http.server.BaseHTTPRequestHandler):
 
 
 def run(calls, env_extra):
-    port = free_port()
-    out = tempfile.NamedTemporaryFile(prefix="callgrind.", delete=False).name
-    args = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", BIN, "http",
-            "--sandbox", "--stateless", "--listen", f"127.0.0.1:{port}"]
-    env = {"PATH": os.environ.get("PATH", ""), "PORT_MCP_LOG": "error", **env_extra}
-    server = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                              text=True)
-    deadline = time.time() + 120
-    while True:
-        try:
-            c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            c.request("GET", "/healthz")
-            if c.getresponse().status == 200:
-                break
-        except OSError:
-            pass
-        if time.time() > deadline:
-            raise SystemExit("server did not start")
-        time.sleep(0.2)
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    headers = {"content-type": "application/json", "accept": "application/json, text/event-stream",
-               "mcp-protocol-version": "2025-06-18"}
-    for i in range(calls):
-        body = json.dumps({"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": {
-            "name": "get-integration", "arguments": {"identifier": "github-ocean"}}})
-        conn.request("POST", "/mcp", body, headers)
-        answer = conn.getresponse()
-        data = answer.read()
-        if answer.status != 200 or b'"isError":true' in data:
-            raise SystemExit(f"call {i} failed: {answer.status} {data[:200]!r}")
+    server = callgrind.Server(BIN, ["--stateless"], env_extra)
+    conn = server.connect()
+    callgrind.get_integration_calls(conn, calls, callgrind.HEADERS)
     if env_extra.get("PORT_MCP_METRICS") == "true":
         conn.request("GET", "/metrics")
         scrape = conn.getresponse().read()
         if b"mcp_server_operation_duration_seconds" not in scrape:
             raise SystemExit("metrics on, but /metrics has no operation histogram")
     conn.close()
-    server.send_signal(signal.SIGTERM)
-    server.wait(timeout=120)
-    with open(out) as f:
-        total = next(int(l.split()[1]) for l in f if l.startswith("summary:") or l.startswith("totals:"))
-    os.unlink(out)
-    return total
+    return server.stop()
 
 
 def main():
