@@ -790,12 +790,17 @@ async fn telemetry_rows(rows: &mut Vec<Row>, upstream: &str, direct_64: &Stats) 
             ("traced, 100% sampled to a local OTLP receiver", &traced),
             ("traced, 100% sampled, collector down", &down),
         ];
-        let rounds = 6;
+        // The order turns each round, so that each side runs first, second, third and last
+        // equally often (what ran just before, and drift over the run, fall on all sides).
+        let rounds = 8;
         let mut calls = [0u64; 4];
+        let mut round_calls = vec![[0u64; 4]; rounds];
         let mut cpu = [0f64; 4];
         count_spans(&spans);
         for round in 1..=rounds {
-            for (side, (label, server)) in sides.iter().enumerate() {
+            for turn in 0..sides.len() {
+                let side = (turn + round - 1) % sides.len();
+                let (label, server) = &sides[side];
                 let name = format!(
                     "Telemetry rows: HTTP {mode}, get-integration (2 KB), 64 in flight, {label} (round {round})"
                 );
@@ -808,9 +813,28 @@ async fn telemetry_rows(rows: &mut Vec<Row>, upstream: &str, direct_64: &Stats) 
                 cpu[side] += common::cpu_seconds(pid) - cpu_before;
                 if let Some(row) = rows.get(before) {
                     calls[side] += row.stats.calls;
+                    round_calls[round - 1][side] = row.stats.calls;
                 }
             }
         }
+        // Each round's ratio to the server with both off in that round: the median of these is
+        // robust to a round that the machine slowed down for one side only.
+        let median_ratio = |side: usize| {
+            let mut ratios: Vec<f64> = round_calls
+                .iter()
+                .filter(|r| r[0] > 0)
+                .map(|r| r[side] as f64 / r[0] as f64 * 100.0)
+                .collect();
+            ratios.sort_by(f64::total_cmp);
+            match ratios.len() {
+                0 => (f64::NAN, f64::NAN, f64::NAN),
+                n => (
+                    (ratios[(n - 1) / 2] + ratios[n / 2]) / 2.0,
+                    ratios[0],
+                    ratios[n - 1],
+                ),
+            }
+        };
         // Let the last batch reach the receiver before counting.
         tokio::time::sleep(Duration::from_secs(6)).await;
         let exported = count_spans(&spans);
@@ -824,7 +848,9 @@ async fn telemetry_rows(rows: &mut Vec<Row>, upstream: &str, direct_64: &Stats) 
                  server with both off; server CPU per call {:.1} µs (off) / {:.1} µs (metrics, \
                  {:+.1}%) / {:.1} µs (traced, {:+.1}%) / {:.1} µs (collector down, {:+.1}%); \
                  {exported} spans received from the traced server: {:.2} per measured call (two a \
-                 call, plus those of the warm-up calls)",
+                 call, plus those of the warm-up calls); median of the {rounds} per-round ratios \
+                 {:.1}% (metrics on, range {:.1}-{:.1}%), {:.1}% (traced, {:.1}-{:.1}%), {:.1}% \
+                 (collector down, {:.1}-{:.1}%)",
                 rate(1),
                 rate(2),
                 rate(3),
@@ -836,6 +862,15 @@ async fn telemetry_rows(rows: &mut Vec<Row>, upstream: &str, direct_64: &Stats) 
                 per_call(3),
                 (per_call(3) / per_call(0) - 1.0) * 100.0,
                 exported as f64 / calls[2] as f64,
+                median_ratio(1).0,
+                median_ratio(1).1,
+                median_ratio(1).2,
+                median_ratio(2).0,
+                median_ratio(2).1,
+                median_ratio(2).2,
+                median_ratio(3).0,
+                median_ratio(3).1,
+                median_ratio(3).2,
             );
         }
     }

@@ -1363,6 +1363,20 @@ pub struct TraceArgs {
         global = true
     )]
     pub traces_protocol: Option<String>,
+    /// Export compression: only `none` (this build sends OTLP uncompressed).
+    #[arg(
+        long = "otel-compression",
+        env = "OTEL_EXPORTER_OTLP_COMPRESSION",
+        global = true
+    )]
+    pub compression: Option<String>,
+    /// The traces compression (wins over OTEL_EXPORTER_OTLP_COMPRESSION).
+    #[arg(
+        long = "otel-traces-compression",
+        env = "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+        global = true
+    )]
+    pub traces_compression: Option<String>,
     /// Headers sent with every export, `key=value,key2=value2` (values percent-encoded); may
     /// hold an API key, so never shown (environment only, like every secret).
     #[arg(
@@ -1528,6 +1542,22 @@ impl TraceArgs {
                      only (`http/protobuf`; no gRPC). Point the endpoint at the collector's \
                      OTLP/HTTP port (usually 4318)",
                     p.chars().take(40).collect::<String>()
+                ),
+            ));
+        }
+        let (compression_var, compression) = match set(&self.traces_compression) {
+            Some(c) => ("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", Some(c)),
+            None => ("OTEL_EXPORTER_OTLP_COMPRESSION", set(&self.compression)),
+        };
+        if let Some(c) = compression
+            && c != "none"
+        {
+            return Err(refuse(
+                compression_var,
+                format!(
+                    "`{}` is not supported: this server sends OTLP uncompressed (`none`); \
+                     unset the variable",
+                    c.chars().take(40).collect::<String>()
                 ),
             ));
         }

@@ -103,6 +103,8 @@ struct Inner {
     http: std::sync::OnceLock<reqwest::Client>,
     connect_timeout: Duration,
     base: Url,
+    /// Port's host, as each request's span names it (shared, not copied per span).
+    host: Option<Arc<str>>,
     auth: Auth,
     timeout: Duration,
     budget: Duration,
@@ -144,6 +146,7 @@ impl PortClient {
                 http: std::sync::OnceLock::new(),
                 connect_timeout: settings.connect_timeout,
                 base: settings.base_url.clone(),
+                host: settings.base_url.host_str().map(Arc::from),
                 auth: Auth::new(&settings.credentials)?,
                 timeout: settings.timeout,
                 budget: settings.budget,
@@ -463,8 +466,8 @@ impl PortClient {
         // A span per request sent, as a child of the call's; only then is `traceparent` sent
         // (with tracing off, Port gets no trace context: the caller's is not passed on blindly).
         let span = self.telemetry.traces().and_then(|t| {
-            let base = &self.inner.base;
-            let server = base.host_str().zip(base.port_or_known_default());
+            let port = self.inner.base.port_or_known_default();
+            let server = self.inner.host.clone().zip(port);
             t.start_port_request(
                 request.method.as_str(),
                 request.route(),

@@ -18,20 +18,19 @@
 //!   invalid one is ignored (W3C Trace Context rules).
 
 use std::{
-    collections::HashMap,
+    borrow::Cow,
     sync::{
-        Arc,
+        Arc, RwLock,
         atomic::{AtomicU64, Ordering},
     },
     time::Duration,
 };
 
 use opentelemetry::{
-    Context, InstrumentationScope, KeyValue,
-    propagation::{Extractor, Injector, TextMapPropagator},
+    Context, InstrumentationScope, KeyValue, Value,
+    propagation::{Extractor, TextMapPropagator},
     trace::{SpanKind, Status, TraceContextExt, Tracer as _, TracerProvider as _},
 };
-use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::{
     Resource,
     error::OTelSdkResult,
@@ -43,6 +42,8 @@ use opentelemetry_sdk::{
 };
 
 use crate::config::{ConfigError, RootSampler, TraceSettings};
+
+mod otlp;
 
 /// Longest `traceparent` read (version 00 is 55 bytes; later versions may append fields).
 pub const MAX_TRACEPARENT_BYTES: usize = 128;
@@ -81,10 +82,14 @@ pub struct Carrier<'a> {
 impl<'a> Carrier<'a> {
     /// The trace context of these HTTP headers.
     pub fn of_headers(headers: &'a axum::http::HeaderMap) -> Self {
-        let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        use axum::http::HeaderName;
+        // Named once: a `&str` name would be parsed on every lookup.
+        static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+        static TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
+        let get = |name: &HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
         Carrier {
-            traceparent: get("traceparent"),
-            tracestate: get("tracestate"),
+            traceparent: get(&TRACEPARENT),
+            tracestate: get(&TRACESTATE),
         }
     }
 }
@@ -177,26 +182,17 @@ impl Traces {
     /// Builds the exporter, the batch processor and the tracer from validated settings. Call
     /// it inside the server's runtime or outside any: it starts the processor's thread.
     pub fn new(settings: &TraceSettings) -> Result<Self, ConfigError> {
-        // reqwest is built without a TLS provider of its own (see `port::install_crypto_provider`);
-        // an https collector needs the process-wide one. An error means one is installed.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let headers: HashMap<String, String> = settings
+        let headers: Vec<(String, String)> = settings
             .headers
             .iter()
             .map(|(k, v)| (k.clone(), v.expose().to_string()))
             .collect();
-        let exporter = opentelemetry_otlp::SpanExporter::builder()
-            .with_http()
-            .with_protocol(Protocol::HttpBinary)
-            .with_endpoint(settings.endpoint.as_str())
-            .with_timeout(settings.timeout)
-            .with_headers(headers)
-            .build()
-            // The exporter also reads OTEL_EXPORTER_OTLP_COMPRESSION (gzip is not built in).
-            .map_err(|e| ConfigError::Tracing {
-                var: "OTEL_EXPORTER_OTLP_*",
-                reason: format!("cannot build the OTLP/HTTP exporter: {e}"),
-            })?;
+        let exporter =
+            otlp::OtlpExporter::new(settings.endpoint.clone(), &headers, settings.timeout)
+                .map_err(|reason| ConfigError::Tracing {
+                    var: "OTEL_EXPORTER_OTLP_*",
+                    reason: format!("cannot build the OTLP/HTTP exporter: {reason}"),
+                })?;
         let counts = Arc::new(Counts::default());
         let batch = BatchSpanProcessor::builder(Counted {
             inner: exporter,
@@ -307,25 +303,29 @@ impl Traces {
     }
 
     /// Starts the SERVER span of one MCP request (`method`, e.g. `tools/call`, and the tool it
-    /// names; `known`: the tool exists, so its name may go in the span name).
+    /// names: `Known` when this server has it, so its name may go in the span name).
     pub fn start_call(
         &self,
         method: &'static str,
-        tool: Option<&str>,
-        known: bool,
+        tool: ToolName<'_>,
         info: &CallInfo<'_>,
     ) -> Call {
         let parent = parent_of(info);
         // Only a tool this server has goes in the span name: the name of an unknown one comes
         // from the client, and span names must stay few.
         let name = match tool {
-            Some(tool) if known => format!("{method} {tool}"),
-            _ => method.to_string(),
+            ToolName::Known(tool) => joined(method, tool),
+            _ => Cow::Borrowed(method),
         };
         let mut attributes = Vec::with_capacity(8);
         attributes.push(KeyValue::new("mcp.method.name", method));
-        if let Some(tool) = tool {
-            attributes.push(KeyValue::new("gen_ai.tool.name", cut(tool)));
+        let tool_name = match tool {
+            ToolName::Known(tool) => Some(Value::from(tool)),
+            ToolName::Unknown(tool) => Some(Value::from(cut(tool))),
+            ToolName::None => None,
+        };
+        if let Some(tool_name) = tool_name {
+            attributes.push(KeyValue::new("gen_ai.tool.name", tool_name));
             if method == "tools/call" {
                 attributes.push(KeyValue::new("gen_ai.operation.name", "execute_tool"));
             }
@@ -336,11 +336,21 @@ impl Traces {
         for (key, value) in [
             ("mcp.session.id", info.session_id),
             ("jsonrpc.request.id", info.request_id),
-            ("mcp.protocol.version", info.protocol_version),
         ] {
             if let Some(value) = value {
                 attributes.push(KeyValue::new(key, cut(value)));
             }
+        }
+        if let Some(version) = info.protocol_version {
+            // A published version is a literal of rmcp's (no copy per call); another is cut.
+            let value = match rmcp::model::ProtocolVersion::KNOWN_VERSIONS
+                .iter()
+                .find(|known| known.as_str() == version)
+            {
+                Some(known) => Value::from(known.as_str()),
+                None => Value::from(cut(version)),
+            };
+            attributes.push(KeyValue::new("mcp.protocol.version", value));
         }
         let span = self
             .tracer
@@ -360,17 +370,18 @@ impl Traces {
         method: &'static str,
         route: &'static str,
         resend_count: u32,
-        server: Option<(&str, u16)>,
+        server: Option<(Arc<str>, u16)>,
     ) -> Option<PortRequestSpan> {
         let parent = Context::current();
         if !parent.has_active_span() {
             return None;
         }
-        let mut attributes = Vec::with_capacity(6);
+        // Room for the attributes set when it ends (status, Port's trace id, error type).
+        let mut attributes = Vec::with_capacity(8);
         attributes.push(KeyValue::new("http.request.method", method));
         attributes.push(KeyValue::new("url.template", route));
         if let Some((host, port)) = server {
-            attributes.push(KeyValue::new("server.address", host.to_string()));
+            attributes.push(KeyValue::new("server.address", Value::from(host)));
             attributes.push(KeyValue::new("server.port", i64::from(port)));
         }
         if resend_count > 0 {
@@ -381,7 +392,7 @@ impl Traces {
         }
         let span = self
             .tracer
-            .span_builder(format!("{method} {route}"))
+            .span_builder(joined(method, route))
             .with_kind(SpanKind::Client)
             .with_attributes(attributes)
             .start_with_context(&self.tracer, &parent);
@@ -414,6 +425,45 @@ fn cut(value: &str) -> String {
         Some((end, _)) => value[..end].to_string(),
         None => value.to_string(),
     }
+}
+
+/// What a request says of its tool: one of this server's (its name is then one of the
+/// catalog's), another (the client's words), or none (not a tool call).
+#[derive(Debug, Clone, Copy)]
+pub enum ToolName<'a> {
+    /// A tool of this server.
+    Known(&'static str),
+    /// A name this server has no tool for.
+    Unknown(&'a str),
+    /// Not a tool call.
+    None,
+}
+
+/// `"{a} {b}"`, built once per pair for the life of the process. Both halves are literals of
+/// this program (methods, route templates, catalog tool names), so there are few pairs; an
+/// owned name per span would cost an allocation and a free on every call.
+fn joined(a: &'static str, b: &'static str) -> Cow<'static, str> {
+    type Names = Vec<(&'static str, &'static str, &'static str)>;
+    static NAMES: RwLock<Names> = RwLock::new(Vec::new());
+    let find = |names: &Names| {
+        names
+            .iter()
+            .find(|(x, y, _)| *x == a && *y == b)
+            .map(|(_, _, name)| Cow::Borrowed(*name))
+    };
+    if let Some(name) = NAMES.read().ok().as_deref().and_then(find) {
+        return name;
+    }
+    let Ok(mut names) = NAMES.write() else {
+        return Cow::Owned(format!("{a} {b}"));
+    };
+    if let Some(name) = find(&names) {
+        return name;
+    }
+    // Leaked on purpose, once per pair: a name lives as long as the spans that carry it.
+    let name: &'static str = Box::leak(format!("{a} {b}").into_boxed_str());
+    names.push((a, b, name));
+    Cow::Borrowed(name)
 }
 
 fn end_span(cx: &Context, error_type: Option<&str>) {
@@ -451,23 +501,21 @@ pub struct PortRequestSpan {
 }
 
 impl PortRequestSpan {
-    /// The `traceparent` (and `tracestate`) headers that make Port's side of the request a
-    /// child of this span.
+    /// The `traceparent` (and, when it has members, `tracestate`) headers that make Port's side
+    /// of the request a child of this span (W3C Trace Context, version 00).
     pub fn headers(&self) -> Vec<(&'static str, String)> {
-        struct Out(Vec<(&'static str, String)>);
-        impl Injector for Out {
-            fn set(&mut self, key: &str, value: String) {
-                let key = match key {
-                    "traceparent" => "traceparent",
-                    "tracestate" => "tracestate",
-                    _ => return,
-                };
-                self.0.push((key, value));
-            }
+        let span = self.cx.span();
+        let cx = span.span_context();
+        if !cx.is_valid() {
+            return Vec::new();
         }
-        let mut out = Out(Vec::with_capacity(2));
-        TraceContextPropagator::new().inject_context(&self.cx, &mut out);
-        out.0
+        let mut out = Vec::with_capacity(2);
+        out.push(("traceparent", traceparent(cx)));
+        let state = cx.trace_state().header();
+        if !state.is_empty() {
+            out.push(("tracestate", state));
+        }
+        out
     }
 
     /// Ends the span with Port's status and `x-trace-id` when it answered, and an
@@ -485,6 +533,26 @@ impl PortRequestSpan {
         }
         end_span(&self.cx, error_type);
     }
+}
+
+/// `00-{trace id}-{span id}-{flags}`, in lowercase hex, as W3C Trace Context writes it (the
+/// propagator's `format!` cost more than the rest of the request's span).
+fn traceparent(cx: &opentelemetry::trace::SpanContext) -> String {
+    fn hex(out: &mut String, bytes: &[u8]) {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        for b in bytes {
+            out.push(char::from(DIGITS[usize::from(b >> 4)]));
+            out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+        }
+    }
+    let mut out = String::with_capacity(55);
+    out.push_str("00-");
+    hex(&mut out, &cx.trace_id().to_bytes());
+    out.push('-');
+    hex(&mut out, &cx.span_id().to_bytes());
+    out.push('-');
+    hex(&mut out, &[cx.trace_flags().to_u8()]);
+    out
 }
 
 /// The span of one mapping check.
@@ -599,5 +667,70 @@ impl<E: SpanExporter> SpanExporter for Counted<E> {
 
     fn set_resource(&mut self, resource: &Resource) {
         self.inner.set_resource(resource);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry::{
+        propagation::Injector,
+        trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState},
+    };
+
+    use super::*;
+
+    /// What the SDK's W3C propagator would send, without an empty `tracestate`.
+    fn propagated(cx: &Context) -> Vec<(&'static str, String)> {
+        struct Out(Vec<(&'static str, String)>);
+        impl Injector for Out {
+            fn set(&mut self, key: &str, value: String) {
+                match key {
+                    "traceparent" => self.0.push(("traceparent", value)),
+                    "tracestate" if !value.is_empty() => self.0.push(("tracestate", value)),
+                    _ => {}
+                }
+            }
+        }
+        let mut out = Out(Vec::new());
+        TraceContextPropagator::new().inject_context(cx, &mut out);
+        out.0
+    }
+
+    #[test]
+    fn port_request_headers_are_what_the_w3c_propagator_writes() {
+        let cases = [
+            (u128::MAX, u64::MAX, TraceFlags::SAMPLED, ""),
+            (
+                0x0af7651916cd43dd8448eb211c80319c,
+                0x00f067aa0ba902b7,
+                TraceFlags::NOT_SAMPLED,
+                "",
+            ),
+            (1, 1, TraceFlags::SAMPLED, "vendor=abc,other=x-1"),
+        ];
+        for (trace, span, flags, state) in cases {
+            let sc = SpanContext::new(
+                TraceId::from(trace),
+                SpanId::from(span),
+                flags,
+                true,
+                state.parse::<TraceState>().unwrap(),
+            );
+            let cx = Context::new().with_remote_span_context(sc);
+            let expected = propagated(&cx);
+            assert_eq!(PortRequestSpan { cx }.headers(), expected);
+            assert_eq!(expected.len(), if state.is_empty() { 1 } else { 2 });
+        }
+        let none = PortRequestSpan { cx: Context::new() };
+        assert!(none.headers().is_empty());
+    }
+
+    #[test]
+    fn joined_names_are_built_once_per_pair() {
+        let a = joined("tools/call", "get-integration");
+        let b = joined("tools/call", "get-integration");
+        assert_eq!(a, "tools/call get-integration");
+        assert!(matches!((&a, &b), (Cow::Borrowed(x), Cow::Borrowed(y)) if std::ptr::eq(*x, *y)));
+        assert_eq!(joined("GET", "/v1/integration"), "GET /v1/integration");
     }
 }

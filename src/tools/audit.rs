@@ -25,6 +25,7 @@ use crate::port::trace::PortAnswer;
 use crate::telemetry::{
     Telemetry,
     audit::{ArgsDigest, Record},
+    traces::ToolName,
 };
 
 /// What a transport knows of one call beyond its name and arguments, for its log lines,
@@ -203,8 +204,11 @@ pub async fn observe<T>(
             .await
             .0;
     };
-    let known = catalog::spec(tool).is_some();
-    let call = traces.start_call("tools/call", Some(tool), known, &meta.trace);
+    let name = match catalog::spec(tool) {
+        Some(spec) => ToolName::Known(spec.name),
+        None => ToolName::Unknown(tool),
+    };
+    let call = traces.start_call("tools/call", name, &meta.trace);
     // The call's work runs in the span's context: the Port client's spans find their parent.
     let work = opentelemetry::trace::FutureExt::with_context(work, call.context().clone());
     let (out, ended) = logged(telemetry, meta, tool, identifier, work, outcome).await;
@@ -291,7 +295,7 @@ pub async fn observe_request<T>(
     let started = std::time::Instant::now();
     let call = traces.map(|t| {
         let fields = TraceFields::with_meta(None, ctx);
-        t.start_call(method, None, false, &fields.info())
+        t.start_call(method, ToolName::None, &fields.info())
     });
     let out = match &call {
         Some(call) => {

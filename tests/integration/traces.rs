@@ -53,12 +53,19 @@ fn traceparent(trace: &str, span: &str) -> String {
 struct Receiver {
     spans: Arc<Mutex<Vec<(String, Span)>>>,
     exports: Arc<Mutex<u32>>,
+    /// The headers of each export.
+    headers: Arc<Mutex<Vec<axum::http::HeaderMap>>>,
     /// Answers after this long (a slow collector).
     delay: Option<Duration>,
 }
 
-async fn receive(State(receiver): State<Receiver>, body: Bytes) -> Vec<u8> {
+async fn receive(
+    State(receiver): State<Receiver>,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> Vec<u8> {
     *receiver.exports.lock().unwrap() += 1;
+    receiver.headers.lock().unwrap().push(headers);
     if let Some(delay) = receiver.delay {
         tokio::time::sleep(delay).await;
     }
@@ -540,6 +547,7 @@ async fn settings_follow_the_otel_environment() {
         sampler_arg: Some("0.25".into()),
         timeout: Some("2500".into()),
         bsp_max_queue_size: Some("100".into()),
+        compression: Some("none".into()),
         ..trace_args("http://collector:4318/base/")
     }
     .settings()
@@ -660,6 +668,21 @@ async fn bad_otel_settings_are_refused_at_start_naming_the_variable() {
         ),
         (
             TraceArgs {
+                compression: Some("gzip".into()),
+                ..base()
+            },
+            "OTEL_EXPORTER_OTLP_COMPRESSION",
+        ),
+        (
+            TraceArgs {
+                compression: Some("none".into()),
+                traces_compression: Some("zstd".into()),
+                ..base()
+            },
+            "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+        ),
+        (
+            TraceArgs {
                 sdk_disabled: Some("maybe".into()),
                 ..base()
             },
@@ -740,7 +763,7 @@ async fn a_collector_that_refuses_connections_loses_spans_not_answers() {
     let (telemetry, client) = with_collector(&port, &format!("http://{closed}"), "64").await;
     answers_correctly(&client, 3).await;
     let traces = telemetry.traces().unwrap();
-    // Flushing ends (each export gives up after its retries); the stats say what was lost.
+    // Flushing ends (each export fails at once); the stats say what was lost.
     traces.flush(Duration::from_secs(30)).await;
     let stats = traces.stats();
     assert_eq!(
@@ -764,6 +787,74 @@ async fn a_collector_that_refuses_connections_loses_spans_not_answers() {
             .iter()
             .all(|r| r.header("traceparent").is_some_and(|t| t.len() == 55))
     );
+}
+
+#[tokio::test]
+async fn exports_carry_their_headers_as_protobuf_and_follow_no_redirect() {
+    let (receiver, endpoint) = Receiver::start(None).await;
+    // A collector address that redirects to the real one: the API key must not follow.
+    let target = format!("{endpoint}/v1/traces");
+    let redirector = listen(axum::Router::new().route(
+        "/v1/traces",
+        post(move || {
+            let target = target.clone();
+            async move {
+                (
+                    axum::http::StatusCode::TEMPORARY_REDIRECT,
+                    [(axum::http::header::LOCATION, target)],
+                )
+            }
+        }),
+    ))
+    .await;
+    let port = FakePort::start().await;
+    let server = |endpoint: String| TraceArgs {
+        headers: Some("x-api-key=otlp-secret-1,x-tenant=team%20a".parse().unwrap()),
+        ..trace_args(&endpoint)
+    };
+
+    let telemetry = traced(&server(format!("http://{redirector}")));
+    let client = connect_tools(
+        tools_with(&port, telemetry.clone()),
+        (),
+        ClientLifecycleMode::Initialize,
+    )
+    .await;
+    answers_correctly(&client, 1).await;
+    let traces = telemetry.traces().unwrap();
+    traces.flush(Duration::from_secs(10)).await;
+    let stats = traces.stats();
+    assert_eq!((stats.exported, stats.failed), (0, 3), "{stats:?}");
+    assert_eq!(
+        *receiver.exports.lock().unwrap(),
+        0,
+        "the redirect was followed"
+    );
+
+    let telemetry = traced(&server(endpoint));
+    let client = connect_tools(
+        tools_with(&port, telemetry.clone()),
+        (),
+        ClientLifecycleMode::Initialize,
+    )
+    .await;
+    answers_correctly(&client, 1).await;
+    flush(&telemetry).await;
+    let headers = receiver.headers.lock().unwrap().clone();
+    assert_eq!(headers.len(), 1);
+    let header = |name: &str| {
+        headers[0]
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string())
+    };
+    assert_eq!(header("x-api-key").as_deref(), Some("otlp-secret-1"));
+    assert_eq!(header("x-tenant").as_deref(), Some("team a"));
+    assert_eq!(
+        header("content-type").as_deref(),
+        Some("application/x-protobuf")
+    );
+    assert!(header("content-encoding").is_none());
+    assert_eq!(receiver.all_spans().len(), 3);
 }
 
 #[tokio::test]
