@@ -1528,39 +1528,43 @@ impl TraceArgs {
             (None, Some(url)) => trace_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", url, true)?,
             (None, None) => return Ok(None),
         };
-        let (protocol_var, protocol) = match set(&self.traces_protocol) {
-            Some(p) => ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", Some(p)),
-            None => ("OTEL_EXPORTER_OTLP_PROTOCOL", set(&self.protocol)),
+        // A value this build cannot honour stops the start: the traces variable wins over
+        // the general one, and the refusal names whichever was read.
+        let only = |traces: (&'static str, &Option<String>),
+                    general: (&'static str, &Option<String>),
+                    allowed: &str,
+                    why: &str| {
+            let (var, value) = match set(traces.1) {
+                Some(v) => (traces.0, Some(v)),
+                None => (general.0, set(general.1)),
+            };
+            match value {
+                Some(v) if v != allowed => Err(refuse(
+                    var,
+                    format!(
+                        "`{}` is not supported: {why}",
+                        v.chars().take(40).collect::<String>()
+                    ),
+                )),
+                _ => Ok(()),
+            }
         };
-        if let Some(p) = protocol
-            && p != "http/protobuf"
-        {
-            return Err(refuse(
-                protocol_var,
-                format!(
-                    "`{}` is not supported: this server exports OTLP over HTTP with protobuf \
-                     only (`http/protobuf`; no gRPC). Point the endpoint at the collector's \
-                     OTLP/HTTP port (usually 4318)",
-                    p.chars().take(40).collect::<String>()
-                ),
-            ));
-        }
-        let (compression_var, compression) = match set(&self.traces_compression) {
-            Some(c) => ("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", Some(c)),
-            None => ("OTEL_EXPORTER_OTLP_COMPRESSION", set(&self.compression)),
-        };
-        if let Some(c) = compression
-            && c != "none"
-        {
-            return Err(refuse(
-                compression_var,
-                format!(
-                    "`{}` is not supported: this server sends OTLP uncompressed (`none`); \
-                     unset the variable",
-                    c.chars().take(40).collect::<String>()
-                ),
-            ));
-        }
+        only(
+            ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", &self.traces_protocol),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", &self.protocol),
+            "http/protobuf",
+            "this server exports OTLP over HTTP with protobuf only (`http/protobuf`; no gRPC). \
+             Point the endpoint at the collector's OTLP/HTTP port (usually 4318)",
+        )?;
+        only(
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+                &self.traces_compression,
+            ),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", &self.compression),
+            "none",
+            "this server sends OTLP uncompressed (`none`); unset the variable",
+        )?;
         let mut headers: Vec<(String, Secret)> = Vec::new();
         for (var, raw) in [
             ("OTEL_EXPORTER_OTLP_HEADERS", &self.headers),

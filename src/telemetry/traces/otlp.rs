@@ -35,7 +35,12 @@ const IS_REMOTE: u32 = 0x200;
 
 /// Exports batches of spans to one OTLP/HTTP endpoint.
 pub struct OtlpExporter {
-    client: reqwest::blocking::Client,
+    /// Built by the first export, on the batch processor's thread: loading the system's root
+    /// certificates costs start-up time and memory that a server with nothing to export yet
+    /// does not need, and the blocking client must not be built (nor dropped) on a thread of
+    /// the server's runtime, which that thread is not.
+    client: std::sync::OnceLock<reqwest::blocking::Client>,
+    timeout: std::time::Duration,
     endpoint: reqwest::Url,
     headers: HeaderMap,
     /// The encoded `Resource` message of every request (set by the SDK at start).
@@ -54,7 +59,8 @@ impl std::fmt::Debug for OtlpExporter {
 
 impl OtlpExporter {
     /// An exporter POSTing to `endpoint` with these headers (already validated, values
-    /// marked sensitive here), each export limited to `timeout`.
+    /// marked sensitive here), each export limited to `timeout`. Call it anywhere: the HTTP
+    /// client is built by the first export.
     pub fn new(
         endpoint: reqwest::Url,
         headers: &[(String, String)],
@@ -76,25 +82,9 @@ impl OtlpExporter {
         // reqwest is built without a TLS provider of its own (see `port::install_crypto_provider`);
         // an https collector needs the process-wide one. An error means one is installed.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        // The blocking client runs a runtime of its own, which must not be built (nor
-        // dropped) on a thread of the server's runtime: it is built on a thread of its own.
-        let build = move || {
-            reqwest::blocking::Client::builder()
-                .timeout(timeout)
-                .redirect(reqwest::redirect::Policy::none())
-                .user_agent(concat!(
-                    env!("CARGO_PKG_NAME"),
-                    "/",
-                    env!("CARGO_PKG_VERSION")
-                ))
-                .build()
-        };
-        let client = std::thread::spawn(build)
-            .join()
-            .map_err(|_| "the HTTP client's thread failed".to_string())?
-            .map_err(|e| format!("cannot build the HTTP client: {}", e.without_url()))?;
         Ok(OtlpExporter {
-            client,
+            client: std::sync::OnceLock::new(),
+            timeout,
             endpoint,
             headers: map,
             resource: Vec::new(),
@@ -102,9 +92,31 @@ impl OtlpExporter {
         })
     }
 
+    fn client(&self) -> Result<&reqwest::blocking::Client, OTelSdkError> {
+        if let Some(client) = self.client.get() {
+            return Ok(client);
+        }
+        let client = reqwest::blocking::Client::builder()
+            .timeout(self.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!(
+                env!("CARGO_PKG_NAME"),
+                "/",
+                env!("CARGO_PKG_VERSION")
+            ))
+            .build()
+            .map_err(|e| {
+                OTelSdkError::InternalFailure(format!(
+                    "cannot build the HTTP client: {}",
+                    e.without_url()
+                ))
+            })?;
+        Ok(self.client.get_or_init(|| client))
+    }
+
     fn post(&self, body: Vec<u8>) -> OTelSdkResult {
         let response = self
-            .client
+            .client()?
             .post(self.endpoint.clone())
             .headers(self.headers.clone())
             .body(body)
