@@ -792,7 +792,7 @@ async fn telemetry_rows(rows: &mut Vec<Row>, upstream: &str, direct_64: &Stats) 
         ];
         // The order turns each round, so that each side runs first, second, third and last
         // equally often (what ran just before, and drift over the run, fall on all sides).
-        let rounds = 8;
+        let rounds = 16;
         let mut calls = [0u64; 4];
         let mut round_calls = vec![[0u64; 4]; rounds];
         let mut cpu = [0f64; 4];
