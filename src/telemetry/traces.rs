@@ -187,17 +187,15 @@ impl Traces {
     /// Builds the exporter, the batch processor and the tracer from validated settings. Call
     /// it inside the server's runtime or outside any: it starts the processor's thread.
     pub fn new(settings: &TraceSettings) -> Result<Self, ConfigError> {
-        let headers: Vec<(String, String)> = settings
-            .headers
-            .iter()
-            .map(|(k, v)| (k.clone(), v.expose().to_string()))
-            .collect();
-        let exporter =
-            otlp::OtlpExporter::new(settings.endpoint.clone(), &headers, settings.timeout)
-                .map_err(|reason| ConfigError::Tracing {
-                    var: "OTEL_EXPORTER_OTLP_*",
-                    reason: format!("cannot build the OTLP/HTTP exporter: {reason}"),
-                })?;
+        let exporter = otlp::OtlpExporter::new(
+            settings.endpoint.clone(),
+            &settings.headers,
+            settings.timeout,
+        )
+        .map_err(|reason| ConfigError::Tracing {
+            var: "OTEL_EXPORTER_OTLP_*",
+            reason: format!("cannot build the OTLP/HTTP exporter: {reason}"),
+        })?;
         let counts = Arc::new(Counts::default());
         let batch = BatchSpanProcessor::builder(Counted {
             inner: exporter,
@@ -253,7 +251,6 @@ impl Traces {
         })
     }
 
-    /// How many spans were queued, dropped, exported and lost so far.
     /// Spans exported, dropped and failed so far, read from this server's counts whenever it
     /// is called (the metrics' scrape), for as long as the reader lives.
     pub fn span_counts(&self) -> impl Fn() -> [u64; 3] + Send + Sync + 'static {
@@ -268,6 +265,7 @@ impl Traces {
         }
     }
 
+    /// How many spans were queued, dropped, exported and lost so far.
     pub fn stats(&self) -> TraceStats {
         let load = |n: &AtomicU64| n.load(Ordering::Relaxed);
         TraceStats {

@@ -199,34 +199,38 @@ pub async fn observe<T>(
     work: impl Future<Output = T>,
     outcome: impl FnOnce(&T) -> Outcome,
 ) -> T {
+    // Looked up once per call; an unknown tool counts as a write (as in `catalog::writes`).
+    let spec = catalog::spec(tool);
+    let writes = spec.is_none_or(catalog::ToolSpec::writes);
     let Some(traces) = telemetry.traces() else {
-        return logged(telemetry, meta, tool, identifier, work, outcome)
+        return logged(telemetry, meta, tool, writes, identifier, work, outcome)
             .await
             .0;
     };
-    let name = match catalog::spec(tool) {
+    let name = match spec {
         Some(spec) => ToolName::Known(spec.name),
         None => ToolName::Unknown(tool),
     };
     let call = traces.start_call("tools/call", name, &meta.trace);
     // The call's work runs in the span's context: the Port client's spans find their parent.
     let work = opentelemetry::trace::FutureExt::with_context(work, call.context().clone());
-    let (out, ended) = logged(telemetry, meta, tool, identifier, work, outcome).await;
+    let (out, ended) = logged(telemetry, meta, tool, writes, identifier, work, outcome).await;
     call.end(ended.error_type().as_deref());
     out
 }
 
-/// [`observe`] without the span: the log lines, and how the call ended.
+/// [`observe`] without the span: the log lines (an audit line when the tool `writes`), and how
+/// the call ended.
 async fn logged<T>(
     telemetry: &Telemetry,
     meta: &CallMeta<'_>,
     tool: &str,
+    writes: bool,
     identifier: Option<&str>,
     work: impl Future<Output = T>,
     outcome: impl FnOnce(&T) -> Outcome,
 ) -> (T, Outcome) {
     let caller = meta.caller;
-    let writes = catalog::writes(tool);
     // Metrics: every call is timed, on all three paths.
     let started = std::time::Instant::now();
     let metered = |ended: Outcome| {

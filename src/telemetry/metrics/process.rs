@@ -37,78 +37,67 @@ struct Sample {
 impl Collector for Process {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         if let Some(s) = sample() {
-            counter(
+            constant(
                 &mut encoder,
                 "process_cpu",
                 "User and system CPU time spent",
                 Some(Unit::Seconds),
-                s.cpu_seconds,
+                ConstCounter::new(s.cpu_seconds),
             )?;
-            gauge(
+            constant(
                 &mut encoder,
                 "process_resident_memory",
                 "Resident memory size",
                 Some(Unit::Bytes),
-                s.resident_bytes,
+                ConstGauge::new(s.resident_bytes),
             )?;
-            gauge(
+            constant(
                 &mut encoder,
                 "process_virtual_memory",
                 "Virtual memory size",
                 Some(Unit::Bytes),
-                s.virtual_bytes,
+                ConstGauge::new(s.virtual_bytes),
             )?;
             if let Some(start) = s.start_unix {
-                gauge(
+                constant(
                     &mut encoder,
                     "process_start_time",
                     "Start time of the process since the Unix epoch",
                     Some(Unit::Seconds),
-                    start,
+                    ConstGauge::new(start),
                 )?;
             }
         }
         if let Some(open) = open_fds() {
-            gauge(
+            constant(
                 &mut encoder,
                 "process_open_fds",
                 "Open file descriptors",
                 None,
-                open,
+                ConstGauge::new(open),
             )?;
         }
         if let Some(max) = max_fds() {
-            gauge(
+            constant(
                 &mut encoder,
                 "process_max_fds",
                 "The open-files limit (soft)",
                 None,
-                max,
+                ConstGauge::new(max),
             )?;
         }
         Ok(())
     }
 }
 
-fn counter(
+/// One family with a single sample, `metric` (a counter or a gauge read at scrape time).
+fn constant(
     encoder: &mut DescriptorEncoder,
     name: &str,
     help: &str,
     unit: Option<Unit>,
-    value: f64,
+    metric: impl EncodeMetric,
 ) -> Result<(), std::fmt::Error> {
-    let metric = ConstCounter::new(value);
-    metric.encode(encoder.encode_descriptor(name, help, unit.as_ref(), metric.metric_type())?)
-}
-
-fn gauge(
-    encoder: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    unit: Option<Unit>,
-    value: f64,
-) -> Result<(), std::fmt::Error> {
-    let metric = ConstGauge::new(value);
     metric.encode(encoder.encode_descriptor(name, help, unit.as_ref(), metric.metric_type())?)
 }
 

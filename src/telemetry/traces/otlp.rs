@@ -29,6 +29,8 @@ use opentelemetry_sdk::{
 use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, key_len};
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 
+use crate::config::Secret;
+
 /// Span flags of OTLP (`SpanFlags`): the parent's remoteness is known, and it is remote.
 const HAS_IS_REMOTE: u32 = 0x100;
 const IS_REMOTE: u32 = 0x200;
@@ -63,14 +65,14 @@ impl OtlpExporter {
     /// client is built by the first export.
     pub fn new(
         endpoint: reqwest::Url,
-        headers: &[(String, String)],
+        headers: &[(String, Secret)],
         timeout: std::time::Duration,
     ) -> Result<Self, String> {
         let mut map = HeaderMap::new();
         for (name, value) in headers {
             let name = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| format!("header name {name:?} is not a valid HTTP header name"))?;
-            let mut value = HeaderValue::from_str(value)
+            let mut value = HeaderValue::from_str(value.expose())
                 .map_err(|_| format!("the value of header {name} is not a valid HTTP header"))?;
             value.set_sensitive(true);
             map.insert(name, value);
