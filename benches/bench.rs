@@ -643,24 +643,13 @@ async fn oauth_rows(rows: &mut Vec<Row>, upstream: &str, direct_64: &Stats) {
                     let name = format!(
                         "OAuth rows: HTTP {mode}, log {log}, get-integration (2 KB), 64 in flight, {label} (round {round})"
                     );
-                    let addr = server.addr.clone().unwrap();
-                    let pid = server.child.id();
-                    let run =
-                        bench_http_as(&addr, stateless, Op::Tool("get-integration"), 64, *auth);
-                    let before = rows.len();
-                    let cpu_before = common::cpu_seconds(pid);
-                    scenario(rows, pid, name, Some(direct_64), run).await;
-                    cpu[side] += common::cpu_seconds(pid) - cpu_before;
-                    if let Some(row) = rows.get(before) {
-                        calls[side] += row.stats.calls;
-                    }
+                    let (n, seconds) = turn(rows, server, stateless, *auth, name, direct_64).await;
+                    calls[side] += n;
+                    cpu[side] += seconds;
                 }
             }
             if calls.iter().all(|c| *c > 0) {
-                // CPU time of the server per call (warm-up calls are not counted in `calls`,
-                // so scale them in): steadier than throughput on a shared machine.
-                let share = RUN.as_secs_f64() / (RUN + WARMUP).as_secs_f64();
-                let per_call = |i: usize| cpu[i] * share / calls[i] as f64 * 1e6;
+                let per_call = |i: usize| cpu_per_call(cpu[i], calls[i]);
                 let rate = |i: usize| calls[i] as f64 / calls[0] as f64 * 100.0;
                 println!(
                     "OAuth cost, HTTP {mode}, log {log}, 64 in flight, {rounds} interleaved rounds: \
@@ -709,6 +698,35 @@ async fn oauth_check_cost(issuer: &common::Issuer, resource: &str, token: &str) 
         first.as_secs_f64() * 1e6,
         fresh.len()
     );
+}
+
+/// One side's turn in an interleaved comparison (the OAuth and telemetry rows):
+/// `get-integration` at 64 in flight against `server`, as the row `name`, with `token` as the
+/// bearer token if any. Returns the calls it measured (0 when `BENCH_ONLY` leaves the row out)
+/// and the server's CPU seconds over the turn.
+async fn turn(
+    rows: &mut Vec<Row>,
+    server: &common::Server,
+    stateless: bool,
+    token: Option<&str>,
+    name: String,
+    direct_64: &Stats,
+) -> (u64, f64) {
+    let addr = server.addr.clone().unwrap();
+    let pid = server.child.id();
+    let run = bench_http_as(&addr, stateless, Op::Tool("get-integration"), 64, token);
+    let before = rows.len();
+    let cpu_before = common::cpu_seconds(pid);
+    scenario(rows, pid, name, Some(direct_64), run).await;
+    let cpu = common::cpu_seconds(pid) - cpu_before;
+    (rows.get(before).map_or(0, |row| row.stats.calls), cpu)
+}
+
+/// A server's CPU time per measured call, in µs: warm-up calls are not counted in `calls`, so
+/// their share of the turn's CPU is scaled out. Steadier than throughput on a shared machine.
+fn cpu_per_call(cpu_seconds: f64, calls: u64) -> f64 {
+    let share = RUN.as_secs_f64() / (RUN + WARMUP).as_secs_f64();
+    cpu_seconds * share / calls as f64 * 1e6
 }
 
 /// A local OTLP/HTTP receiver for the tracing rows: accepts every export at once (an empty
@@ -798,23 +816,16 @@ async fn telemetry_rows(rows: &mut Vec<Row>, upstream: &str, direct_64: &Stats) 
         let mut cpu = [0f64; 4];
         count_spans(&spans);
         for round in 1..=rounds {
-            for turn in 0..sides.len() {
-                let side = (turn + round - 1) % sides.len();
+            for place in 0..sides.len() {
+                let side = (place + round - 1) % sides.len();
                 let (label, server) = &sides[side];
                 let name = format!(
                     "Telemetry rows: HTTP {mode}, get-integration (2 KB), 64 in flight, {label} (round {round})"
                 );
-                let addr = server.addr.clone().unwrap();
-                let pid = server.child.id();
-                let run = bench_http_as(&addr, stateless, Op::Tool("get-integration"), 64, None);
-                let before = rows.len();
-                let cpu_before = common::cpu_seconds(pid);
-                scenario(rows, pid, name, Some(direct_64), run).await;
-                cpu[side] += common::cpu_seconds(pid) - cpu_before;
-                if let Some(row) = rows.get(before) {
-                    calls[side] += row.stats.calls;
-                    round_calls[round - 1][side] = row.stats.calls;
-                }
+                let (n, seconds) = turn(rows, server, stateless, None, name, direct_64).await;
+                calls[side] += n;
+                cpu[side] += seconds;
+                round_calls[round - 1][side] = n;
             }
         }
         // Each round's ratio to the server with both off in that round: the median of these is
@@ -839,8 +850,7 @@ async fn telemetry_rows(rows: &mut Vec<Row>, upstream: &str, direct_64: &Stats) 
         tokio::time::sleep(Duration::from_secs(6)).await;
         let exported = count_spans(&spans);
         if calls.iter().all(|c| *c > 0) {
-            let share = RUN.as_secs_f64() / (RUN + WARMUP).as_secs_f64();
-            let per_call = |i: usize| cpu[i] * share / calls[i] as f64 * 1e6;
+            let per_call = |i: usize| cpu_per_call(cpu[i], calls[i]);
             let rate = |i: usize| calls[i] as f64 / calls[0] as f64 * 100.0;
             println!(
                 "Telemetry cost, HTTP {mode}, 64 in flight, {rounds} interleaved rounds: throughput \

@@ -17,7 +17,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { DEFAULT_TOOLS, READ_CALLS, callProblem, cleanEnv, freePort, inspect, listProblem, scratch, startHttp, toolArgs, writeConfig } from "./lib.mjs";
+import { DEFAULT_TOOLS, READ_CALLS, callProblem, cleanEnv, freePort, inspect, listProblem, scratch, startHttp, tally, toolArgs, writeConfig } from "./lib.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const MCPB_DIR = resolve(here, "../../packaging/node_modules/@anthropic-ai/mcpb");
@@ -33,14 +33,7 @@ const CLIENT_ID = "sandbox-client-id";
 const SECRET = "sandbox-client-secret"; // the sandbox's own credentials: they open only the sandbox
 const EXPECTED_FILES = ["LICENSE", "icon.png", "manifest.json", "server/port-integrations-mcp"];
 
-let passed = 0;
-let failed = 0;
-function report(label, problem) {
-  if (problem) failed++;
-  else passed++;
-  console.log(`${problem ? "FAIL" : "PASS"}  ${label}${problem ? `: ${problem}` : ""}`);
-  return !problem;
-}
+const { report, finish } = tally("bundle");
 const call = (tool) => READ_CALLS.find((c) => c.tool === tool);
 const files = (dir) =>
   readdirSync(dir, { recursive: true })
@@ -172,5 +165,4 @@ try {
   if (sandbox) await sandbox.stop();
   cleanup();
 }
-console.log(`bundle: ${passed} passed, ${failed} failed`);
-process.exit(failed === 0 ? 0 : 1);
+finish();

@@ -14,7 +14,7 @@
 // get-integration-sync-history) and against one whose Port calls all fail (--max-response-bytes
 // 64), and passes only if the check then fails, naming the missing tool and each failing call.
 // Prints one PASS/FAIL line per check and `inspector: N passed, M failed`; exits 1 on a failure.
-import { ALL_TOOLS, DEFAULT_TOOLS, READ_CALLS, READ_TOOLS, callProblem, cleanEnv, freePort, inspect, listProblem, scratch, startHttp, toolArgs, writeConfig } from "./lib.mjs";
+import { ALL_TOOLS, DEFAULT_TOOLS, READ_CALLS, READ_TOOLS, callProblem, cleanEnv, freePort, inspect, listProblem, scratch, startHttp, tally, toolArgs, writeConfig } from "./lib.mjs";
 
 const [bin, ...flags] = process.argv.slice(2);
 if (!bin) {
@@ -70,13 +70,7 @@ async function run(extra, transports, env, dir) {
   return results;
 }
 
-let passed = 0;
-let failed = 0;
-function report(label, problem) {
-  if (problem) failed++;
-  else passed++;
-  console.log(`${problem ? "FAIL" : "PASS"}  ${label}${problem ? `: ${problem}` : ""}`);
-}
+const { report, finish } = tally("inspector");
 
 const { dir, cleanup } = scratch("inspector-check-");
 const env = cleanEnv(dir);
@@ -111,5 +105,4 @@ try {
 } finally {
   cleanup();
 }
-console.log(`inspector: ${passed} passed, ${failed} failed`);
-process.exit(failed === 0 ? 0 : 1);
+finish();

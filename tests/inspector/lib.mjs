@@ -279,3 +279,22 @@ export async function startHttp(command, args, env, port, readyPath = "/healthz"
   await stop();
   throw new Error(`${command} ${args.join(" ")} did not answer ${readyPath} on port ${port} within ${START_TIMEOUT_MS / 1000} s; its output:\n${out}`);
 }
+
+/** A check's PASS/FAIL lines and its closing count: `report` returns whether it passed;
+ *  `finish` prints `name: N passed, M failed` and exits 0 only when none failed. */
+export function tally(name) {
+  let passed = 0;
+  let failed = 0;
+  return {
+    report(label, problem) {
+      if (problem) failed++;
+      else passed++;
+      console.log(`${problem ? "FAIL" : "PASS"}  ${label}${problem ? `: ${problem}` : ""}`);
+      return !problem;
+    },
+    finish() {
+      console.log(`${name}: ${passed} passed, ${failed} failed`);
+      process.exit(failed === 0 ? 0 : 1);
+    },
+  };
+}
